@@ -1,0 +1,2 @@
+//! `hotline`: the one binary.
+fn main() {}
