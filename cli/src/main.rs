@@ -1,2 +1,121 @@
-//! `hotline`: the one binary.
-fn main() {}
+//! `hotline`: the one binary. The clap definitions here are turned into calls on the
+//! library crates; nothing below this file sees clap.
+
+mod audio;
+mod cards;
+mod demo;
+mod dsp;
+mod exit_codes;
+mod prompt;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit_codes::CliResult;
+
+#[derive(Debug, Parser)]
+#[command(name = "hotline", version, about = "Hotline: an on-premise call center that drives telephony cards")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the simulated card with scripted callers and print what happens.
+    Demo(demo::DemoArgs),
+    /// List the configured cards, spans and channels with their states.
+    Cards {
+        /// The installation file.
+        #[arg(long, default_value = "examples/hotline.toml")]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the card's detectors over a recording.
+    #[command(subcommand)]
+    Dsp(DspCommand),
+    /// Prepare prompt files for cards.
+    #[command(subcommand)]
+    Prompt(PromptCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct AudioArgs {
+    /// A WAV file (any encoding, rate and channels) or raw 8 kHz mono audio.
+    file: PathBuf,
+    /// The file is raw 8 kHz mono audio in this format.
+    #[arg(long)]
+    format: Option<audio::RawFormat>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum DspCommand {
+    /// DTMF digits in a recording, with start and end times.
+    Dtmf(AudioArgs),
+    /// Call-progress and fax tones in a recording.
+    Tones {
+        #[command(flatten)]
+        audio: AudioArgs,
+        /// Tone plan: china, itu, north_america, ...
+        #[arg(long, default_value = "china")]
+        plan: String,
+    },
+    /// Caller ID (FSK Bell 202, FSK V.23 or DTMF) in a recording of an analog line.
+    Callerid(AudioArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PromptCommand {
+    /// Convert any WAV to 8 kHz mono for cards, resampled properly.
+    Convert {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "alaw")]
+        encoding: prompt::OutEncoding,
+    },
+}
+
+fn run(cli: Cli) -> CliResult<String> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args).map(|()| String::new()),
+        Command::Cards { config, json } => cards::run(&config, json),
+        Command::Dsp(DspCommand::Dtmf(a)) => dsp::dtmf(&audio::load(&a.file, a.format)?, a.json),
+        Command::Dsp(DspCommand::Tones { audio: a, plan }) => {
+            dsp::tones(&audio::load(&a.file, a.format)?, &plan, a.json)
+        }
+        Command::Dsp(DspCommand::Callerid(a)) => dsp::callerid(&audio::load(&a.file, a.format)?, a.json),
+        Command::Prompt(PromptCommand::Convert { input, output, encoding }) => {
+            prompt::convert(&input, &output, encoding)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hotline: {}", e.message);
+            e.exit.into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
