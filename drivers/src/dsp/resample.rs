@@ -35,6 +35,15 @@ pub fn to_mono(interleaved: &[i16], channels: u16) -> Vec<i16> {
     }
 }
 
+/// Any interleaved audio as cards carry it: mixed down to mono, then resampled to
+/// 8000 Hz ([`crate::SAMPLE_RATE`]).
+pub fn to_card_audio(interleaved: &[i16], channels: u16, sample_rate: u32) -> Result<Vec<i16>, Error> {
+    if channels == 0 {
+        return Err(Error::new(ErrorKind::Media, "audio with 0 channels"));
+    }
+    resample(&to_mono(interleaved, channels), sample_rate, crate::SAMPLE_RATE)
+}
+
 fn gcd(mut a: usize, mut b: usize) -> usize {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -230,6 +239,8 @@ mod tests {
         let mono = to_mono(&interleaved, 2);
         assert_eq!(mono.len(), left.len());
         let y = resample(&mono, 48_000, 8000).unwrap();
+        assert_eq!(to_card_audio(&interleaved, 2, 48_000).unwrap(), y);
+        assert_eq!(to_card_audio(&interleaved, 0, 48_000).unwrap_err().kind(), ErrorKind::Media);
         assert_eq!(y.len(), 4000);
         assert!((zero_crossing_hz(&y, 8000) - 500.0).abs() < 0.5);
         let expected_rms = 0.75 * 8000.0 / 2f64.sqrt();
