@@ -2,10 +2,10 @@
 //!
 //! - [`channel`]: typed channel ids and channel kinds (E1 bearer, FXO, FXS, conference).
 //! - [`cause`]: Q.850 release causes.
-//! - [`time`]: the [`Instant`](time::Instant) every backend is driven with; nothing in
+//! - [`time`]: the [`Instant`] every backend is driven with; nothing in
 //!   this crate reads a clock, time is always passed in.
 //! - [`event`] and [`command`]: what a card reports and what it is told to do.
-//! - [`card`]: the [`Card`](card::Card) trait every backend implements.
+//! - [`card`]: the [`Card`] trait every backend implements.
 //! - [`dsp`]: G.711, DTMF, call-progress tones, caller ID, WAV files.
 //! - [`config`]: the installation file's card section (cards, spans, ports).
 //! - [`sim`]: the software card and the simulated world around it (PSTN, callers, phones).
