@@ -155,6 +155,22 @@ fn the_event_marks_where_the_message_ends() {
 }
 
 #[test]
+fn caller_id_survives_a_g711_round_trip() {
+    use hotline_drivers::dsp::g711::{alaw_round_trip, ulaw_round_trip};
+    for standard in STANDARDS {
+        for level in [-13.5, -30.0] {
+            let audio = fsk_audio(&full_caller(), standard, MessageFormat::Mdmf, level).unwrap();
+            let mut alaw = audio.clone();
+            alaw_round_trip(&mut alaw);
+            assert_eq!(receive_one(standard, &alaw), full_caller(), "{standard:?} A-law {level}");
+            let mut ulaw = audio;
+            ulaw_round_trip(&mut ulaw);
+            assert_eq!(receive_one(standard, &ulaw), full_caller(), "{standard:?} mu-law {level}");
+        }
+    }
+}
+
+#[test]
 fn caller_id_is_read_at_minus_10_and_minus_30_dbm0() {
     for standard in STANDARDS {
         for level in [-10.0, -30.0] {

@@ -197,6 +197,8 @@ pub struct FskReceiver {
     /// Samples processed so far.
     n: u64,
     prev_d: f32,
+    /// The decision one sample earlier than `prev_d`.
+    prev2_d: f32,
     quiet_samples: u32,
     mark_run: u32,
     seizure_run: u32,
@@ -258,6 +260,7 @@ impl FskReceiver {
             samples_per_bit: f64::from(SAMPLE_RATE) / f64::from(BAUD),
             n: 0,
             prev_d: 0.0,
+            prev2_d: 0.0,
             quiet_samples: 0,
             mark_run: 0,
             seizure_run: 0,
@@ -341,6 +344,7 @@ impl FskReceiver {
         }
 
         let byte = self.uart_step(n, d, carrier);
+        self.prev2_d = self.prev_d;
         self.prev_d = d;
         self.link_step(n, byte, out);
         self.n += 1;
@@ -355,7 +359,7 @@ impl FskReceiver {
                     // Where the decision crossed zero, between the two samples.
                     let frac = f64::from(self.prev_d / (self.prev_d - d));
                     let edge = (n as f64 - 1.0) + frac;
-                    let next_at = (edge + 0.5 * self.samples_per_bit).round() as u64;
+                    let next_at = (edge + 0.5 * self.samples_per_bit).round() as u64 + 1;
                     self.uart = Uart::Byte { edge, bit: 0, value: 0, next_at: next_at.max(n) };
                 }
                 None
@@ -369,7 +373,9 @@ impl FskReceiver {
                     self.uart = Uart::Idle;
                     return None;
                 }
-                let one = d > 0.0;
+                // Three decisions around the bit centre (sampled one late for this)
+                // average out noise that a single sample would pass.
+                let one = d + self.prev_d + self.prev2_d > 0.0;
                 let result = match *bit {
                     0 if one => {
                         // Not a start bit after all: a glitch in the mark signal.
@@ -387,7 +393,7 @@ impl FskReceiver {
                     self.uart = Uart::Idle;
                 } else {
                     *bit += 1;
-                    *next_at = (*edge + (f64::from(*bit) + 0.5) * self.samples_per_bit).round() as u64;
+                    *next_at = (*edge + (f64::from(*bit) + 0.5) * self.samples_per_bit).round() as u64 + 1;
                 }
                 result
             }
@@ -476,10 +482,10 @@ impl FskReceiver {
     }
 
     /// The decision for a bit centre appears this many samples after the bit centre:
-    /// the band-pass delay plus half the correlation window; the stop bit ends half a
-    /// bit after its centre.
+    /// the band-pass delay, half the correlation window, and the one sample the UART
+    /// waits to average around the centre; the stop bit ends half a bit later.
     fn end_index(&self, n: u64) -> u64 {
-        let delay = (TAPS - 1) as f64 / 2.0 + (WINDOW - 1) as f64 / 2.0;
+        let delay = (TAPS - 1) as f64 / 2.0 + (WINDOW - 1) as f64 / 2.0 + 1.0;
         (n as f64 - delay + self.samples_per_bit / 2.0).round().max(0.0) as u64
     }
 
