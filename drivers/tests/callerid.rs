@@ -108,6 +108,11 @@ fn sdmf_leaves_the_name_out_and_sends_p_for_a_private_number() {
     assert_eq!(decode_message(&private).unwrap(), private_caller());
     let err = encode_message(&CallerId::default(), MessageFormat::Sdmf).unwrap_err();
     assert!(err.message().contains("date and time"), "{err}");
+    let letters = CallerId { number: Some("555-CALL".into()), ..sdmf_caller() };
+    let err = encode_message(&letters, MessageFormat::Sdmf).unwrap_err();
+    assert!(err.message().contains("'-' at position 3"), "{err}");
+    let loud = fsk_audio(&sdmf_caller(), FskStandard::V23, MessageFormat::Sdmf, 6.0).unwrap_err();
+    assert!(loud.message().contains("6 dBm0"), "{loud}");
 }
 
 #[test]
@@ -136,6 +141,40 @@ fn both_fsk_standards_carry_sdmf_and_mdmf_over_the_line() {
             assert_eq!(receive_one(standard, &audio), cid, "{standard:?} {format:?}");
         }
     }
+}
+
+#[test]
+fn the_receiver_finds_the_same_messages_whatever_the_chunk_size() {
+    use hotline_drivers::dsp::callerid::FskPreamble;
+    let standard = FskStandard::V23;
+    let mut audio = fsk_audio(&full_caller(), standard, MessageFormat::Mdmf, -13.5).unwrap();
+    audio.extend(silence(800));
+    audio.extend(fsk_audio(&private_caller(), standard, MessageFormat::Sdmf, -20.0).unwrap());
+    let whole = {
+        let mut rx = FskReceiver::new(standard);
+        let mut events = Vec::new();
+        rx.process(&audio, &mut events);
+        events
+    };
+    let by_frames = {
+        let mut rx = FskReceiver::new(standard);
+        let mut events = Vec::new();
+        for frame in audio.chunks(160) {
+            rx.process(frame, &mut events);
+        }
+        events
+    };
+    assert_eq!(whole.len(), 2, "{whole:?}");
+    assert_eq!(whole, by_frames);
+    assert_eq!(whole, receive(standard, &audio));
+    assert_eq!(whole[0].result, Ok(full_caller()));
+    assert_eq!(whole[1].result, Ok(private_caller()));
+
+    // The shortest ETSI mark signal, and no seizure signal at all.
+    let bytes = encode_message(&full_caller(), MessageFormat::Mdmf).unwrap();
+    let short = FskPreamble { seizure_bits: 0, mark_bits: 55 };
+    let audio = fsk_modulate(&bytes, standard, short, -13.5).unwrap();
+    assert_eq!(receive_one(standard, &audio), full_caller());
 }
 
 #[test]
@@ -175,6 +214,9 @@ fn caller_id_is_read_at_minus_10_and_minus_30_dbm0() {
     for standard in STANDARDS {
         for level in [-10.0, -30.0] {
             let audio = fsk_audio(&full_caller(), standard, MessageFormat::Mdmf, level).unwrap();
+            // A 0 dBm0 sine peaks at 22 706, so its RMS is 22 706 / sqrt(2).
+            let dbm0 = 20.0 * (rms(&audio) * 2f32.sqrt() / 22_706.0).log10();
+            assert!((dbm0 - level).abs() < 0.1, "{standard:?}: sent at {dbm0} dBm0");
             assert_eq!(receive_one(standard, &audio), full_caller(), "{standard:?} at {level} dBm0");
         }
     }

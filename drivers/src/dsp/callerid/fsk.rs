@@ -52,8 +52,9 @@ impl FskStandard {
             FskStandard::V23 => 2100.0,
         }
     }
-    /// The preamble the standard calls for: 300 seizure bits, then 180 mark bits for
-    /// Bell 202 (GR-30) and 80 for V.23 (ETSI EN 300 659-1: 80 ± 25).
+    /// The usual preamble: 300 seizure bits, then 180 mark bits for Bell 202 (GR-30)
+    /// and 80 for V.23. ETSI EN 300 659-1 asks 80 ± 25 or 180 ± 25 mark bits depending
+    /// on how the data is sent; use [`fsk_modulate`] with an [`FskPreamble`] to choose.
     pub fn default_preamble(self) -> FskPreamble {
         match self {
             FskStandard::Bell202 => FskPreamble { seizure_bits: 300, mark_bits: 180 },
@@ -86,7 +87,7 @@ fn peak_for(level_dbm0: f32) -> Result<f32> {
 }
 
 /// Caller ID as FSK audio: the standard's preamble, then `cid` encoded in `format`, at
-/// `level_dbm0` (exchanges send around -13.5 dBm0 for V.23, -13.5 dBm for Bell).
+/// `level_dbm0` (GR-30 exchanges send -13.5 dBm nominal).
 pub fn fsk_audio(
     cid: &CallerId,
     standard: FskStandard,
