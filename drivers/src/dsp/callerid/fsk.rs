@@ -156,7 +156,8 @@ const ARM_MARK_SAMPLES: u32 = 30 * SAMPLE_RATE / BAUD;
 /// Least carrier power (mean square of the filtered signal over a bit): a -48 dBm0 sine.
 const CARRIER_DBM0: f32 = -48.0;
 /// How sure the mark/space correlation must be, (M - S) / (M + S), to count as mark
-/// signal. A clean mark gives about 0.7 in V.23 (the tones are 800 Hz apart).
+/// signal. Well below a clean mark's score, even in V.23 where the tones are only
+/// 800 Hz apart and leak into each other's one-bit correlation.
 const MARK_QUALITY: f32 = 0.3;
 /// Consecutive 0x55 bytes that show a channel seizure signal.
 const SEIZURE_BYTES: u32 = 4;
