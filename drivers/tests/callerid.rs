@@ -3,9 +3,11 @@
 //! around it), and DTMF caller ID digit strings.
 
 use hotline_drivers::dsp::callerid::{
-    decode_message, dtmf_caller_id_digits, encode_message, fsk_audio, fsk_modulate, parse_dtmf_caller_id,
-    try_dtmf_caller_id_digits, CallerIdEvent, FskReceiver, FskStandard, MessageFormat,
+    decode_message, dtmf_caller_id_audio, dtmf_caller_id_digits, dtmf_caller_id_params, encode_message,
+    fsk_audio, fsk_modulate, parse_dtmf_caller_id, try_dtmf_caller_id_digits, CallerIdEvent,
+    DtmfCallerIdReceiver, FskReceiver, FskStandard, MessageFormat,
 };
+use hotline_drivers::dsp::dtmf::DtmfGenerator;
 use hotline_drivers::signal::{Absence, CallerId};
 
 const STANDARDS: [FskStandard; 2] = [FskStandard::Bell202, FskStandard::V23];
@@ -408,4 +410,53 @@ fn dtmf_caller_id_parse_errors_name_the_problem() {
         let err = parse_dtmf_caller_id(digits).unwrap_err();
         assert!(err.message().contains(expected), "{digits:?}: {err}");
     }
+}
+
+fn receive_dtmf(audio: &[i16]) -> Vec<CallerIdEvent> {
+    let mut rx = DtmfCallerIdReceiver::new();
+    let mut events = Vec::new();
+    for frame in audio.chunks(160) {
+        rx.process(frame, &mut events);
+    }
+    rx.finish(&mut events);
+    events
+}
+
+#[test]
+fn dtmf_caller_id_is_sent_before_the_ring_and_read_back() {
+    use hotline_drivers::dsp::g711::alaw_round_trip;
+    let number = CallerId { number: Some("01087654321".into()), ..CallerId::default() };
+    let private = CallerId { absence: Some(Absence::Private), ..CallerId::default() };
+    for cid in [number, private] {
+        let mut audio = silence(4000);
+        audio.extend(dtmf_caller_id_audio(&cid, dtmf_caller_id_params()).unwrap());
+        audio.extend(silence(8000));
+        let clean = receive_dtmf(&audio);
+        assert_eq!(clean.len(), 1, "{clean:?}");
+        assert_eq!(clean[0].result, Ok(cid.clone()));
+
+        let mut line = add_noise(&audio, 20.0, 3);
+        alaw_round_trip(&mut line);
+        let noisy = receive_dtmf(&line);
+        assert_eq!(noisy.len(), 1, "{noisy:?}");
+        assert_eq!(noisy[0].result, Ok(cid));
+    }
+}
+
+#[test]
+fn dtmf_caller_id_ignores_stray_digits_and_reports_a_cut_off_string() {
+    let params = dtmf_caller_id_params();
+    let mut audio = DtmfGenerator::generate("59", params).unwrap();
+    audio.extend(silence(16_000));
+    audio.extend(DtmfGenerator::generate("A1234", params).unwrap());
+    audio.extend(silence(16_000));
+    audio.extend(DtmfGenerator::generate("A7C", params).unwrap());
+    let events = receive_dtmf(&audio);
+    assert_eq!(events.len(), 2, "{events:?}");
+    let err = events[0].result.clone().unwrap_err();
+    assert!(err.message().contains("\"A1234\""), "{err}");
+    assert_eq!(events[1].result.as_ref().unwrap().number.as_deref(), Some("7"));
+
+    let plus = CallerId { number: Some("+86".into()), ..CallerId::default() };
+    assert!(dtmf_caller_id_audio(&plus, params).is_err());
 }
