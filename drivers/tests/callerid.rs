@@ -237,6 +237,11 @@ fn caller_id_is_read_through_white_noise_at_20_db_snr() {
 
 /// Modulate by hand with both tones shifted by `ratio`, as a drifting exchange would.
 fn off_frequency(bytes: &[u8], standard: FskStandard, ratio: f32) -> Vec<i16> {
+    modulate_by_hand(bytes, standard, ratio, 0.0)
+}
+
+/// Modulate by hand: tones scaled by `ratio`, the space tone `tilt_db` louder than mark.
+fn modulate_by_hand(bytes: &[u8], standard: FskStandard, ratio: f32, tilt_db: f32) -> Vec<i16> {
     let preamble = standard.default_preamble();
     let mut bits: Vec<bool> = (0..preamble.seizure_bits).map(|i| i % 2 == 1).collect();
     bits.extend((0..preamble.mark_bits).map(|_| true));
@@ -251,8 +256,10 @@ fn off_frequency(bytes: &[u8], standard: FskStandard, ratio: f32) -> Vec<i16> {
     let samples = bits.len() * 8000 / 1200;
     (0..samples)
         .map(|n| {
-            let hz = if bits[n * 1200 / 8000] { standard.mark_hz() } else { standard.space_hz() };
-            let s = (peak as f64 * phase.sin()).round() as i16;
+            let mark = bits[n * 1200 / 8000];
+            let hz = if mark { standard.mark_hz() } else { standard.space_hz() };
+            let gain = if mark { 1.0 } else { 10f64.powf(f64::from(tilt_db) / 20.0) };
+            let s = (gain * peak as f64 * phase.sin()).round() as i16;
             phase += 2.0 * std::f64::consts::PI * f64::from(hz * ratio) / 8000.0;
             s
         })
@@ -267,6 +274,35 @@ fn caller_id_is_read_with_the_carrier_one_percent_off_frequency() {
             let audio = off_frequency(&bytes, standard, ratio);
             assert_eq!(receive_one(standard, &audio), full_caller(), "{standard:?} x{ratio}");
         }
+    }
+}
+
+#[test]
+fn caller_id_is_read_through_a_line_that_tilts_the_tones_by_6_db() {
+    let bytes = encode_message(&full_caller(), MessageFormat::Mdmf).unwrap();
+    for standard in STANDARDS {
+        for tilt in [-6.0, 6.0] {
+            let audio = modulate_by_hand(&bytes, standard, 1.0, tilt);
+            assert_eq!(receive_one(standard, &audio), full_caller(), "{standard:?} {tilt} dB");
+        }
+    }
+}
+
+#[test]
+fn caller_id_is_read_over_mains_hum() {
+    for standard in STANDARDS {
+        let audio = fsk_audio(&full_caller(), standard, MessageFormat::Mdmf, -25.0).unwrap();
+        // 50 Hz at -10 dBm0, 15 dB above the caller ID.
+        let hum_peak = 22_706.0 * 10f32.powf(-10.0 / 20.0);
+        let line: Vec<i16> = audio
+            .iter()
+            .enumerate()
+            .map(|(n, &s)| {
+                let hum = hum_peak * (2.0 * std::f32::consts::PI * 50.0 * n as f32 / 8000.0).sin();
+                (f32::from(s) + hum).round() as i16
+            })
+            .collect();
+        assert_eq!(receive_one(standard, &line), full_caller(), "{standard:?}");
     }
 }
 
