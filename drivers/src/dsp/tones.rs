@@ -633,7 +633,6 @@ struct FreqSet {
     /// Lanes of the Goertzel bank.
     lanes: [usize; 2],
     count: usize,
-    min_energy: f32,
     rules: Vec<Rule>,
     /// The continuous tone on this set, if any, and when to recognise it (ms).
     continuous: Option<(usize, u32)>,
@@ -719,6 +718,8 @@ impl FreqSet {
 pub struct ToneDetector {
     bank: GoertzelBank,
     sets: Vec<FreqSet>,
+    /// Block energy of the weakest tone detected.
+    min_energy: f32,
     buf: [f32; BLOCK],
     filled: usize,
     /// Blocks analysed since the start or the last reset.
@@ -766,7 +767,6 @@ impl ToneDetector {
                     sets.push(FreqSet {
                         lanes,
                         count,
-                        min_energy: block_energy(MIN_LEVEL_DBM0),
                         rules: Vec::new(),
                         continuous: None,
                         on: false,
@@ -790,7 +790,14 @@ impl ToneDetector {
                 (r, min)
             });
         }
-        ToneDetector { bank: GoertzelBank::new(&freqs), sets, buf: [0.0; BLOCK], filled: 0, blocks: 0 }
+        ToneDetector {
+            bank: GoertzelBank::new(&freqs),
+            sets,
+            min_energy: block_energy(MIN_LEVEL_DBM0),
+            buf: [0.0; BLOCK],
+            filled: 0,
+            blocks: 0,
+        }
     }
 
     /// Forgets everything heard: back to the state of a new detector.
@@ -823,14 +830,18 @@ impl ToneDetector {
     fn analyse_block(&mut self, out: &mut Vec<ToneEvent>) {
         let total = energy(&self.buf);
         let mut e = [0f32; MAX_FREQS];
-        self.bank.energies(&self.buf, &mut e);
+        // Each filter's energy is at most twice the block's (Cauchy-Schwarz), so a block
+        // this quiet cannot hold a tone and the filters can be skipped.
+        if total * 4.0 >= self.min_energy {
+            self.bank.energies(&self.buf, &mut e);
+        }
         // The block belongs to the purest set that passes; every other set hears silence.
         let mut best: Option<usize> = None;
         let mut best_energy = 0f32;
         for (i, set) in self.sets.iter().enumerate() {
             let parts = &set.lanes[..set.count];
             let sum: f32 = parts.iter().map(|&l| e[l]).sum();
-            let present = sum >= set.min_energy
+            let present = sum >= self.min_energy
                 && sum >= PURITY * total
                 && (set.count == 1 || {
                     let (a, b) = (e[parts[0]], e[parts[1]]);
