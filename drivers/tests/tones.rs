@@ -278,20 +278,25 @@ fn dial_tone_is_not_ringback_and_ringback_is_not_dial_tone() {
 #[test]
 fn tones_are_recognised_promptly() {
     let plan = TonePlan::china();
-    let at = |tone| {
+    // Seconds from the start of the tone (after half a second of silence) to its event.
+    let after = |tone| {
         let spec = plan.spec(tone);
-        let e = detect(&plan, &render(&spec, seconds_for(&spec)));
-        e[0].at as f64 / RATE as f64
+        let mut s = vec![0i16; RATE / 2];
+        s.extend(render(&spec, seconds_for(&spec)));
+        let e = detect(&plan, &s);
+        e[0].at as f64 / RATE as f64 - 0.5
     };
     // Dial waits out ringback's 1 s burst; busy takes two cycles; ringback one.
-    let dial = at(Tone::Dial);
-    assert!((1.0..=1.5).contains(&dial), "dial at {dial} s");
-    let busy = at(Tone::Busy);
-    assert!((1.3..=1.6).contains(&busy), "busy at {busy} s");
-    let ringback = at(Tone::Ringback);
-    assert!((5.0..=5.3).contains(&ringback), "ringback at {ringback} s");
-    let ced = at(Tone::FaxCed);
-    assert!((0.5..=1.0).contains(&ced), "CED at {ced} s");
+    let dial = after(Tone::Dial);
+    assert!((1.0..=1.5).contains(&dial), "dial after {dial} s");
+    let busy = after(Tone::Busy);
+    assert!((1.3..=1.6).contains(&busy), "busy after {busy} s");
+    let congestion = after(Tone::Congestion);
+    assert!((1.3..=1.6).contains(&congestion), "congestion after {congestion} s");
+    let ringback = after(Tone::Ringback);
+    assert!((5.0..=5.3).contains(&ringback), "ringback after {ringback} s");
+    let ced = after(Tone::FaxCed);
+    assert!((0.5..=1.0).contains(&ced), "CED after {ced} s");
 }
 
 #[test]
@@ -391,6 +396,14 @@ fn a_malformed_plan_is_refused_with_the_field_named() {
         assert!(err.message().contains(field), "{field} not named in: {err}");
         assert!(err.message().contains("line"), "no line in: {err}");
     }
+    // A table already read from a larger file, as the installation file holds it.
+    let table: toml::Table = toml::from_str(&good.replace("name = \"china\"\n", "")).unwrap();
+    assert_eq!(TonePlan::from_table(&table).unwrap().name, "custom");
+    let mut bad = table.clone();
+    bad["ringback"].as_table_mut().unwrap().insert("cadence".into(), toml::Value::Array(vec![]));
+    bad["ringback"].as_table_mut().unwrap().insert("freqs".into(), toml::Value::Array(vec![]));
+    let err = TonePlan::from_table(&bad).unwrap_err();
+    assert!(err.message().contains("freqs") && err.message().contains("ringback"), "{err}");
     let mut plan = TonePlan::uk();
     plan.busy.freqs.clear();
     let err = plan.validate().unwrap_err();
