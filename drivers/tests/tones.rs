@@ -252,6 +252,28 @@ fn tones_are_recognised_from_0_to_minus_36_dbm0_but_not_at_minus_48() {
 }
 
 #[test]
+fn dual_tones_with_up_to_5_db_of_twist_are_recognised_but_not_one_half_alone() {
+    let plan = TonePlan::north_america();
+    let mix = |tone: Tone, twist_db: f32| {
+        let spec = plan.spec(tone);
+        let loud = ToneSpec { freqs: vec![spec.freqs[0]], ..spec.clone() };
+        let soft =
+            ToneSpec { freqs: vec![spec.freqs[1]], level_dbm0: spec.level_dbm0 - twist_db, ..spec.clone() };
+        let secs = seconds_for(&spec);
+        let (a, b) = (render(&loud, secs), render(&soft, secs));
+        let s: Vec<i16> = a.iter().zip(&b).map(|(&x, &y)| x.saturating_add(y)).collect();
+        detect(&plan, &s).iter().map(|e| e.tone).collect::<Vec<_>>()
+    };
+    for tone in [Tone::Dial, Tone::Busy, Tone::Ringback, Tone::Congestion] {
+        for twist in [-5.0, 5.0] {
+            assert_eq!(mix(tone, twist), vec![tone], "{tone} with {twist} dB twist");
+        }
+        // With one half 20 dB down it is a single tone, not this one.
+        assert!(!mix(tone, 20.0).contains(&tone), "{tone} with one half missing");
+    }
+}
+
+#[test]
 fn busy_is_not_taken_for_congestion_nor_congestion_for_busy() {
     for plan in plans() {
         for (played, other) in [(Tone::Busy, Tone::Congestion), (Tone::Congestion, Tone::Busy)] {
