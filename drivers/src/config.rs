@@ -34,7 +34,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::Alarm;
 use crate::signal::CallerCategory;
 use crate::sim::world::{
-    CallerScript, CallerStep, Fault, InboundCall, Outcome, OutboundRule, PhoneBehaviour, Spread, Trunk,
+    CallerScript, CallerStep, Fault, InboundCall, OutboundRule, Outcome, PhoneBehaviour, Spread, Trunk,
 };
 use crate::time::Instant;
 
@@ -314,7 +314,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Config> {
     for c in raw.card {
         if let Some(first) = seen_ids.get(c.id.get_ref()) {
             let (line, _) = line_col(text, first.start);
-            return Err(cx.err(c.id.span(), format!("card id {} is used twice (first on line {line})", c.id.get_ref())));
+            return Err(cx.err(
+                c.id.span(),
+                format!("card id {} is used twice (first on line {line})", c.id.get_ref()),
+            ));
         }
         seen_ids.insert(*c.id.get_ref(), c.id.span());
         cards.push(cx.card(c)?);
@@ -592,11 +595,16 @@ impl Cx<'_> {
                 [on, off] if *on > 0 && *off > 0 => {
                     (Duration::from_millis(*on as u64), Duration::from_millis(*off as u64))
                 }
-                _ => return Err(self.err(v.span(), "ring_cadence_ms: expected [ON, OFF] in milliseconds, both above 0")),
+                _ => {
+                    return Err(self
+                        .err(v.span(), "ring_cadence_ms: expected [ON, OFF] in milliseconds, both above 0"))
+                }
             },
             None => match &tone_plan {
                 // North America rings 2 s on, 4 s off; China and the ITU plan 1 s on, 4 s off.
-                TonePlanChoice::Named(n) if n == "north_america" => (Duration::from_secs(2), Duration::from_secs(4)),
+                TonePlanChoice::Named(n) if n == "north_america" => {
+                    (Duration::from_secs(2), Duration::from_secs(4))
+                }
                 _ => (Duration::from_secs(1), Duration::from_secs(4)),
             },
         };
@@ -740,7 +748,9 @@ impl Cx<'_> {
             let (card, trunk) = self.trunk(&a.trunk, cards)?;
             let rate = *a.rate_per_hour.get_ref();
             if !(rate.is_finite() && rate > 0.0) {
-                return Err(self.err(a.rate_per_hour.span(), "rate_per_hour: expected calls per hour above 0"));
+                return Err(
+                    self.err(a.rate_per_hour.span(), "rate_per_hour: expected calls per hour above 0")
+                );
             }
             if let Some(p) = &a.ani {
                 if !p.chars().all(|c| c.is_ascii_digit() || c == 'X') {
@@ -790,13 +800,24 @@ impl Cx<'_> {
         }
         for st in s.station {
             let ports = self.ports(&st.ports)?;
-            let has = cards.iter().any(|c| c.id == st.card && c.fxs.as_ref().is_some_and(|f| f.ports.contains(ports.first) && f.ports.contains(ports.last)));
+            let has = cards.iter().any(|c| {
+                c.id == st.card
+                    && c.fxs
+                        .as_ref()
+                        .is_some_and(|f| f.ports.contains(ports.first) && f.ports.contains(ports.last))
+            });
             if !has {
-                return Err(self.err(st.ports.span(), format!("card {} has no FXS ports {}-{}", st.card, ports.first, ports.last)));
+                return Err(self.err(
+                    st.ports.span(),
+                    format!("card {} has no FXS ports {}-{}", st.card, ports.first, ports.last),
+                ));
             }
             let sp = st.ports.span();
             let behaviour = PhoneBehaviour {
-                answer_after: st.answer_after_s.map(|v| self.seconds(Some(v), sp.clone(), Spread::ZERO)).transpose()?,
+                answer_after: st
+                    .answer_after_s
+                    .map(|v| self.seconds(Some(v), sp.clone(), Spread::ZERO))
+                    .transpose()?,
                 talk: st.talk_s.map(|v| self.seconds(Some(v), sp.clone(), Spread::ZERO)).transpose()?,
                 hang_up_after_release: if st.left_off_hook {
                     None
@@ -815,9 +836,9 @@ impl Cx<'_> {
                     alarm: f.alarm.unwrap_or(Alarm::Los),
                     duration: f.duration_s.map(|d| Duration::from_secs_f64(d.max(0.0))),
                 },
-                FaultKind::BlockChannel => {
-                    Fault::BlockChannel(self.channel(f.channel.as_ref().ok_or_else(|| need("channel"))?, cards)?)
-                }
+                FaultKind::BlockChannel => Fault::BlockChannel(
+                    self.channel(f.channel.as_ref().ok_or_else(|| need("channel"))?, cards)?,
+                ),
                 FaultKind::DeadLine => {
                     let ch = self.channel(f.channel.as_ref().ok_or_else(|| need("channel"))?, cards)?;
                     if ch.card != f.card {
@@ -828,9 +849,9 @@ impl Cx<'_> {
                         _ => return Err(self.err(f.kind.span(), "dead_line needs an FXO channel (1/fxo/2)")),
                     }
                 }
-                FaultKind::LeftOffHook => {
-                    Fault::LeftOffHook(self.channel(f.channel.as_ref().ok_or_else(|| need("channel"))?, cards)?)
-                }
+                FaultKind::LeftOffHook => Fault::LeftOffHook(
+                    self.channel(f.channel.as_ref().ok_or_else(|| need("channel"))?, cards)?,
+                ),
             };
             let card = match &fault {
                 Fault::BlockChannel(ch) | Fault::LeftOffHook(ch) => ch.card,
