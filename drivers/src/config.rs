@@ -10,7 +10,7 @@
 //! [[card]]
 //! id = 1
 //! backend = "simulator"
-//! tone_plan = "china"
+//! tone_plan = "china"        # or "itu", "north_america", "uk", or a [card.tone_plan] table
 //! [[card.span]]
 //! span = 1
 //! signalling = "isdn_pri"
@@ -30,6 +30,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::channel::ChannelId;
+use crate::dsp::tones::TonePlan;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Alarm;
 use crate::signal::CallerCategory;
@@ -159,24 +160,6 @@ impl PortRange {
     }
 }
 
-/// The tone plan of a card: a named plan or one spelled out in a table (read by
-/// [`crate::dsp::tones::TonePlan`]'s deserializer).
-#[derive(Clone, Debug, PartialEq)]
-pub enum TonePlanChoice {
-    Named(String),
-    Custom(toml::Table),
-}
-
-impl TonePlanChoice {
-    pub const NAMES: [&'static str; 3] = ["china", "itu", "north_america"];
-}
-
-impl Default for TonePlanChoice {
-    fn default() -> Self {
-        TonePlanChoice::Named("china".to_string())
-    }
-}
-
 /// An E1 span.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpanConfig {
@@ -204,7 +187,9 @@ pub struct FxsConfig {
 pub struct CardConfig {
     pub id: u16,
     pub backend: Backend,
-    pub tone_plan: TonePlanChoice,
+    /// Call-progress tones: `tone_plan = "china"` (the default), another built-in plan,
+    /// or a `[card.tone_plan]` table spelling one out.
+    pub tone_plan: TonePlan,
     /// Ringing cadence on analog ports (on, off); defaults from the tone plan's country.
     pub ring_cadence: (Duration, Duration),
     pub spans: Vec<SpanConfig>,
@@ -575,18 +560,14 @@ impl Cx<'_> {
             return Err(self.err(c.id.span(), "card ids count from 1"));
         }
         let tone_plan = match &c.tone_plan {
-            None => TonePlanChoice::default(),
+            None => TonePlan::china(),
             Some(v) => match v.get_ref() {
-                toml::Value::String(name) if TonePlanChoice::NAMES.contains(&name.as_str()) => {
-                    TonePlanChoice::Named(name.clone())
+                toml::Value::String(name) => TonePlan::by_name(name).map_err(|e| self.err(v.span(), e))?,
+                toml::Value::Table(t) => {
+                    toml::Value::Table(t.clone()).try_into::<TonePlan>().map_err(|e| {
+                        self.err(v.span(), format!("tone_plan table: {}", e.message().trim_end()))
+                    })?
                 }
-                toml::Value::String(name) => {
-                    return Err(self.err(
-                        v.span(),
-                        format!("unknown tone plan {name:?}: expected one of china, itu, north_america, or a [card.tone_plan] table"),
-                    ))
-                }
-                toml::Value::Table(t) => TonePlanChoice::Custom(t.clone()),
                 _ => return Err(self.err(v.span(), "tone_plan: expected a plan name or a table")),
             },
         };
@@ -600,13 +581,9 @@ impl Cx<'_> {
                         .err(v.span(), "ring_cadence_ms: expected [ON, OFF] in milliseconds, both above 0"))
                 }
             },
-            None => match &tone_plan {
-                // North America rings 2 s on, 4 s off; China and the ITU plan 1 s on, 4 s off.
-                TonePlanChoice::Named(n) if n == "north_america" => {
-                    (Duration::from_secs(2), Duration::from_secs(4))
-                }
-                _ => (Duration::from_secs(1), Duration::from_secs(4)),
-            },
+            // North America rings 2 s on, 4 s off; China and the ITU plan 1 s on, 4 s off.
+            None if tone_plan.name == "north_america" => (Duration::from_secs(2), Duration::from_secs(4)),
+            None => (Duration::from_secs(1), Duration::from_secs(4)),
         };
         if c.span.len() > MAX_SPANS {
             return Err(self.err(

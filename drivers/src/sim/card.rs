@@ -19,6 +19,7 @@ use crate::command::{Command, MemberRights, PlaySource, TapFrame};
 use crate::config::{
     Arrivals, CallerIdMode, CardConfig, Config, Disconnect, MediaMode, Signalling, SimulatorConfig,
 };
+use crate::dsp::tones::TonePlan;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Alarm, CardEvent, EventKind, PlayEnd, Side};
 use crate::signal::{CallerCategory, CallerId, Tone};
@@ -316,6 +317,7 @@ pub struct SimCard {
     pub(crate) events: Sender<CardEvent>,
     pub(crate) mode: MediaMode,
     pub(crate) ring_cadence: (Duration, Duration),
+    plan: TonePlan,
     pub(crate) rng: Rng,
     /// Time of the action being run (or of the last poll).
     pub(crate) now: Instant,
@@ -387,6 +389,11 @@ impl SimCard {
             MediaMode::Audio => Some(AudioWorld::new(card)?),
             MediaMode::Signalling => None,
         };
+        if audio.is_some() {
+            for c in chans.values_mut() {
+                c.audio = Some(Box::new(ChanAudio::new(&card.tone_plan, rng.next_u64())));
+            }
+        }
         let mut caps = Capabilities::new("simulator");
         caps.audio = audio.is_some();
         caps.dtmf_detection = true;
@@ -401,6 +408,7 @@ impl SimCard {
             events,
             mode: world.media,
             ring_cadence: card.ring_cadence,
+            plan: card.tone_plan.clone(),
             rng,
             now: Instant::ZERO,
             seq: 0,
@@ -791,6 +799,9 @@ impl SimCard {
                     Far::Callee { talk, .. } => talk,
                     _ => Duration::ZERO,
                 };
+                if let Some(a) = c.audio.as_mut() {
+                    a.far_talk_until = Some(self.now + talk);
+                }
                 self.stats.outbound_answered += 1;
                 self.emit(EventKind::Answered { ch });
                 self.after(talk, ch, Step::CalleeHangsUp);
@@ -1076,7 +1087,7 @@ impl SimCard {
     fn fxo_cid_done(&mut self, ch: ChannelId) {
         let audio = self.audio.is_some();
         let c = self.chans.get_mut(&ch).expect("ours");
-        let decoded = if audio { c.audio.as_mut().and_then(|a| a.fxo_cid.take()) } else { None };
+        let decoded = if audio { c.audio.as_mut().and_then(|a| a.take_fxo_cid()) } else { None };
         if let Some(call) = c.call.as_mut() {
             if audio {
                 // What the decoder made of the line's audio, or nothing.
@@ -1096,7 +1107,7 @@ impl SimCard {
         }
         if let Some(t) = tone {
             // Signalling mode: the detector would need this long to be sure.
-            let d = detect_time(t);
+            let d = detect_time(&self.plan, t);
             self.after(d, ch, Step::Detected(t));
         }
     }
@@ -1336,7 +1347,9 @@ impl SimCard {
         } else {
             c.state = ChannelState::OffHook;
             c.local_tone = Some(Tone::Dial);
-            c.heard.tone(Tone::Dial);
+            if c.audio.is_none() {
+                c.heard.tone(Tone::Dial);
+            }
         }
         self.emit(EventKind::OffHook { ch });
         if was_ringing {
@@ -1482,6 +1495,7 @@ impl SimCard {
     fn command(&mut self, cmd: Command) -> Result<()> {
         match cmd {
             Command::Accept { ch } => {
+                let audio = self.audio.is_some();
                 let c = self.chan(ch)?;
                 if c.state != ChannelState::Offered || !c.call.as_ref().is_some_and(|x| x.offered) {
                     return Err(state_err(ch, c.state, "accept"));
@@ -1490,7 +1504,9 @@ impl SimCard {
                 if let Some(call) = c.call.as_mut() {
                     call.alerting = true;
                 }
-                c.heard.tone(Tone::Ringback);
+                if !audio {
+                    c.heard.tone(Tone::Ringback);
+                }
                 Ok(())
             }
             Command::Answer { ch } => {
@@ -1715,7 +1731,9 @@ impl SimCard {
             c.call = None;
             c.state = ChannelState::Releasing;
             c.local_tone = Some(Tone::Busy);
-            c.heard.tone(Tone::Busy);
+            if c.audio.is_none() {
+                c.heard.tone(Tone::Busy);
+            }
             if let Some(a) = c.audio.as_mut() {
                 a.far_talk_until = None;
             }
@@ -1859,8 +1877,8 @@ impl SimCard {
         self.play_seq += 1;
         let seq = self.play_seq;
         let c = self.chans.get_mut(&ch).expect("checked");
-        if let PlayKind::Tone(t) = kind {
-            c.heard.tone(t);
+        if let (PlayKind::Tone(t), false) = (&kind, audio) {
+            c.heard.tone(*t);
         }
         c.heard.prompts.push(id);
         if c.local_tone == Some(Tone::Dial) {
@@ -1955,15 +1973,17 @@ fn cid_duration(mode: CallerIdMode, cid: &CallerId) -> Duration {
     }
 }
 
-/// How long a cadence-aware detector needs to be sure of a tone (signalling mode).
-fn detect_time(t: Tone) -> Duration {
-    match t {
-        Tone::Dial | Tone::FaxCed => Duration::from_millis(400),
-        Tone::Ringback => Duration::from_millis(1100),
-        Tone::Busy => Duration::from_millis(1400),
-        Tone::Congestion => Duration::from_millis(2800),
-        Tone::CallWaiting | Tone::FaxCng => Duration::from_millis(600),
-    }
+/// How long a cadence-aware detector needs to be sure of a tone (signalling mode): a
+/// moment for a steady tone, the first burst for ringback, two cycles for the others.
+fn detect_time(plan: &TonePlan, t: Tone) -> Duration {
+    let spec = plan.spec(t);
+    let cycle: u32 = spec.cadence.iter().sum();
+    let ms = match t {
+        _ if spec.is_continuous() => 400,
+        Tone::Ringback => spec.cadence[0] + 100,
+        _ => 2 * cycle,
+    };
+    Duration::from_millis(ms as u64)
 }
 
 impl Card for SimCard {
