@@ -278,7 +278,9 @@ fn fsk_standard(mode: CallerIdMode) -> Option<FskStandard> {
 fn cid_audio(cid: &CallerId, mode: CallerIdMode) -> Option<Vec<i16>> {
     match mode {
         CallerIdMode::FskV23 | CallerIdMode::FskBell202 => {
-            let format = if cid.name.is_some() { MessageFormat::Mdmf } else { MessageFormat::Sdmf };
+            // SDMF when it can carry everything (date, time and number), else MDMF.
+            let sdmf = cid.name.is_none() && cid.time.is_some() && cid.number.is_some();
+            let format = if sdmf { MessageFormat::Sdmf } else { MessageFormat::Mdmf };
             callerid::fsk_audio(cid, fsk_standard(mode)?, format, CID_LEVEL_DBM0).ok()
         }
         CallerIdMode::Dtmf => {

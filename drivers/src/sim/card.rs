@@ -1073,7 +1073,9 @@ impl SimCard {
                 self.after(on, ch, Step::Offer);
             } else {
                 let ani = self.chans[&ch].call.as_ref().and_then(|c| c.ani.clone());
-                let cid = CallerId { number: ani, ..CallerId::default() };
+                // No number from the network: the line says it is withheld.
+                let absence = if ani.is_none() { Some(crate::signal::Absence::Private) } else { None };
+                let cid = CallerId { number: ani, absence, ..CallerId::default() };
                 let d = if self.audio.is_some() {
                     self.audio_fxo_send_cid(ch, &cid, caller_id, on + analog::CID_AFTER_RING)
                 } else {
@@ -1282,8 +1284,8 @@ impl SimCard {
                 if !off {
                     self.phone_off_hook(ch);
                 }
-                // The person waits for dial tone before keying.
-                let wait = ms(&mut self.rng, 400, 900);
+                // The person listens to the dial tone a moment before keying.
+                let wait = ms(&mut self.rng, 1300, 1800);
                 let gen = self.chans[&ch].gen;
                 self.schedule(self.now + wait, Action::Chan(ch, gen, Step::CallerNext));
                 // A station has no caller script: keep the digits as a one-step script.
@@ -1979,7 +1981,8 @@ fn detect_time(plan: &TonePlan, t: Tone) -> Duration {
     let spec = plan.spec(t);
     let cycle: u32 = spec.cadence.iter().sum();
     let ms = match t {
-        _ if spec.is_continuous() => 400,
+        // Our detector takes a second of a steady tone (longer than any ringback burst).
+        _ if spec.is_continuous() => 1100,
         Tone::Ringback => spec.cadence[0] + 100,
         _ => 2 * cycle,
     };
