@@ -321,3 +321,15 @@ fn audio_mode_gives_the_same_trace_for_the_same_seed() {
     assert!(first.len() >= 10);
     assert_eq!(first, run());
 }
+
+#[test]
+fn a_dead_fxo_line_never_gives_dial_tone_to_the_detector() {
+    let mut w = audio_world();
+    w.sim.inject(secs(0.0), hotline_drivers::sim::Fault::DeadLine { port: 1 });
+    w.idle(0.1);
+    let ch = ChannelId::fxo(1, 1);
+    w.sim.place_call(w.now(), ch, "123", None, CallerCategory::Ordinary).unwrap();
+    w.idle(5.0);
+    assert_eq!(w.released(ch).map(|(c, by, _)| (c, by)), Some((Cause::NETWORK_OUT_OF_ORDER, Side::Local)));
+    assert!(w.first(|k| matches!(k, EventKind::ToneDetected { .. })).is_none());
+}

@@ -480,3 +480,25 @@ caller = { patience_s = 60, script = ["wait_prompt", "press 1", "talk 60-180", "
 fn busy_calls_in_progress(w: &World) -> u64 {
     w.sim.channels().iter().filter(|c| c.state != hotline_drivers::channel::ChannelState::Idle).count() as u64
 }
+
+#[test]
+fn the_real_time_clock_drives_the_same_card() {
+    let mut w = sig_world();
+    w.sim
+        .schedule_inbound(secs(0.05), InboundCall::new(Trunk::Span(1), Some("1"), "2", script(&["hang_up"])));
+    let mut clock = hotline_drivers::sim::clock::RealTimeClock::start();
+    let mut seen = Vec::new();
+    clock
+        .run_until(&mut w.sim, &w.rx, secs(0.3), |card, now, ev| {
+            if let EventKind::Offered { ch, .. } = ev.kind {
+                card.answer(now, ch)?;
+            }
+            seen.push(ev.kind);
+            Ok(())
+        })
+        .unwrap();
+    let ch = ChannelId::e1(1, 1, 31);
+    assert!(matches!(seen.first(), Some(EventKind::Offered { .. })), "{seen:?}");
+    assert!(seen.contains(&EventKind::Answered { ch }));
+    assert!(seen.iter().any(|k| matches!(k, EventKind::Released { .. })));
+}

@@ -92,7 +92,8 @@ impl Speech {
                 *s = 0;
                 continue;
             }
-            let white = self.rng.gaussian();
+            // Triangular noise (two uniforms) at unit variance: cheap, and flat enough.
+            let white = (self.rng.unit() + self.rng.unit() - 1.0) * 2.449;
             self.lp = 0.7 * self.lp + 0.3 * white;
             self.phase += self.rate_hz / crate::SAMPLE_RATE as f64;
             if self.phase >= 1.0 {

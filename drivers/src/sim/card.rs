@@ -48,7 +48,7 @@ pub struct Heard {
     /// Audio mode: 20 ms frames received, and how many carried sound (above -50 dBm0).
     pub frames: u64,
     pub loud_frames: u64,
-    /// Audio mode: mean power of everything heard, in dBm0 (-inf when silent).
+    /// Audio mode: the sum of the squared samples heard (see [`Heard::level_dbm0`]).
     pub energy_sum: f64,
 }
 
@@ -1731,7 +1731,9 @@ impl SimCard {
             let after = hang_up.map(|h| h.draw(&mut p.rng));
             c.gen += 1;
             c.call = None;
-            c.state = ChannelState::Releasing;
+            // Off hook with no call; busy tone until the handset goes down (the tone
+            // plans have no howler, so busy it stays).
+            c.state = ChannelState::OffHook;
             c.local_tone = Some(Tone::Busy);
             if c.audio.is_none() {
                 c.heard.tone(Tone::Busy);
