@@ -391,3 +391,14 @@ fn no_truncation_or_corrupted_byte_makes_the_reader_panic() {
         }
     }
 }
+
+#[test]
+fn encodings_are_named_as_on_the_command_line() {
+    for encoding in [Encoding::Pcm16, Encoding::Alaw, Encoding::Ulaw] {
+        assert_eq!(encoding.to_string().parse::<Encoding>().unwrap(), encoding);
+    }
+    assert_eq!("mu-law".parse::<Encoding>().unwrap(), Encoding::Ulaw);
+    assert_eq!("A-law".parse::<Encoding>().unwrap(), Encoding::Alaw);
+    let err = "gsm".parse::<Encoding>().unwrap_err();
+    assert!(err.message().contains("unknown encoding 'gsm', expected pcm16, alaw or ulaw"), "{err}");
+}

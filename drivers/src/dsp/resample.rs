@@ -12,9 +12,9 @@ use rubato::{FftFixedInOut, Resampler};
 
 use crate::{Error, ErrorKind};
 
-/// Input frames per FFT block, at least: bigger blocks cost fewer calls, and the
-/// anti-aliasing filter is as long as a block.
-const MIN_BLOCK: usize = 512;
+/// Input frames per FFT block, at least. The anti-aliasing filter is as long as a block:
+/// 2048 keeps 300-3400 Hz flat within 0.1 dB from 48 kHz (512 lost 7 dB at 3.4 kHz).
+const MIN_BLOCK: usize = 2048;
 
 /// Mixes interleaved audio down to one channel by averaging the channels of each frame
 /// (rounded to nearest). A trailing partial frame is dropped; zero channels give nothing.
@@ -33,6 +33,15 @@ pub fn to_mono(interleaved: &[i16], channels: u16) -> Vec<i16> {
             })
             .collect(),
     }
+}
+
+/// Any interleaved audio as cards carry it: mixed down to mono, then resampled to
+/// 8000 Hz ([`crate::SAMPLE_RATE`]).
+pub fn to_card_audio(interleaved: &[i16], channels: u16, sample_rate: u32) -> Result<Vec<i16>, Error> {
+    if channels == 0 {
+        return Err(Error::new(ErrorKind::Media, "audio with 0 channels"));
+    }
+    resample(&to_mono(interleaved, channels), sample_rate, crate::SAMPLE_RATE)
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {
@@ -157,6 +166,23 @@ mod tests {
     }
 
     #[test]
+    fn the_telephone_band_passes_flat_and_what_would_fold_into_it_is_stopped() {
+        for from in [44_100, 48_000, 16_000, 22_050] {
+            for freq in [300.0, 1000.0, 3400.0] {
+                let x = sine(freq, from, 0.25, 16_000.0);
+                let y = resample(&x, from, 8000).unwrap();
+                let gain_db = 20.0 * (middle_rms(&y) / middle_rms(&x)).log10();
+                assert!(gain_db.abs() < 0.5, "{freq} Hz from {from} Hz: {gain_db:.2} dB");
+            }
+            // 4.4 kHz would fold to 3.6 kHz.
+            let x = sine(4400.0, from, 0.25, 16_000.0);
+            let y = resample(&x, from, 8000).unwrap();
+            let gain_db = 20.0 * (middle_rms(&y).max(1e-3) / middle_rms(&x)).log10();
+            assert!(gain_db < -40.0, "4400 Hz from {from} Hz: only {gain_db:.1} dB down");
+        }
+    }
+
+    #[test]
     fn output_is_aligned_in_time_with_the_input() {
         for (from, to) in
             [(8000, 16_000), (44_100, 8000), (48_000, 8000), (11_025, 8000), (8000, 44_100), (7919, 8000)]
@@ -213,6 +239,8 @@ mod tests {
         let mono = to_mono(&interleaved, 2);
         assert_eq!(mono.len(), left.len());
         let y = resample(&mono, 48_000, 8000).unwrap();
+        assert_eq!(to_card_audio(&interleaved, 2, 48_000).unwrap(), y);
+        assert_eq!(to_card_audio(&interleaved, 0, 48_000).unwrap_err().kind(), ErrorKind::Media);
         assert_eq!(y.len(), 4000);
         assert!((zero_crossing_hz(&y, 8000) - 500.0).abs() < 0.5);
         let expected_rms = 0.75 * 8000.0 / 2f64.sqrt();

@@ -41,6 +41,40 @@ pub enum Encoding {
     Ulaw,
 }
 
+impl Encoding {
+    /// The name `--encoding` takes on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Pcm16 => "pcm16",
+            Encoding::Alaw => "alaw",
+            Encoding::Ulaw => "ulaw",
+        }
+    }
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Encoding {
+    type Err = Error;
+
+    /// `pcm16`, `alaw` or `ulaw` (also `a-law`, `mulaw`, `mu-law`), in any case.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "pcm16" | "s16" => Ok(Encoding::Pcm16),
+            "alaw" | "a-law" => Ok(Encoding::Alaw),
+            "ulaw" | "mulaw" | "mu-law" | "u-law" => Ok(Encoding::Ulaw),
+            _ => Err(Error::new(
+                ErrorKind::Config,
+                format!("unknown encoding '{s}', expected pcm16, alaw or ulaw"),
+            )),
+        }
+    }
+}
+
 /// How the samples were stored in the file that was read.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
