@@ -285,6 +285,8 @@ struct Bins {
     omega: [f32; BINS],
     /// Goertzel feedback coefficient 2·cos(ω).
     coef: [f32; BINS],
+    /// coef² - 1, for two steps at once.
+    coef2: [f32; BINS],
     cos: [f32; BINS],
     sin: [f32; BINS],
     /// e^{-jω(L-1)} turns the Goertzel output after L samples into the DFT term
@@ -304,6 +306,7 @@ impl Bins {
         let mut b = Bins {
             omega: [0.0; BINS],
             coef: [0.0; BINS],
+            coef2: [0.0; BINS],
             cos: [0.0; BINS],
             sin: [0.0; BINS],
             rot_half: [Cx::default(); BINS],
@@ -315,6 +318,7 @@ impl Bins {
             let w = step(*hz);
             b.omega[i] = w as f32;
             b.coef[i] = (2.0 * w.cos()) as f32;
+            b.coef2[i] = (4.0 * w.cos() * w.cos() - 1.0) as f32;
             b.cos[i] = w.cos() as f32;
             b.sin[i] = w.sin() as f32;
             b.rot_half[i] = Cx::unit(-w * (HALF - 1) as f64);
@@ -394,8 +398,8 @@ pub struct DtmfDetector {
     /// Goertzel state at the middle of the block.
     h1: [f32; BINS],
     h2: [f32; BINS],
-    energy: f32,
-    sum: f32,
+    energy: i64,
+    sum: i64,
     /// Position in the current block.
     pos: usize,
     /// Sample index of the current block's first sample.
@@ -420,8 +424,8 @@ impl DtmfDetector {
             s2: [0.0; BINS],
             h1: [0.0; BINS],
             h2: [0.0; BINS],
-            energy: 0.0,
-            sum: 0.0,
+            energy: 0,
+            sum: 0,
             pos: 0,
             block_start: 0,
             prev_power: [0.0; BINS],
@@ -471,16 +475,33 @@ impl DtmfDetector {
 
     fn accumulate(&mut self, samples: &[i16]) {
         let coef = self.bins.coef;
+        let coef2 = self.bins.coef2;
         let mut s1 = self.s1;
         let mut s2 = self.s2;
+        // Integer sums: exact, and without the latency of a float add per sample.
         let mut energy = self.energy;
         let mut sum = self.sum;
-        for &x in samples {
-            let x = f32::from(x);
-            energy += x * x;
-            sum += x;
+        let mut pairs = samples.chunks_exact(2);
+        for pair in &mut pairs {
+            let (a, b) = (i32::from(pair[0]), i32::from(pair[1]));
+            energy += i64::from(a * a) + i64::from(b * b);
+            sum += i64::from(a + b);
+            let (x0, x1) = (a as f32, b as f32);
+            // Two Goertzel steps at once, both from the state before them, so the
+            // loop-carried chain is one multiply and two adds per two samples.
             for i in 0..BINS {
-                let s0 = x + coef[i] * s1[i] - s2[i];
+                let next = x0 + coef[i] * s1[i] - s2[i];
+                let after = (x1 + coef[i] * x0) + coef2[i] * s1[i] - coef[i] * s2[i];
+                s2[i] = next;
+                s1[i] = after;
+            }
+        }
+        for &x in pairs.remainder() {
+            let a = i32::from(x);
+            energy += i64::from(a * a);
+            sum += i64::from(a);
+            for i in 0..BINS {
+                let s0 = a as f32 + coef[i] * s1[i] - s2[i];
                 s2[i] = s1[i];
                 s1[i] = s0;
             }
@@ -497,15 +518,16 @@ impl DtmfDetector {
             let (s1, s2) = (self.s1[i], self.s2[i]);
             *p = s1 * s1 + s2 * s2 - self.bins.coef[i] * s1 * s2;
         }
-        let energy = (self.energy - self.sum * self.sum / BLOCK_SAMPLES as f32).max(0.0);
+        let mean = self.sum as f64 / BLOCK_SAMPLES as f64;
+        let energy = (self.energy as f64 - mean * self.sum as f64).max(0.0) as f32;
         let candidate = self.candidate(&power, energy);
         self.track_digit(candidate, &power, out);
         self.prev_candidate = candidate;
         self.prev_power = power;
         self.s1 = [0.0; BINS];
         self.s2 = [0.0; BINS];
-        self.energy = 0.0;
-        self.sum = 0.0;
+        self.energy = 0;
+        self.sum = 0;
         self.pos = 0;
         self.block_start += BLOCK_SAMPLES as u64;
     }
