@@ -208,11 +208,44 @@ fn dtmf_like_dual_tones_give_nothing() {
 #[test]
 fn a_tone_of_the_wrong_frequency_gives_nothing() {
     for plan in plans() {
-        for freq in [1000.0, 600.0, 300.0] {
+        for freq in [1000.0, 600.0, 500.0, 300.0] {
             for cadence in [vec![], vec![350, 350], vec![1000, 4000]] {
                 let spec = ToneSpec::cadenced(&[freq], -10.0, &cadence);
                 let s = render(&spec, 8.0);
                 assert_eq!(detect(&plan, &s), vec![], "plan {}, {freq} Hz", plan.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_vowel_like_harmonic_buzz_gives_nothing() {
+    // A voice-like source: harmonics of a pitch gliding 100-180 Hz (so 450 Hz is crossed by
+    // the 3rd and 4th harmonics), amplitude falling as 1/k, pulsed like syllables.
+    for plan in plans() {
+        let mut s = vec![0i16; 8 * RATE];
+        let mut phase = 0f64;
+        for (n, v) in s.iter_mut().enumerate() {
+            let t = n as f64 / RATE as f64;
+            let pitch = 140.0 + 40.0 * (std::f64::consts::TAU * 0.3 * t).sin();
+            phase += std::f64::consts::TAU * pitch / RATE as f64;
+            let syllable = if (t * 4.0).fract() < 0.7 { 1.0 } else { 0.0 };
+            let buzz: f64 = (1..=20).map(|k| (k as f64 * phase).sin() / k as f64).sum();
+            *v = (3000.0 * syllable * buzz) as i16;
+        }
+        assert_eq!(detect(&plan, &s), vec![], "plan {}", plan.name);
+    }
+}
+
+#[test]
+fn tones_are_recognised_from_0_to_minus_36_dbm0_but_not_at_minus_48() {
+    for plan in plans() {
+        for tone in [Tone::Dial, Tone::Busy] {
+            for (level, heard) in [(0.0, true), (-20.0, true), (-36.0, true), (-48.0, false)] {
+                let mut spec = plan.spec(tone);
+                spec.level_dbm0 = level;
+                let events = detect(&plan, &render(&spec, seconds_for(&spec)));
+                assert_eq!(!events.is_empty(), heard, "{} {tone} at {level}: {events:?}", plan.name);
             }
         }
     }
@@ -245,20 +278,25 @@ fn dial_tone_is_not_ringback_and_ringback_is_not_dial_tone() {
 #[test]
 fn tones_are_recognised_promptly() {
     let plan = TonePlan::china();
-    let at = |tone| {
+    // Seconds from the start of the tone (after half a second of silence) to its event.
+    let after = |tone| {
         let spec = plan.spec(tone);
-        let e = detect(&plan, &render(&spec, seconds_for(&spec)));
-        e[0].at as f64 / RATE as f64
+        let mut s = vec![0i16; RATE / 2];
+        s.extend(render(&spec, seconds_for(&spec)));
+        let e = detect(&plan, &s);
+        e[0].at as f64 / RATE as f64 - 0.5
     };
     // Dial waits out ringback's 1 s burst; busy takes two cycles; ringback one.
-    let dial = at(Tone::Dial);
-    assert!((1.0..=1.5).contains(&dial), "dial at {dial} s");
-    let busy = at(Tone::Busy);
-    assert!((1.3..=1.6).contains(&busy), "busy at {busy} s");
-    let ringback = at(Tone::Ringback);
-    assert!((5.0..=5.3).contains(&ringback), "ringback at {ringback} s");
-    let ced = at(Tone::FaxCed);
-    assert!((0.5..=1.0).contains(&ced), "CED at {ced} s");
+    let dial = after(Tone::Dial);
+    assert!((1.0..=1.5).contains(&dial), "dial after {dial} s");
+    let busy = after(Tone::Busy);
+    assert!((1.3..=1.6).contains(&busy), "busy after {busy} s");
+    let congestion = after(Tone::Congestion);
+    assert!((1.3..=1.6).contains(&congestion), "congestion after {congestion} s");
+    let ringback = after(Tone::Ringback);
+    assert!((5.0..=5.3).contains(&ringback), "ringback after {ringback} s");
+    let ced = after(Tone::FaxCed);
+    assert!((0.5..=1.0).contains(&ced), "CED after {ced} s");
 }
 
 #[test]
@@ -358,6 +396,14 @@ fn a_malformed_plan_is_refused_with_the_field_named() {
         assert!(err.message().contains(field), "{field} not named in: {err}");
         assert!(err.message().contains("line"), "no line in: {err}");
     }
+    // A table already read from a larger file, as the installation file holds it.
+    let table: toml::Table = toml::from_str(&good.replace("name = \"china\"\n", "")).unwrap();
+    assert_eq!(TonePlan::from_table(&table).unwrap().name, "custom");
+    let mut bad = table.clone();
+    bad["ringback"].as_table_mut().unwrap().insert("cadence".into(), toml::Value::Array(vec![]));
+    bad["ringback"].as_table_mut().unwrap().insert("freqs".into(), toml::Value::Array(vec![]));
+    let err = TonePlan::from_table(&bad).unwrap_err();
+    assert!(err.message().contains("freqs") && err.message().contains("ringback"), "{err}");
     let mut plan = TonePlan::uk();
     plan.busy.freqs.clear();
     let err = plan.validate().unwrap_err();

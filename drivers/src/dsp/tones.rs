@@ -126,13 +126,19 @@ impl ToneSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TonePlan {
-    /// The plan's name, as chosen in configuration ("china", "itu", ...).
+    /// The plan's name, as chosen in configuration ("china", "itu", ...); "custom" when a
+    /// plan written out in TOML gives none.
+    #[serde(default = "custom_name")]
     pub name: String,
     pub dial: ToneSpec,
     pub busy: ToneSpec,
     pub ringback: ToneSpec,
     pub congestion: ToneSpec,
     pub call_waiting: ToneSpec,
+}
+
+fn custom_name() -> String {
+    "custom".into()
 }
 
 impl Default for TonePlan {
@@ -222,6 +228,15 @@ impl TonePlan {
         let plan: TonePlan = toml::from_str(text)
             .map_err(|e| Error::new(ErrorKind::Config, format!("tone plan: {}", e.to_string().trim_end())))?;
         Ok(plan)
+    }
+
+    /// A plan from a TOML table already read (say `[card.tone_plan]` of the installation
+    /// file); the message names the field at fault.
+    pub fn from_table(table: &toml::Table) -> Result<TonePlan> {
+        TonePlan::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+            let message = e.to_string().trim_end().replace('\n', " ");
+            Error::new(ErrorKind::Config, format!("tone plan: {message}"))
+        })
     }
 
     /// The plan as TOML text, in the form [`TonePlan::from_toml`] reads.
@@ -403,6 +418,8 @@ const SEG_LEN: usize = BLOCK / SEGMENTS;
 const WIDE_FROM_HZ: f32 = 1_000.0;
 /// Filters per bank: five plan tones of two frequencies plus CNG and CED.
 const MAX_FREQS: usize = 12;
+/// Filters run together (one SSE vector).
+const LANES: usize = 4;
 /// A tone's share of the block energy for the block to count as that tone.
 const PURITY: f32 = 0.6;
 /// The weaker component of a dual tone must be at least this fraction of the stronger
@@ -476,40 +493,40 @@ impl GoertzelBank {
     /// Energy at each frequency over the block, scaled so that a sine at the filter's
     /// frequency yields its own block energy (2|X|²/N).
     fn energies(&self, x: &[f32; BLOCK], out: &mut [f32; MAX_FREQS]) {
-        // Monomorphised for lanes in groups of four so the state stays in registers.
-        match self.count {
-            0..=4 => self.run::<4>(x, out),
-            5..=8 => self.run::<8>(x, out),
-            _ => self.run::<MAX_FREQS>(x, out),
+        // Four lanes at a time: their state (4 segments x 2 x 4 lanes) fits in registers,
+        // which measured faster than running eight lanes at once.
+        for first in (0..self.count).step_by(LANES) {
+            self.run(first, x, out);
         }
     }
 
     #[inline]
-    fn run<const L: usize>(&self, x: &[f32; BLOCK], out: &mut [f32; MAX_FREQS]) {
-        let mut coef = [0f32; L];
-        coef.copy_from_slice(&self.coef[..L]);
-        let mut s1 = [[0f32; L]; SEGMENTS];
-        let mut s2 = [[0f32; L]; SEGMENTS];
+    fn run(&self, first: usize, x: &[f32; BLOCK], out: &mut [f32; MAX_FREQS]) {
+        let mut coef = [0f32; LANES];
+        coef.copy_from_slice(&self.coef[first..first + LANES]);
+        let mut s1 = [[0f32; LANES]; SEGMENTS];
+        let mut s2 = [[0f32; LANES]; SEGMENTS];
         for i in 0..SEG_LEN {
             for s in 0..SEGMENTS {
                 let xv = x[s * SEG_LEN + i];
-                for k in 0..L {
+                for k in 0..LANES {
                     let s0 = xv - s2[s][k] + coef[k] * s1[s][k];
                     s2[s][k] = s1[s][k];
                     s1[s][k] = s0;
                 }
             }
         }
-        for k in 0..L.min(self.count) {
+        for j in 0..LANES.min(self.count - first) {
+            let k = first + j;
             // Coherent sums over `group` segments, then energies of the groups added.
             let group = if self.wide[k] { SEGMENTS / 2 } else { SEGMENTS };
             let mut total = 0f32;
             for g in (0..SEGMENTS).step_by(group) {
                 let (mut re, mut im) = (0f32, 0f32);
                 for s in g..g + group {
-                    // y = s1 - e^{-jw} s2 = Σ x[n] e^{jw(L-1-n)} over the segment.
-                    let yr = s1[s][k] - self.cos[k] * s2[s][k];
-                    let yi = self.sin[k] * s2[s][k];
+                    // y = s1 - e^{-jw} s2 = Σ x[n] e^{jw(SEG_LEN-1-n)} over the segment.
+                    let yr = s1[s][j] - self.cos[k] * s2[s][j];
+                    let yi = self.sin[k] * s2[s][j];
                     let r = SEGMENTS - group + s - g;
                     re += self.rot_re[r][k] * yr - self.rot_im[r][k] * yi;
                     im += self.rot_re[r][k] * yi + self.rot_im[r][k] * yr;
@@ -633,7 +650,6 @@ struct FreqSet {
     /// Lanes of the Goertzel bank.
     lanes: [usize; 2],
     count: usize,
-    min_energy: f32,
     rules: Vec<Rule>,
     /// The continuous tone on this set, if any, and when to recognise it (ms).
     continuous: Option<(usize, u32)>,
@@ -672,7 +688,8 @@ impl FreqSet {
                 self.history.push(Segment { on: self.on, blocks: self.start_seen.then_some(blocks) });
                 self.on = present;
                 self.start = turn;
-                self.start_seen = true;
+                // A segment under way when the detector started may have begun earlier.
+                self.start_seen = turn > 0;
                 self.pending = 0;
                 self.segment_completed(at, out);
             }
@@ -719,6 +736,8 @@ impl FreqSet {
 pub struct ToneDetector {
     bank: GoertzelBank,
     sets: Vec<FreqSet>,
+    /// Block energy of the weakest tone detected.
+    min_energy: f32,
     buf: [f32; BLOCK],
     filled: usize,
     /// Blocks analysed since the start or the last reset.
@@ -766,7 +785,6 @@ impl ToneDetector {
                     sets.push(FreqSet {
                         lanes,
                         count,
-                        min_energy: block_energy(MIN_LEVEL_DBM0),
                         rules: Vec::new(),
                         continuous: None,
                         on: false,
@@ -790,7 +808,14 @@ impl ToneDetector {
                 (r, min)
             });
         }
-        ToneDetector { bank: GoertzelBank::new(&freqs), sets, buf: [0.0; BLOCK], filled: 0, blocks: 0 }
+        ToneDetector {
+            bank: GoertzelBank::new(&freqs),
+            sets,
+            min_energy: block_energy(MIN_LEVEL_DBM0),
+            buf: [0.0; BLOCK],
+            filled: 0,
+            blocks: 0,
+        }
     }
 
     /// Forgets everything heard: back to the state of a new detector.
@@ -823,14 +848,18 @@ impl ToneDetector {
     fn analyse_block(&mut self, out: &mut Vec<ToneEvent>) {
         let total = energy(&self.buf);
         let mut e = [0f32; MAX_FREQS];
-        self.bank.energies(&self.buf, &mut e);
+        // Each filter's energy is at most twice the block's (Cauchy-Schwarz), so a block
+        // this quiet cannot hold a tone and the filters can be skipped.
+        if total * 4.0 >= self.min_energy {
+            self.bank.energies(&self.buf, &mut e);
+        }
         // The block belongs to the purest set that passes; every other set hears silence.
         let mut best: Option<usize> = None;
         let mut best_energy = 0f32;
         for (i, set) in self.sets.iter().enumerate() {
             let parts = &set.lanes[..set.count];
             let sum: f32 = parts.iter().map(|&l| e[l]).sum();
-            let present = sum >= set.min_energy
+            let present = sum >= self.min_energy
                 && sum >= PURITY * total
                 && (set.count == 1 || {
                     let (a, b) = (e[parts[0]], e[parts[1]]);
