@@ -3,9 +3,11 @@
 //! around it), and DTMF caller ID digit strings.
 
 use hotline_drivers::dsp::callerid::{
-    decode_message, dtmf_caller_id_digits, encode_message, fsk_audio, fsk_modulate, parse_dtmf_caller_id,
-    try_dtmf_caller_id_digits, CallerIdEvent, FskReceiver, FskStandard, MessageFormat,
+    decode_message, dtmf_caller_id_audio, dtmf_caller_id_digits, dtmf_caller_id_params, encode_message,
+    fsk_audio, fsk_modulate, parse_dtmf_caller_id, try_dtmf_caller_id_digits, CallerIdEvent,
+    DtmfCallerIdReceiver, FskReceiver, FskStandard, MessageFormat,
 };
+use hotline_drivers::dsp::dtmf::DtmfGenerator;
 use hotline_drivers::signal::{Absence, CallerId};
 
 const STANDARDS: [FskStandard; 2] = [FskStandard::Bell202, FskStandard::V23];
@@ -235,6 +237,11 @@ fn caller_id_is_read_through_white_noise_at_20_db_snr() {
 
 /// Modulate by hand with both tones shifted by `ratio`, as a drifting exchange would.
 fn off_frequency(bytes: &[u8], standard: FskStandard, ratio: f32) -> Vec<i16> {
+    modulate_by_hand(bytes, standard, ratio, 0.0)
+}
+
+/// Modulate by hand: tones scaled by `ratio`, the space tone `tilt_db` louder than mark.
+fn modulate_by_hand(bytes: &[u8], standard: FskStandard, ratio: f32, tilt_db: f32) -> Vec<i16> {
     let preamble = standard.default_preamble();
     let mut bits: Vec<bool> = (0..preamble.seizure_bits).map(|i| i % 2 == 1).collect();
     bits.extend((0..preamble.mark_bits).map(|_| true));
@@ -249,8 +256,10 @@ fn off_frequency(bytes: &[u8], standard: FskStandard, ratio: f32) -> Vec<i16> {
     let samples = bits.len() * 8000 / 1200;
     (0..samples)
         .map(|n| {
-            let hz = if bits[n * 1200 / 8000] { standard.mark_hz() } else { standard.space_hz() };
-            let s = (peak as f64 * phase.sin()).round() as i16;
+            let mark = bits[n * 1200 / 8000];
+            let hz = if mark { standard.mark_hz() } else { standard.space_hz() };
+            let gain = if mark { 1.0 } else { 10f64.powf(f64::from(tilt_db) / 20.0) };
+            let s = (gain * peak as f64 * phase.sin()).round() as i16;
             phase += 2.0 * std::f64::consts::PI * f64::from(hz * ratio) / 8000.0;
             s
         })
@@ -265,6 +274,35 @@ fn caller_id_is_read_with_the_carrier_one_percent_off_frequency() {
             let audio = off_frequency(&bytes, standard, ratio);
             assert_eq!(receive_one(standard, &audio), full_caller(), "{standard:?} x{ratio}");
         }
+    }
+}
+
+#[test]
+fn caller_id_is_read_through_a_line_that_tilts_the_tones_by_6_db() {
+    let bytes = encode_message(&full_caller(), MessageFormat::Mdmf).unwrap();
+    for standard in STANDARDS {
+        for tilt in [-6.0, 6.0] {
+            let audio = modulate_by_hand(&bytes, standard, 1.0, tilt);
+            assert_eq!(receive_one(standard, &audio), full_caller(), "{standard:?} {tilt} dB");
+        }
+    }
+}
+
+#[test]
+fn caller_id_is_read_over_mains_hum() {
+    for standard in STANDARDS {
+        let audio = fsk_audio(&full_caller(), standard, MessageFormat::Mdmf, -25.0).unwrap();
+        // 50 Hz at -10 dBm0, 15 dB above the caller ID.
+        let hum_peak = 22_706.0 * 10f32.powf(-10.0 / 20.0);
+        let line: Vec<i16> = audio
+            .iter()
+            .enumerate()
+            .map(|(n, &s)| {
+                let hum = hum_peak * (2.0 * std::f32::consts::PI * 50.0 * n as f32 / 8000.0).sin();
+                (f32::from(s) + hum).round() as i16
+            })
+            .collect();
+        assert_eq!(receive_one(standard, &line), full_caller(), "{standard:?}");
     }
 }
 
@@ -408,4 +446,53 @@ fn dtmf_caller_id_parse_errors_name_the_problem() {
         let err = parse_dtmf_caller_id(digits).unwrap_err();
         assert!(err.message().contains(expected), "{digits:?}: {err}");
     }
+}
+
+fn receive_dtmf(audio: &[i16]) -> Vec<CallerIdEvent> {
+    let mut rx = DtmfCallerIdReceiver::new();
+    let mut events = Vec::new();
+    for frame in audio.chunks(160) {
+        rx.process(frame, &mut events);
+    }
+    rx.finish(&mut events);
+    events
+}
+
+#[test]
+fn dtmf_caller_id_is_sent_before_the_ring_and_read_back() {
+    use hotline_drivers::dsp::g711::alaw_round_trip;
+    let number = CallerId { number: Some("01087654321".into()), ..CallerId::default() };
+    let private = CallerId { absence: Some(Absence::Private), ..CallerId::default() };
+    for cid in [number, private] {
+        let mut audio = silence(4000);
+        audio.extend(dtmf_caller_id_audio(&cid, dtmf_caller_id_params()).unwrap());
+        audio.extend(silence(8000));
+        let clean = receive_dtmf(&audio);
+        assert_eq!(clean.len(), 1, "{clean:?}");
+        assert_eq!(clean[0].result, Ok(cid.clone()));
+
+        let mut line = add_noise(&audio, 20.0, 3);
+        alaw_round_trip(&mut line);
+        let noisy = receive_dtmf(&line);
+        assert_eq!(noisy.len(), 1, "{noisy:?}");
+        assert_eq!(noisy[0].result, Ok(cid));
+    }
+}
+
+#[test]
+fn dtmf_caller_id_ignores_stray_digits_and_reports_a_cut_off_string() {
+    let params = dtmf_caller_id_params();
+    let mut audio = DtmfGenerator::generate("59", params).unwrap();
+    audio.extend(silence(16_000));
+    audio.extend(DtmfGenerator::generate("A1234", params).unwrap());
+    audio.extend(silence(16_000));
+    audio.extend(DtmfGenerator::generate("A7C", params).unwrap());
+    let events = receive_dtmf(&audio);
+    assert_eq!(events.len(), 2, "{events:?}");
+    let err = events[0].result.clone().unwrap_err();
+    assert!(err.message().contains("\"A1234\""), "{err}");
+    assert_eq!(events[1].result.as_ref().unwrap().number.as_deref(), Some("7"));
+
+    let plus = CallerId { number: Some("+86".into()), ..CallerId::default() };
+    assert!(dtmf_caller_id_audio(&plus, params).is_err());
 }

@@ -1,15 +1,19 @@
 //! DTMF caller ID: the calling number sent as DTMF digits before the first ring, as in
-//! China, Denmark, the Netherlands, Sweden and others (ETSI EN 300 659-1 annex B,
-//! ETSI ES 200 778-1 style).
+//! China, Denmark, the Netherlands, Sweden and others (the DTMF alternative to FSK that
+//! ETSI's on-hook data transmission documents allow).
 //!
-//! The variant here is the Danish/Dutch one: `A` + number + `C` for a number; `D` +
-//! one code digit + `C` when it is absent: `D1` the caller restricted presentation
-//! (private), `D2` the call is international, `D3` it is unavailable for technical
-//! reasons (both unavailable). Some older exchanges end with `#` instead of `C`; both
-//! are accepted when parsing. Date, time and name are not carried.
+//! The variant here is the Danish one (TDC's CLIP specification): `A` + number + `C`
+//! for a number; `D` + one code digit + `C` when it is absent: `D1` the caller
+//! restricted presentation (private), `D2` the call is international and `D3` the
+//! number is unavailable for technical reasons (both read as unavailable; `D3` is
+//! sent). Some exchanges end with `#` instead of `C`; both are accepted when parsing.
+//! Date, time and name are not carried.
 
+use super::fsk::CallerIdEvent;
+use crate::dsp::dtmf::{DigitEvent, DtmfDetector, DtmfGenerator, DtmfParams};
 use crate::error::{Error, ErrorKind, Result};
 use crate::signal::{Absence, CallerId};
+use crate::SAMPLE_RATE;
 
 fn media(message: String) -> Error {
     Error::new(ErrorKind::Media, message)
@@ -118,4 +122,90 @@ pub fn parse_dtmf_caller_id(digits: &str) -> Result<CallerId> {
         }
     };
     Ok(CallerId { absence: Some(absence), ..CallerId::default() })
+}
+
+/// DTMF timing for caller ID: 70 ms tones with 70 ms pauses (the Danish specification
+/// asks at least 50 ms each), at the usual -7/-5 dBm0.
+pub fn dtmf_caller_id_params() -> DtmfParams {
+    DtmfParams { on_ms: 70, off_ms: 70, ..DtmfParams::default() }
+}
+
+/// DTMF caller ID as audio: the digits of [`try_dtmf_caller_id_digits`] played with
+/// `params` (see [`dtmf_caller_id_params`]). A number that DTMF cannot carry exactly is
+/// an error rather than sent altered.
+pub fn dtmf_caller_id_audio(cid: &CallerId, params: DtmfParams) -> Result<Vec<i16>> {
+    DtmfGenerator::generate(&try_dtmf_caller_id_digits(cid)?, params)
+}
+
+/// Longest pause between two digits of one caller ID before it counts as cut off:
+/// digits come every 100-200 ms.
+const DIGIT_GAP_SAMPLES: u64 = SAMPLE_RATE as u64;
+
+/// Streaming DTMF caller ID receiver for an FXO line: finds `A…C` and `D…C` strings in
+/// the audio and reports each as a [`CallerIdEvent`]. Digits outside such a string are
+/// ignored (they are someone dialling, not caller ID).
+#[derive(Debug, Clone, Default)]
+pub struct DtmfCallerIdReceiver {
+    detector: DtmfDetector,
+    digits: Vec<DigitEvent>,
+    scratch: Vec<DigitEvent>,
+}
+
+impl DtmfCallerIdReceiver {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Demodulate `samples`, appending an event for each caller ID that ends in them.
+    pub fn process(&mut self, samples: &[i16], out: &mut Vec<CallerIdEvent>) {
+        self.detector.process(samples, &mut self.scratch);
+        self.take_digits(out);
+        let now = self.detector.samples_seen();
+        if let Some(last) = self.digits.last() {
+            if now.saturating_sub(last.end) > DIGIT_GAP_SAMPLES {
+                self.report_cut_off(out);
+            }
+        }
+    }
+
+    /// The input has ended: report a caller ID still being received as cut off.
+    pub fn finish(&mut self, out: &mut Vec<CallerIdEvent>) {
+        self.detector.finish(&mut self.scratch);
+        self.take_digits(out);
+        if !self.digits.is_empty() {
+            self.report_cut_off(out);
+        }
+    }
+
+    fn take_digits(&mut self, out: &mut Vec<CallerIdEvent>) {
+        for event in std::mem::take(&mut self.scratch) {
+            let digit = event.digit.to_ascii_uppercase();
+            if let Some(last) = self.digits.last() {
+                if event.start.saturating_sub(last.end) > DIGIT_GAP_SAMPLES {
+                    self.report_cut_off(out);
+                }
+            }
+            if self.digits.is_empty() && digit != 'A' && digit != 'D' {
+                continue;
+            }
+            self.digits.push(event);
+            if digit == 'C' || digit == '#' {
+                let text: String = self.digits.iter().map(|d| d.digit).collect();
+                out.push(CallerIdEvent { at: event.end, result: parse_dtmf_caller_id(&text) });
+                self.digits.clear();
+            }
+        }
+    }
+
+    fn report_cut_off(&mut self, out: &mut Vec<CallerIdEvent>) {
+        let text: String = self.digits.iter().map(|d| d.digit).collect();
+        let at = self.digits.last().map_or(0, |d| d.end);
+        out.push(CallerIdEvent {
+            at,
+            result: Err(media(format!(
+                "DTMF caller ID truncated: {text:?} was not ended by 'C' within a second"
+            ))),
+        });
+        self.digits.clear();
+    }
 }
