@@ -749,11 +749,16 @@ impl SimCard {
                 }
                 let Some(call) = c.call.as_mut() else { return };
                 call.answered = true;
-                let inbound = call.inbound;
+                let (inbound, gone) = (call.inbound, call.far_gone);
                 if inbound {
                     self.stats.inbound_answered += 1;
                     self.emit(EventKind::Answered { ch });
-                    self.after(Duration::ZERO, ch, Step::CallerNext);
+                    if gone {
+                        // The answer crossed the caller's clearing: it arrives now.
+                        self.far_clears(ch);
+                    } else {
+                        self.after(Duration::ZERO, ch, Step::CallerNext);
+                    }
                 }
             }
             Step::CallerNext => self.caller_next(ch),
