@@ -333,3 +333,44 @@ fn a_dead_fxo_line_never_gives_dial_tone_to_the_detector() {
     assert_eq!(w.released(ch).map(|(c, by, _)| (c, by)), Some((Cause::NETWORK_OUT_OF_ORDER, Side::Local)));
     assert!(w.first(|k| matches!(k, EventKind::ToneDetected { .. })).is_none());
 }
+
+#[test]
+fn a_station_with_dtmf_caller_id_decodes_the_digits_between_rings() {
+    let text =
+        "[[card]]\nid = 1\n[card.fxs]\nports = \"1\"\ncaller_id = \"dtmf\"\n[simulator]\nmedia = \"audio\"\n";
+    let cfg = hotline_drivers::config::parse(text, "dtmf-cid.toml").unwrap();
+    let (tx, rx) = unbounded();
+    let mut sim = hotline_drivers::sim::SimCard::from_config(&cfg, 1, tx).unwrap();
+    let st = ChannelId::fxs(1, 1);
+    sim.set_station_behaviour(st, PhoneBehaviour::absent()).unwrap();
+    let cid = CallerId { number: Some("01087654321".into()), ..CallerId::default() };
+    sim.ring_station(hotline_drivers::Instant::ZERO, st, Some(cid)).unwrap();
+    let mut clock = hotline_drivers::sim::clock::VirtualClock::new(hotline_drivers::Instant::ZERO);
+    clock.run_until(&mut sim, &rx, secs(6.0), |_, _, _| Ok(())).unwrap();
+    let shown: Vec<_> = sim.heard(st).unwrap().caller_ids.iter().map(|c| c.number.clone()).collect();
+    assert_eq!(shown, vec![Some("01087654321".to_string())]);
+    assert_eq!(sim.heard(st).unwrap().digits, "", "caller ID digits are not call audio");
+}
+
+#[test]
+fn a_frame_stream_plays_until_its_sender_is_dropped() {
+    let mut w = audio_world();
+    w.sim.schedule_inbound(secs(0.1), InboundCall::new(Trunk::Span(1), Some("1"), "2", script(&[])));
+    w.run(1.0, answer_all);
+    let ch = ChannelId::e1(1, 1, 31);
+    w.sim.clear_heard(ch);
+    let (tx, rx) = unbounded();
+    w.command(Command::Play { ch, id: 4, source: PlaySource::Frames(rx), barge_in: false });
+    // 25 frames of music on hold: a 1 kHz tone at about -10 dBm0.
+    for f in 0..25 {
+        let frame: Vec<i16> = (0..160)
+            .map(|i| (7000.0 * (std::f64::consts::TAU * 1000.0 * (f * 160 + i) as f64 / 8000.0).sin()) as i16)
+            .collect();
+        tx.send(frame).unwrap();
+    }
+    drop(tx);
+    w.idle(3.0);
+    assert_eq!(w.sim.heard(ch).unwrap().loud_frames, 25);
+    let done = w.first(|k| matches!(k, EventKind::PlayFinished { .. })).unwrap();
+    assert_eq!(done.kind, EventKind::PlayFinished { ch, id: 4, reason: PlayEnd::Completed });
+}

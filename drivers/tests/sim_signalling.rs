@@ -502,3 +502,27 @@ fn the_real_time_clock_drives_the_same_card() {
     assert!(seen.contains(&EventKind::Answered { ch }));
     assert!(seen.iter().any(|k| matches!(k, EventKind::Released { .. })));
 }
+
+#[test]
+fn a_remote_alarm_releases_calls_with_temporary_failure() {
+    let mut w = sig_world();
+    w.sim
+        .schedule_inbound(secs(1.0), InboundCall::new(Trunk::Span(3), Some("1"), "2", script(&["talk 100"])));
+    w.sim.inject(secs(3.0), Fault::SpanAlarm { span: 3, alarm: Alarm::Rai, duration: None });
+    w.run(5.0, |card, now, ev| {
+        if let EventKind::Offered { ch, .. } = ev.kind {
+            card.answer(now, ch).unwrap();
+        }
+    });
+    assert_eq!(w.released(ChannelId::e1(1, 3, 31)).unwrap().0, Cause::TEMPORARY_FAILURE);
+    assert!(
+        w.first(|k| matches!(k, EventKind::SpanAlarm { raised: false, .. })).is_none(),
+        "stays until cleared"
+    );
+    assert!(w
+        .sim
+        .channels()
+        .iter()
+        .filter(|c| matches!(c.id.addr, hotline_drivers::channel::ChannelAddr::E1 { span: 3, .. }))
+        .all(|c| c.state == hotline_drivers::channel::ChannelState::Blocked));
+}
