@@ -215,22 +215,16 @@ pub(crate) struct Chan {
     pub audio: Option<Box<ChanAudio>>,
 }
 
-/// `Option::is_none_or` for the crate's minimum Rust version.
-trait IsNoneOr<T> {
-    fn is_none_or_compat(self, f: impl FnOnce(T) -> bool) -> bool;
-}
-
-impl<T> IsNoneOr<T> for Option<T> {
-    fn is_none_or_compat(self, f: impl FnOnce(T) -> bool) -> bool {
-        self.map_or(true, f)
-    }
-}
-
 impl Chan {
     /// A call the engine knows of: offered to it, or placed by it (not one still in
     /// its register phase, which the engine has not been told about).
     fn engine_sees_call(&self) -> bool {
         self.call.as_ref().is_some_and(|c| c.offered || !c.inbound)
+    }
+
+    /// A station whose handset the card has seen off hook.
+    fn station_off_hook(&self) -> bool {
+        self.phone.as_ref().is_some_and(|p| p.card_off_hook)
     }
 
     fn blocked(&self) -> bool {
@@ -1596,7 +1590,7 @@ impl SimCard {
             Command::SendDigits { ch, digits } => {
                 check_digits(&digits)?;
                 let c = self.chan(ch)?;
-                if !c.engine_sees_call() && c.phone.as_ref().is_none_or_compat(|p| !p.card_off_hook) {
+                if !c.engine_sees_call() && !c.station_off_hook() {
                     return Err(state_err(ch, c.state, "send digits on"));
                 }
                 self.card_send_digits(ch, &digits);
@@ -1874,7 +1868,7 @@ impl SimCard {
     fn play(&mut self, ch: ChannelId, id: u32, source: PlaySource, barge_in: bool) -> Result<()> {
         let audio = self.audio.is_some();
         let c = self.chan(ch)?;
-        if !c.engine_sees_call() && c.phone.as_ref().is_none_or_compat(|p| !p.card_off_hook) {
+        if !c.engine_sees_call() && !c.station_off_hook() {
             return Err(state_err(ch, c.state, "play on"));
         }
         let (kind, ends_in) = match source {
