@@ -6,6 +6,7 @@ use hotline_drivers::dsp::dtmf::{
     digit_frequencies, is_dtmf_digit, DigitEvent, DtmfDetector, DtmfGenerator, DtmfParams, HIGH_GROUP_HZ,
     LOW_GROUP_HZ,
 };
+use hotline_drivers::dsp::g711::{alaw_round_trip, ulaw_round_trip};
 use hotline_drivers::FRAME_SAMPLES;
 
 const KEYS: &str = "123A456B789C*0#D";
@@ -310,6 +311,31 @@ fn no_digit_is_missed_or_doubled_in_white_noise_at_15_db_snr() {
             *v += sigma * rng.gauss();
         }
         assert_eq!(digits(&detect(&s.pcm())), key.to_string(), "trial {trial} at {level:.1} dBm0");
+    }
+}
+
+#[test]
+fn digits_survive_an_a_law_or_mu_law_round_trip_across_the_level_range_and_twist() {
+    let mut rng = SplitMix(711);
+    let cases =
+        [(-3.0, -3.0), (-20.0, -18.0), (-38.0, -38.0), (-10.0, -18.0), (-18.0, -14.0), (-36.0, -32.0)];
+    for (name, codec) in [("A-law", alaw_round_trip as fn(&mut [i16])), ("mu-law", ulaw_round_trip)] {
+        for key in KEYS.chars() {
+            let (low, high) = nominal(key);
+            for (low_dbm0, high_dbm0) in cases {
+                let mut pcm = single_key(&mut rng, (low, low_dbm0), (high, high_dbm0), 45);
+                codec(&mut pcm);
+                let heard = digits(&detect(&pcm));
+                assert_eq!(heard, key.to_string(), "{key} through {name}, {low_dbm0}/{high_dbm0} dBm0");
+            }
+        }
+        let mut dialled = DtmfGenerator::generate(
+            "0123456789*#ABCD",
+            DtmfParams { on_ms: 40, off_ms: 40, ..Default::default() },
+        )
+        .unwrap();
+        codec(&mut dialled);
+        assert_eq!(digits(&detect(&dialled)), "0123456789*#ABCD", "fast dialling through {name}");
     }
 }
 

@@ -218,9 +218,19 @@ const MAX_REVERSE_TWIST_DB: f32 = 5.0;
 const MAX_DEVIATION: f32 = 0.025;
 /// Share of the signal's energy the two tones must carry over a confirming block pair,
 /// counting the tone as if it filled both blocks. White noise at 15 dB S/N leaves a tone
-/// 97%; a burst of 20 ms fills at most 160 of the pair's 204 samples (78%); speech rarely
-/// puts this much in two pure tones.
-const MIN_TONE_SHARE: f32 = 0.88;
+/// 97%; a burst of 20 ms fills at most 160 of the pair's 204 samples (78%); voiced speech
+/// whose harmonics fall on a DTMF pair keeps 7% or more in its other harmonics. (At 12 dB
+/// S/N a few percent of tones are lost: talk-off immunity is preferred.)
+const MIN_TONE_SHARE: f32 = 0.93;
+
+/// Power ratio of each tone between the two blocks of a confirming pair (-3 dB). A
+/// candidate block at the tone's edge is at least ~85% filled, -1.4 dB.
+const PAIR_MIN_POWER_RATIO: f32 = 0.6;
+
+/// Largest share of a tone's power in its four half-block terms that departs from a
+/// steady sine at the measured frequency. Steady tones stay below 0.025 even when one
+/// block is only partly filled; speech glides in pitch and level.
+const MAX_UNSTEADINESS: f32 = 0.03;
 
 /// Loose per-block limits, only to pick candidates; the confirming pair is judged strictly.
 const BLOCK_MIN_SHARE: f32 = 0.5;
@@ -275,6 +285,8 @@ struct Bins {
     omega: [f32; BINS],
     /// Goertzel feedback coefficient 2·cos(ω).
     coef: [f32; BINS],
+    /// coef² - 1, for two steps at once.
+    coef2: [f32; BINS],
     cos: [f32; BINS],
     sin: [f32; BINS],
     /// e^{-jω(L-1)} turns the Goertzel output after L samples into the DFT term
@@ -294,6 +306,7 @@ impl Bins {
         let mut b = Bins {
             omega: [0.0; BINS],
             coef: [0.0; BINS],
+            coef2: [0.0; BINS],
             cos: [0.0; BINS],
             sin: [0.0; BINS],
             rot_half: [Cx::default(); BINS],
@@ -305,6 +318,7 @@ impl Bins {
             let w = step(*hz);
             b.omega[i] = w as f32;
             b.coef[i] = (2.0 * w.cos()) as f32;
+            b.coef2[i] = (4.0 * w.cos() * w.cos() - 1.0) as f32;
             b.cos[i] = w.cos() as f32;
             b.sin[i] = w.sin() as f32;
             b.rot_half[i] = Cx::unit(-w * (HALF - 1) as f64);
@@ -350,6 +364,8 @@ struct Candidate {
     high: usize,
     /// DFT terms over the block, low then high tone.
     x: [Cx; 2],
+    /// The same over each half-block, unmixed: `halves[tone][half]`.
+    halves: [[Cx; 2]; 2],
     /// Frequency error of each tone in radians per sample, estimated from the phase
     /// advance between the block's halves (coarse: ambiguous only beyond ±78 Hz).
     coarse: [f32; 2],
@@ -382,8 +398,8 @@ pub struct DtmfDetector {
     /// Goertzel state at the middle of the block.
     h1: [f32; BINS],
     h2: [f32; BINS],
-    energy: f32,
-    sum: f32,
+    energy: i64,
+    sum: i64,
     /// Position in the current block.
     pos: usize,
     /// Sample index of the current block's first sample.
@@ -408,8 +424,8 @@ impl DtmfDetector {
             s2: [0.0; BINS],
             h1: [0.0; BINS],
             h2: [0.0; BINS],
-            energy: 0.0,
-            sum: 0.0,
+            energy: 0,
+            sum: 0,
             pos: 0,
             block_start: 0,
             prev_power: [0.0; BINS],
@@ -459,16 +475,33 @@ impl DtmfDetector {
 
     fn accumulate(&mut self, samples: &[i16]) {
         let coef = self.bins.coef;
+        let coef2 = self.bins.coef2;
         let mut s1 = self.s1;
         let mut s2 = self.s2;
+        // Integer sums: exact, and without the latency of a float add per sample.
         let mut energy = self.energy;
         let mut sum = self.sum;
-        for &x in samples {
-            let x = f32::from(x);
-            energy += x * x;
-            sum += x;
+        let mut pairs = samples.chunks_exact(2);
+        for pair in &mut pairs {
+            let (a, b) = (i32::from(pair[0]), i32::from(pair[1]));
+            energy += i64::from(a * a) + i64::from(b * b);
+            sum += i64::from(a + b);
+            let (x0, x1) = (a as f32, b as f32);
+            // Two Goertzel steps at once, both from the state before them, so the
+            // loop-carried chain is one multiply and two adds per two samples.
             for i in 0..BINS {
-                let s0 = x + coef[i] * s1[i] - s2[i];
+                let next = x0 + coef[i] * s1[i] - s2[i];
+                let after = (x1 + coef[i] * x0) + coef2[i] * s1[i] - coef[i] * s2[i];
+                s2[i] = next;
+                s1[i] = after;
+            }
+        }
+        for &x in pairs.remainder() {
+            let a = i32::from(x);
+            energy += i64::from(a * a);
+            sum += i64::from(a);
+            for i in 0..BINS {
+                let s0 = a as f32 + coef[i] * s1[i] - s2[i];
                 s2[i] = s1[i];
                 s1[i] = s0;
             }
@@ -485,15 +518,16 @@ impl DtmfDetector {
             let (s1, s2) = (self.s1[i], self.s2[i]);
             *p = s1 * s1 + s2 * s2 - self.bins.coef[i] * s1 * s2;
         }
-        let energy = (self.energy - self.sum * self.sum / BLOCK_SAMPLES as f32).max(0.0);
+        let mean = self.sum as f64 / BLOCK_SAMPLES as f64;
+        let energy = (self.energy as f64 - mean * self.sum as f64).max(0.0) as f32;
         let candidate = self.candidate(&power, energy);
         self.track_digit(candidate, &power, out);
         self.prev_candidate = candidate;
         self.prev_power = power;
         self.s1 = [0.0; BINS];
         self.s2 = [0.0; BINS];
-        self.energy = 0.0;
-        self.sum = 0.0;
+        self.energy = 0;
+        self.sum = 0;
         self.pos = 0;
         self.block_start += BLOCK_SAMPLES as u64;
     }
@@ -548,7 +582,8 @@ impl DtmfDetector {
             return None;
         }
         let x = [half1[0].add(half2[0]), half1[1].add(half2[1])];
-        Some(Candidate { low, high, x, coarse, energy })
+        let halves = [[half1[0], half2[0]], [half1[1], half2[1]]];
+        Some(Candidate { low, high, x, halves, coarse, energy })
     }
 
     /// Whether two consecutive candidate blocks of the same pair make a digit: exact
@@ -558,6 +593,11 @@ impl DtmfDetector {
         let n = BLOCK_SAMPLES as f32;
         let mut amp = [0.0f32; 2];
         for (k, bin) in [a.low, a.high + 4].into_iter().enumerate() {
+            // A key holds its tones steady; voiced speech swells and fades.
+            let (pa, pb) = (a.x[k].norm2(), b.x[k].norm2());
+            if pa.min(pb) < pa.max(pb) * PAIR_MIN_POWER_RATIO {
+                return false;
+            }
             let omega = self.bins.omega[bin];
             let rot = self.bins.rot_block[bin];
             // Phase advance beyond the bin's own, ambiguous modulo 2π/N (±39 Hz); the
@@ -569,9 +609,23 @@ impl DtmfDetector {
             if delta.abs() > omega * MAX_DEVIATION {
                 return false;
             }
-            // Over 2N samples with b's reference moved to a's start.
-            let both = a.x[k].add(b.x[k].mul(rot));
-            amp[k] = 2.0 * both.norm2().sqrt() / dirichlet(delta, 2 * BLOCK_SAMPLES);
+            // The four half-blocks with b's reference moved to a's start, each turned
+            // back by the tone's own phase advance: a steady tone leaves them equal.
+            let quarters = [a.halves[k][0], a.halves[k][1], b.halves[k][0].mul(rot), b.halves[k][1].mul(rot)];
+            let mut mean = Cx::default();
+            let mut total = 0.0;
+            let mut turned = [Cx::default(); 4];
+            for (q, (t, h)) in turned.iter_mut().zip(quarters).enumerate() {
+                *t = h.mul(Cx::new((delta * (q * HALF) as f32).cos(), -(delta * (q * HALF) as f32).sin()));
+                mean = mean.add(*t);
+                total += t.norm2();
+            }
+            let mean = Cx::new(mean.re / 4.0, mean.im / 4.0);
+            let residual = turned.iter().map(|t| t.sub(mean).norm2()).sum::<f32>() / total;
+            if residual > MAX_UNSTEADINESS {
+                return false;
+            }
+            amp[k] = 2.0 * mean.norm2().sqrt() / dirichlet(delta, HALF);
         }
         let min_amp = DBM0_PEAK * 10f32.powf(MIN_TONE_DBM0 / 20.0);
         if amp[0] < min_amp || amp[1] < min_amp {
