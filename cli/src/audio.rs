@@ -31,8 +31,8 @@ pub fn load(path: &Path, raw: Option<RawFormat>) -> CliResult<Audio> {
     let bytes =
         std::fs::read(path).map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
     if let Some(format) = raw {
-        let samples = decode_raw(&bytes, format)
-            .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+        let samples =
+            decode_raw(&bytes, format).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
         let description = format!("raw {format:?} 8000 Hz mono").to_lowercase();
         return Ok(Audio { samples, description });
     }

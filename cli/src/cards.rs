@@ -23,7 +23,8 @@ pub fn run(path: &Path, json_out: bool) -> CliResult<String> {
         let channels = match card.backend {
             Backend::Simulator => {
                 let (tx, _rx) = crossbeam_channel::unbounded();
-                let mut sim = SimCard::from_config(&cfg, card.id, tx).map_err(|e| CliError::input(e.to_string()))?;
+                let mut sim =
+                    SimCard::from_config(&cfg, card.id, tx).map_err(|e| CliError::input(e.to_string()))?;
                 sim.poll(Instant::ZERO).map_err(|e| CliError::failure(e.to_string()))?;
                 Some(sim.channels())
             }

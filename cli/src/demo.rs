@@ -17,7 +17,9 @@ use hotline_drivers::event::Alarm;
 use hotline_drivers::signal::{CallerCategory, CallerId, Tone};
 use hotline_drivers::sim::clock::{RealTimeClock, VirtualClock};
 use hotline_drivers::sim::{Fault, SimCard};
-use hotline_drivers::{Card, CardEvent, Cause, ChannelId, ChannelKind, EventKind, Instant, SAMPLE_RATE};
+use hotline_drivers::{
+    Card, CardEvent, Cause, ChannelId, ChannelKind, ErrorKind, EventKind, Instant, SAMPLE_RATE,
+};
 
 use crate::exit_codes::{CliError, CliResult};
 
@@ -50,10 +52,14 @@ struct Leg {
     ani: Option<String>,
     /// The greeting was played; the next digit is a menu choice.
     in_menu: bool,
+    /// We placed this call (an outside line dialled for a caller).
+    outbound: bool,
 }
 
 struct Switchboard {
     greeting: PlaySource,
+    /// Play ids of greetings (the others are tones).
+    greetings: Vec<u32>,
     legs: HashMap<ChannelId, Leg>,
     next_play: u32,
     /// Blocked channels per span, to print one line per span rather than thirty.
@@ -64,18 +70,32 @@ struct Switchboard {
 }
 
 fn line(now: Instant, who: impl std::fmt::Display, what: impl std::fmt::Display) {
-    println!("{now}  {who:<10} {what}");
+    println!("{now}  {:<9} {what}", who.to_string());
 }
 
 impl Switchboard {
-    fn on_event(&mut self, card: &mut SimCard, now: Instant, ev: CardEvent) -> hotline_drivers::error::Result<()> {
+    fn on_event(
+        &mut self,
+        card: &mut SimCard,
+        now: Instant,
+        ev: CardEvent,
+    ) -> hotline_drivers::error::Result<()> {
         match ev.kind {
             EventKind::Offered { ch, ani, dnis, category } => {
                 self.offered += 1;
                 let from = ani.clone().unwrap_or_else(|| "(no caller ID)".to_string());
                 let to = if dnis.is_empty() { "this line".to_string() } else { dnis };
-                let cat = if category == CallerCategory::Ordinary { String::new() } else { format!(" ({category:?})") };
-                line(now, ch, format!("offered: {from} calls {to}{cat}; answering"));
+                let cat = if category == CallerCategory::Ordinary {
+                    String::new()
+                } else {
+                    format!(" ({category:?})")
+                };
+                let via = if ch.kind() == ChannelKind::Fxo && ani.is_some() {
+                    " (caller ID decoded between the rings)"
+                } else {
+                    ""
+                };
+                line(now, ch, format!("offered: {from} calls {to}{cat}{via}; answering"));
                 self.legs.insert(ch, Leg { ani, ..Leg::default() });
                 card.answer(now, ch)?;
             }
@@ -85,15 +105,24 @@ impl Switchboard {
                     // Our outbound call was answered: the caller is already connected.
                     line(now, ch, format!("answered by the far end; talking with {peer}"));
                 } else {
-                    line(now, ch, "answered; playing the greeting (press 1 for an agent, 2 for an outside line)");
+                    line(
+                        now,
+                        ch,
+                        "answered; playing the greeting (press 1 for an agent, 2 for an outside line)",
+                    );
                     leg.in_menu = true;
                     self.next_play += 1;
+                    self.greetings.push(self.next_play);
                     card.play(now, ch, self.next_play, self.greeting.clone(), true)?;
                 }
             }
             EventKind::Digit { ch, digit, start, end } => {
                 self.digits += 1;
-                line(now, ch, format!("digit {digit} (tone {start} to {end}, {} ms)", (end - start).as_millis()));
+                line(
+                    now,
+                    ch,
+                    format!("digit {digit} (tone {start} to {end}, {} ms)", (end - start).as_millis()),
+                );
                 let in_menu = self.legs.get(&ch).is_some_and(|l| l.in_menu);
                 if in_menu {
                     self.menu_choice(card, now, ch, digit)?;
@@ -102,18 +131,40 @@ impl Switchboard {
             EventKind::ToneDetected { ch, tone } => {
                 self.tones += 1;
                 line(now, ch, format!("{tone} tone detected"));
-                let peer = self.legs.get(&ch).and_then(|l| l.peer);
-                if let (Tone::Busy | Tone::Congestion, Some(_)) = (tone, peer) {
-                    // The outside line is busy or congested: give up on it.
-                    card.release(now, ch, if tone == Tone::Busy { Cause::USER_BUSY } else { Cause::SWITCHING_EQUIPMENT_CONGESTION })?;
+                let outbound = self.legs.get(&ch).is_some_and(|l| l.outbound);
+                if matches!(tone, Tone::Busy | Tone::Congestion) && outbound {
+                    // The outside line we dialled is busy or congested: give up on it.
+                    // (An inbound analog line's busy tone is the far end hanging up;
+                    // the card ends that call itself.)
+                    card.release(
+                        now,
+                        ch,
+                        if tone == Tone::Busy {
+                            Cause::USER_BUSY
+                        } else {
+                            Cause::SWITCHING_EQUIPMENT_CONGESTION
+                        },
+                    )?;
                 }
             }
-            EventKind::PlayFinished { ch, reason, .. } => line(now, ch, format!("greeting ended ({reason:?})").to_lowercase()),
+            EventKind::PlayFinished { ch, id, reason } => {
+                let what = if self.greetings.contains(&id) { "greeting" } else { "tone" };
+                line(now, ch, format!("{what} ended ({reason:?})").to_lowercase());
+            }
             EventKind::OffHook { ch } => {
                 let caller = self.legs.iter().find(|(_, l)| l.peer == Some(ch)).map(|(c, _)| *c);
                 match caller {
                     Some(caller) => {
-                        line(now, ch, format!("station off hook: connected to {caller}"));
+                        let shown = card
+                            .heard(ch)
+                            .and_then(|h| h.caller_ids.last())
+                            .and_then(|c| c.number.clone())
+                            .unwrap_or_else(|| "nothing".to_string());
+                        line(
+                            now,
+                            ch,
+                            format!("station off hook (its display showed {shown}): connected to {caller}"),
+                        );
                         card.execute(now, hotline_drivers::Command::StopPlay { ch: caller })?;
                         card.connect(now, caller, ch)?;
                     }
@@ -124,7 +175,7 @@ impl Switchboard {
             EventKind::HookFlash { ch } => line(now, ch, "hook flash"),
             EventKind::Alerting { ch } => line(now, ch, "far end alerting"),
             EventKind::Released { ch, cause, by } => {
-                let side = if by == hotline_drivers::event::Side::Remote { "far end" } else { "we" };
+                let side = if by == hotline_drivers::event::Side::Remote { "the far end" } else { "us" };
                 line(now, ch, format!("released by {side}: cause {cause}"));
                 if let Some(leg) = self.legs.remove(&ch) {
                     if let Some(peer) = leg.peer {
@@ -155,7 +206,11 @@ impl Switchboard {
                     Alarm::Ais => "alarm indication signal (AIS)",
                     Alarm::Rai => "remote alarm (RAI)",
                 };
-                line(now, format!("{c}/{span}"), format!("span alarm {} : {what}", if raised { "raised" } else { "cleared" }));
+                line(
+                    now,
+                    format!("{c}/{span}"),
+                    format!("span alarm {} : {what}", if raised { "raised" } else { "cleared" }),
+                );
             }
             EventKind::Blocked { ch, reason } => {
                 if let hotline_drivers::ChannelAddr::E1 { span, .. } = ch.addr {
@@ -176,12 +231,20 @@ impl Switchboard {
         Ok(())
     }
 
-    fn menu_choice(&mut self, card: &mut SimCard, now: Instant, ch: ChannelId, digit: char) -> hotline_drivers::error::Result<()> {
+    fn menu_choice(
+        &mut self,
+        card: &mut SimCard,
+        now: Instant,
+        ch: ChannelId,
+        digit: char,
+    ) -> hotline_drivers::error::Result<()> {
         let ani = self.legs.get(&ch).and_then(|l| l.ani.clone());
         let idle = |kind: ChannelKind, not: ChannelId| {
             card.channels()
                 .into_iter()
-                .find(|c| c.kind == kind && c.id != not && c.state == hotline_drivers::channel::ChannelState::Idle)
+                .find(|c| {
+                    c.kind == kind && c.id != not && c.state == hotline_drivers::channel::ChannelState::Idle
+                })
                 .map(|c| c.id)
         };
         match digit {
@@ -191,7 +254,14 @@ impl Switchboard {
                     self.next_play += 1;
                     return card.play(now, ch, self.next_play, PlaySource::Tone(Tone::Busy), false);
                 };
-                line(now, station, format!("ringing the station for {ch}, caller ID {}", ani.as_deref().unwrap_or("withheld")));
+                line(
+                    now,
+                    station,
+                    format!(
+                        "ringing the station for {ch}, caller ID {}",
+                        ani.as_deref().unwrap_or("withheld")
+                    ),
+                );
                 let cid = CallerId { number: ani, time: Some((11, 21, 9, 30)), ..CallerId::default() };
                 card.ring_station(now, station, Some(cid))?;
                 self.next_play += 1;
@@ -208,7 +278,7 @@ impl Switchboard {
                 card.place_call(now, line_out, number, ani.as_deref(), CallerCategory::Ordinary)?;
                 card.connect(now, ch, line_out)?;
                 self.set_peer(ch, line_out);
-                self.legs.insert(line_out, Leg { peer: Some(ch), ..Leg::default() });
+                self.legs.insert(line_out, Leg { peer: Some(ch), outbound: true, ..Leg::default() });
             }
             _ => return Ok(()),
         }
@@ -231,9 +301,11 @@ fn make_greeting(dir: &Path) -> CliResult<(PathBuf, &'static str)> {
     let spoken = std::process::Command::new("espeak-ng").args(["--stdout", "-s", "165", text]).output();
     let (samples, how) = match spoken {
         Ok(out) if out.status.success() && !out.stdout.is_empty() => {
-            let (spec, pcm) = wav::read_wav(&out.stdout).map_err(|e| CliError::failure(format!("espeak-ng output: {e}")))?;
+            let (spec, pcm) = wav::read_wav(&out.stdout)
+                .map_err(|e| CliError::failure(format!("espeak-ng output: {e}")))?;
             let mono = resample::to_mono(&pcm, spec.channels);
-            let s = resample::resample(&mono, spec.sample_rate, SAMPLE_RATE).map_err(|e| CliError::failure(e.to_string()))?;
+            let s = resample::resample(&mono, spec.sample_rate, SAMPLE_RATE)
+                .map_err(|e| CliError::failure(e.to_string()))?;
             (s, "spoken by espeak-ng")
         }
         _ => (chime(), "a chime (install espeak-ng for a spoken greeting)"),
@@ -259,7 +331,8 @@ fn chime() -> Vec<i16> {
 pub fn run(args: DemoArgs) -> CliResult {
     let (text, origin) = match &args.config {
         Some(p) => (
-            std::fs::read_to_string(p).map_err(|e| CliError::input(format!("cannot read {}: {e}", p.display())))?,
+            std::fs::read_to_string(p)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", p.display())))?,
             p.display().to_string(),
         ),
         None => (DEMO_CONFIG.to_string(), "examples/hotline.toml (built in)".to_string()),
@@ -276,15 +349,20 @@ pub fn run(args: DemoArgs) -> CliResult {
         .ok_or_else(|| CliError::input(format!("{origin}: no card with backend = \"simulator\"")))?;
 
     let dir = std::env::temp_dir().join(format!("hotline-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
     let (greeting, how) = make_greeting(&dir)?;
 
     let (tx, rx) = crossbeam_channel::unbounded();
     let mut sim = SimCard::from_config(&cfg, card_id, tx).map_err(|e| CliError::input(e.to_string()))?;
     // Show an alarm too: span 2 loses its signal for a few seconds near the end.
-    if cfg.cards.iter().any(|c| c.id == card_id && c.spans.iter().any(|s| s.span == 2)) && args.duration > 12 {
+    if cfg.cards.iter().any(|c| c.id == card_id && c.spans.iter().any(|s| s.span == 2)) && args.duration > 12
+    {
         let at = Instant::from_secs(args.duration.saturating_sub(10));
-        sim.inject(at, Fault::SpanAlarm { span: 2, alarm: Alarm::Los, duration: Some(Duration::from_secs(4)) });
+        sim.inject(
+            at,
+            Fault::SpanAlarm { span: 2, alarm: Alarm::Los, duration: Some(Duration::from_secs(4)) },
+        );
     }
 
     let media = match cfg.simulator.media {
@@ -293,10 +371,16 @@ pub fn run(args: DemoArgs) -> CliResult {
     };
     println!("Hotline demo: the card simulator with a switchboard script ({origin})");
     println!("media: {media}; greeting: {how}");
-    println!("{} s of {} time, seed {}\n", args.duration, if args.fast { "virtual" } else { "real" }, cfg.simulator.seed);
+    println!(
+        "{} s of {} time, seed {}\n",
+        args.duration,
+        if args.fast { "virtual" } else { "real" },
+        cfg.simulator.seed
+    );
 
     let mut board = Switchboard {
         greeting: PlaySource::Prompt(greeting),
+        greetings: Vec::new(),
         legs: HashMap::new(),
         next_play: 0,
         blocked: BTreeMap::new(),
@@ -305,7 +389,17 @@ pub fn run(args: DemoArgs) -> CliResult {
         offered: 0,
     };
     let until = Instant::from_secs(args.duration);
-    let handler = |card: &mut SimCard, now: Instant, ev: CardEvent| board.on_event(card, now, ev);
+    let handler = |card: &mut SimCard, now: Instant, ev: CardEvent| {
+        match board.on_event(card, now, ev) {
+            // The script acted on a view of a channel that events in flight have
+            // already changed: say so and carry on, as the engine will.
+            Err(e) if e.kind() == ErrorKind::InvalidState => {
+                line(now, "script", format!("command refused: {e}"));
+                Ok(())
+            }
+            other => other,
+        }
+    };
     let result = if args.fast {
         VirtualClock::new(Instant::ZERO).run_until(&mut sim, &rx, until, handler)
     } else {

@@ -68,7 +68,12 @@ pub fn tones(audio: &Audio, plan_name: &str, json_out: bool) -> CliResult<String
             .collect();
         return Ok(json!({ "plan": plan.name, "events": list }).to_string());
     }
-    let mut out = format!("{} ({:.2} s), tone plan {}\n", audio.description, audio.samples.len() as f64 / 8000.0, plan.name);
+    let mut out = format!(
+        "{} ({:.2} s), tone plan {}\n",
+        audio.description,
+        audio.samples.len() as f64 / 8000.0,
+        plan.name
+    );
     out.push_str("recognised at  tone\n");
     for e in &events {
         out.push_str(&format!("{}   {}\n", sample_time(e.at), e.tone));
@@ -94,7 +99,11 @@ pub fn callerid(audio: &Audio, json_out: bool) -> CliResult<String> {
         for frame in frames_with_tail(&audio.samples) {
             rx.process(frame, &mut events);
         }
-        found.extend(events.into_iter().map(|e| Found { at: e.at, how, result: e.result.map_err(|e| e.to_string()) }));
+        found.extend(events.into_iter().map(|e| Found {
+            at: e.at,
+            how,
+            result: e.result.map_err(|e| e.to_string()),
+        }));
     }
     // DTMF caller ID: a run of digits that starts with A or D and ends with C.
     let digits = find_digits(&audio.samples);
@@ -117,7 +126,9 @@ pub fn callerid(audio: &Audio, json_out: bool) -> CliResult<String> {
         let list: Vec<_> = found
             .iter()
             .map(|f| match &f.result {
-                Ok(cid) => json!({ "at_ms": sample_time(f.at).as_millis(), "signalling": f.how, "caller_id": cid }),
+                Ok(cid) => {
+                    json!({ "at_ms": sample_time(f.at).as_millis(), "signalling": f.how, "caller_id": cid })
+                }
                 Err(e) => json!({ "at_ms": sample_time(f.at).as_millis(), "signalling": f.how, "error": e }),
             })
             .collect();

@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 use crate::exit_codes::CliResult;
 
 #[derive(Debug, Parser)]
-#[command(name = "hotline", version, about = "Hotline: an on-premise call center that drives telephony cards")]
+#[command(
+    name = "hotline",
+    version,
+    about = "Hotline: an on-premise call center that drives telephony cards"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
