@@ -1084,6 +1084,9 @@ impl SimCard {
         }
         call.rings += 1;
         let first = call.rings == 1;
+        if first && c.audio.is_none() {
+            c.heard.tone(Tone::Ringback);
+        }
         if let Some(a) = c.audio.as_mut() {
             a.ringing = true;
         }
