@@ -379,9 +379,10 @@ fn a_frame_stream_plays_until_its_sender_is_dropped() {
 fn a_caller_hears_ringback_from_our_alerting_until_the_answer() {
     let mut w = audio_world();
     w.sim.schedule_inbound(secs(0.5), InboundCall::new(Trunk::Span(1), Some("1"), "2", script(&[])));
-    w.run(12.0, |card, now, ev| match ev.kind {
-        EventKind::Offered { ch, .. } => card.accept(now, ch).unwrap(),
-        _ => {}
+    w.run(12.0, |card, now, ev| {
+        if let EventKind::Offered { ch, .. } = ev.kind {
+            card.accept(now, ch).unwrap();
+        }
     });
     let ch = ChannelId::e1(1, 1, 31);
     assert_eq!(w.sim.heard(ch).unwrap().tones, vec![Tone::Ringback]);
