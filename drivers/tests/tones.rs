@@ -117,6 +117,20 @@ fn tones_are_recognised_whatever_the_chunk_size() {
 }
 
 #[test]
+fn a_tone_already_playing_when_listening_starts_is_recognised() {
+    for plan in plans() {
+        for tone in Tone::ALL {
+            let spec = plan.spec(tone);
+            let samples = render(&spec, seconds_for(&spec) + 1.0);
+            // Join at an odd moment, inside the first burst.
+            let join = (spec.cadence.first().copied().unwrap_or(500) as usize * RATE) / 1000 / 3 + 7;
+            let tones: Vec<Tone> = detect(&plan, &samples[join..]).iter().map(|e| e.tone).collect();
+            assert_eq!(tones, vec![tone], "plan {}, joined {tone} at sample {join}", plan.name);
+        }
+    }
+}
+
+#[test]
 fn tones_survive_an_alaw_round_trip() {
     each_tone_is_recognised("A-law", |_, _, spec| {
         let mut s = render(spec, seconds_for(spec));
