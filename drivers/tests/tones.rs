@@ -322,6 +322,20 @@ fn dual_tones_with_up_to_5_db_of_twist_are_recognised_but_not_one_half_alone() {
 }
 
 #[test]
+fn a_steady_tone_between_the_two_of_a_close_pair_is_not_the_pair() {
+    // 460 Hz sits between North America's 440+480 ringback; 425 Hz between the UK's 400+450.
+    for (plan, freq) in [(TonePlan::north_america(), 460.0), (TonePlan::uk(), 425.0), (TonePlan::uk(), 428.0)]
+    {
+        for cadence in [plan.ringback.cadence.clone(), vec![]] {
+            let spec = ToneSpec::cadenced(&[freq], -15.0, &cadence);
+            let mut s = render(&spec, 14.0);
+            add_noise(&mut s, &spec, 20.0, 9);
+            assert_eq!(detect(&plan, &s), vec![], "plan {}, {freq} Hz {cadence:?}", plan.name);
+        }
+    }
+}
+
+#[test]
 fn busy_is_not_taken_for_congestion_nor_congestion_for_busy() {
     for plan in plans() {
         for (played, other) in [(Tone::Busy, Tone::Congestion), (Tone::Congestion, Tone::Busy)] {
