@@ -16,13 +16,14 @@
 //!
 //! How the detector decides: a 20 ms block belongs to a tone's frequencies when they hold
 //! at least 60 % of the block's energy, total at least -42 dBm0, with at most 6 dB of twist
-//! between the two of a dual tone (close pairs such as 440+480 Hz are unmixed first). Runs
-//! of such blocks make on/off segments (a one-block glitch is ignored); each segment is
-//! matched against the cadences within ±15 % + 40 ms. A cadenced tone is confirmed by whole
-//! cycles covering at least 1.2 s (busy: two cycles; ringback: one); a continuous tone after
-//! 1 s, or just longer than the longest burst of a cadenced tone on the same frequencies
-//! (so China's 1 s ringback burst is not dial tone); CED after 0.6 s. A tone is reported
-//! again only after it has stopped: its cadence broke or it fell silent.
+//! between the two of a dual tone (close pairs such as 440+480 Hz are unmixed first, and
+//! must show their beat). Runs of such blocks make on/off segments (a one-block glitch is
+//! ignored); each segment is matched against the cadences within ±15 % + 40 ms. A cadenced
+//! tone is confirmed by whole cycles covering at least 1.2 s (busy: two cycles; ringback:
+//! one); a continuous tone after 1 s, or just longer than the longest burst of a cadenced
+//! tone on the same frequencies (so China's 1 s ringback burst is not dial tone); CED after
+//! 0.6 s. A tone is reported again only after it has stopped: its cadence broke or it fell
+//! silent.
 
 use serde::{Deserialize, Serialize};
 
