@@ -13,6 +13,17 @@
 //! core), so each 20 ms block costs one bank of f32 Goertzel filters (the plan's
 //! frequencies plus 1100 and 2100 Hz) and the block energy, and nothing is allocated after
 //! construction.
+//!
+//! How the detector decides: a 20 ms block belongs to a tone's frequencies when they hold
+//! at least 60 % of the block's energy, total at least -42 dBm0, with at most 6 dB of twist
+//! between the two of a dual tone (close pairs such as 440+480 Hz are unmixed first, and
+//! must show their beat). Runs of such blocks make on/off segments (a one-block glitch is
+//! ignored); each segment is matched against the cadences within ±15 % + 40 ms. A cadenced
+//! tone is confirmed by whole cycles covering at least 1.2 s (busy: two cycles; ringback:
+//! one); a continuous tone after 1 s, or just longer than the longest burst of a cadenced
+//! tone on the same frequencies (so China's 1 s ringback burst is not dial tone); CED after
+//! 0.6 s. A tone is reported again only after it has stopped: its cadence broke or it fell
+//! silent.
 
 use serde::{Deserialize, Serialize};
 
@@ -418,6 +429,15 @@ const SEG_LEN: usize = BLOCK / SEGMENTS;
 const WIDE_FROM_HZ: f32 = 1_000.0;
 /// Filters per bank: five plan tones of two frequencies plus CNG and CED.
 const MAX_FREQS: usize = 12;
+/// Dual tones closer than this are unmixed (see [`Unmix`]).
+const UNMIX_WITHIN_HZ: f32 = 200.0;
+/// Within one block a single tone halfway between two close ones (460 Hz between 440 and
+/// 480) fits the pair's filters as well as the pair does; what tells them apart is the
+/// pair's beat, a deep dip in the envelope. Pairs this close must show one...
+const BEAT_WITHIN_HZ: f32 = 75.0;
+/// ...with the quietest 5 ms segment at most this fraction of the loudest (a pair with
+/// 6 dB of twist dips to about 0.1; a steady tone stays near 1).
+const BEAT_DEPTH: f32 = 0.5;
 /// Filters run together (one SSE vector).
 const LANES: usize = 4;
 /// A tone's share of the block energy for the block to count as that tone.
@@ -459,6 +479,9 @@ struct GoertzelBank {
     /// Lanes at 1 kHz and above are analysed as two half blocks (100 Hz bins) summed,
     /// so that 1.5 % off frequency (31 Hz at 2100 Hz) stays inside the main lobe.
     wide: [bool; MAX_FREQS],
+    /// e^{-jw(N-1)}: turns a block result into Σ x[n] e^{-jwn}, the form unmixing wants.
+    back_re: [f32; MAX_FREQS],
+    back_im: [f32; MAX_FREQS],
     /// Rotation bringing a segment's result to the block's phase reference.
     rot_re: [[f32; MAX_FREQS]; SEGMENTS],
     rot_im: [[f32; MAX_FREQS]; SEGMENTS],
@@ -472,6 +495,8 @@ impl GoertzelBank {
             cos: [0.0; MAX_FREQS],
             sin: [0.0; MAX_FREQS],
             wide: [false; MAX_FREQS],
+            back_re: [0.0; MAX_FREQS],
+            back_im: [0.0; MAX_FREQS],
             rot_re: [[0.0; MAX_FREQS]; SEGMENTS],
             rot_im: [[0.0; MAX_FREQS]; SEGMENTS],
         };
@@ -481,6 +506,9 @@ impl GoertzelBank {
             bank.cos[k] = w.cos() as f32;
             bank.sin[k] = w.sin() as f32;
             bank.wide[k] = f >= WIDE_FROM_HZ;
+            let back = w * (BLOCK - 1) as f64;
+            bank.back_re[k] = back.cos() as f32;
+            bank.back_im[k] = -back.sin() as f32;
             for s in 0..SEGMENTS {
                 let a = w * (SEG_LEN * (SEGMENTS - 1 - s)) as f64;
                 bank.rot_re[s][k] = a.cos() as f32;
@@ -492,7 +520,7 @@ impl GoertzelBank {
 
     /// Energy at each frequency over the block, scaled so that a sine at the filter's
     /// frequency yields its own block energy (2|X|²/N).
-    fn energies(&self, x: &[f32; BLOCK], out: &mut [f32; MAX_FREQS]) {
+    fn energies(&self, x: &[f32; BLOCK], out: &mut Spectrum) {
         // Four lanes at a time: their state (4 segments x 2 x 4 lanes) fits in registers,
         // which measured faster than running eight lanes at once.
         for first in (0..self.count).step_by(LANES) {
@@ -501,7 +529,7 @@ impl GoertzelBank {
     }
 
     #[inline]
-    fn run(&self, first: usize, x: &[f32; BLOCK], out: &mut [f32; MAX_FREQS]) {
+    fn run(&self, first: usize, x: &[f32; BLOCK], out: &mut Spectrum) {
         let mut coef = [0f32; LANES];
         coef.copy_from_slice(&self.coef[first..first + LANES]);
         let mut s1 = [[0f32; LANES]; SEGMENTS];
@@ -532,21 +560,81 @@ impl GoertzelBank {
                     im += self.rot_re[r][k] * yi + self.rot_im[r][k] * yr;
                 }
                 total += (re * re + im * im) * (2.0 / (group * SEG_LEN) as f32);
+                if group == SEGMENTS {
+                    out.re[k] = re * self.back_re[k] - im * self.back_im[k];
+                    out.im[k] = re * self.back_im[k] + im * self.back_re[k];
+                }
             }
-            out[k] = total;
+            out.energy[k] = total;
         }
     }
 }
 
-/// Sum of squares with independent accumulators, so it vectorises.
-fn energy(x: &[f32; BLOCK]) -> f32 {
-    let mut acc = [0f32; 8];
-    for chunk in x.chunks_exact(8) {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v * v;
+/// What the filter bank found in one block.
+#[derive(Clone, Debug, Default)]
+struct Spectrum {
+    /// Energy at each frequency (a sine there yields its own block energy).
+    energy: [f32; MAX_FREQS],
+    /// Σ x[n] e^{-jwn} over the block, for full-block lanes.
+    re: [f32; MAX_FREQS],
+    im: [f32; MAX_FREQS],
+}
+
+/// Separates two frequencies closer than a few bins (440+480 Hz are 0.8 bin apart), whose
+/// filters each catch much of the other: without it, twist between them or the beat of
+/// the pair makes the weaker look absent. Models the block as c1 e^{jw1 n} + c2 e^{jw2 n}:
+/// Z1 = N c1 + D c2, Z2 = D* c1 + N c2, with D = Σ e^{j(w2-w1)n}, and solves for c1, c2.
+#[derive(Copy, Clone, Debug)]
+struct Unmix {
+    d_re: f32,
+    d_im: f32,
+    inv_det: f32,
+}
+
+impl Unmix {
+    /// For two full-block lanes at `f1` and `f2` Hz, when they are close enough to need it.
+    fn new(f1: f32, f2: f32) -> Option<Unmix> {
+        if f1 >= WIDE_FROM_HZ || f2 >= WIDE_FROM_HZ || (f1 - f2).abs() > UNMIX_WITHIN_HZ {
+            return None;
         }
+        let d = std::f64::consts::TAU * (f2 - f1) as f64 / RATE;
+        let (mut d_re, mut d_im) = (0f64, 0f64);
+        for n in 0..BLOCK {
+            d_re += (d * n as f64).cos();
+            d_im += (d * n as f64).sin();
+        }
+        let n = BLOCK as f64;
+        let det = n * n - (d_re * d_re + d_im * d_im);
+        Some(Unmix { d_re: d_re as f32, d_im: d_im as f32, inv_det: (1.0 / det) as f32 })
     }
-    acc.iter().sum()
+
+    /// The two components' energies, each as if heard alone.
+    fn energies(&self, s: &Spectrum, a: usize, b: usize) -> (f32, f32) {
+        let n = BLOCK as f32;
+        let (z1r, z1i, z2r, z2i) = (s.re[a], s.im[a], s.re[b], s.im[b]);
+        // c1 = (N Z1 - D Z2) / det, c2 = (N Z2 - D* Z1) / det.
+        let c1r = (n * z1r - (self.d_re * z2r - self.d_im * z2i)) * self.inv_det;
+        let c1i = (n * z1i - (self.d_re * z2i + self.d_im * z2r)) * self.inv_det;
+        let c2r = (n * z2r - (self.d_re * z1r + self.d_im * z1i)) * self.inv_det;
+        let c2i = (n * z2i - (self.d_re * z1i - self.d_im * z1r)) * self.inv_det;
+        // A sine of amplitude A has |c| = A/2 and block energy A²N/2 = 2N|c|².
+        (2.0 * n * (c1r * c1r + c1i * c1i), 2.0 * n * (c2r * c2r + c2i * c2i))
+    }
+}
+
+/// Sum of squares of each segment, with independent accumulators so it vectorises.
+fn segment_energies(x: &[f32; BLOCK]) -> [f32; SEGMENTS] {
+    let mut out = [0f32; SEGMENTS];
+    for (e, segment) in out.iter_mut().zip(x.chunks_exact(SEG_LEN)) {
+        let mut acc = [0f32; 8];
+        for chunk in segment.chunks_exact(8) {
+            for (a, &v) in acc.iter_mut().zip(chunk) {
+                *a += v * v;
+            }
+        }
+        *e = acc.iter().sum();
+    }
+    out
 }
 
 /// An on or off interval of one frequency set, in blocks; `None` when it began before the
@@ -650,6 +738,9 @@ struct FreqSet {
     /// Lanes of the Goertzel bank.
     lanes: [usize; 2],
     count: usize,
+    unmix: Option<Unmix>,
+    /// A pair this close beats slower than a block: its envelope must be seen to beat.
+    beats: bool,
     rules: Vec<Rule>,
     /// The continuous tone on this set, if any, and when to recognise it (ms).
     continuous: Option<(usize, u32)>,
@@ -738,6 +829,7 @@ pub struct ToneDetector {
     sets: Vec<FreqSet>,
     /// Block energy of the weakest tone detected.
     min_energy: f32,
+    spectrum: Spectrum,
     buf: [f32; BLOCK],
     filled: usize,
     /// Blocks analysed since the start or the last reset.
@@ -785,6 +877,8 @@ impl ToneDetector {
                     sets.push(FreqSet {
                         lanes,
                         count,
+                        unmix: if count == 2 { Unmix::new(freqs[lanes[0]], freqs[lanes[1]]) } else { None },
+                        beats: count == 2 && (freqs[lanes[0]] - freqs[lanes[1]]).abs() <= BEAT_WITHIN_HZ,
                         rules: Vec::new(),
                         continuous: None,
                         on: false,
@@ -812,6 +906,7 @@ impl ToneDetector {
             bank: GoertzelBank::new(&freqs),
             sets,
             min_energy: block_energy(MIN_LEVEL_DBM0),
+            spectrum: Spectrum::default(),
             buf: [0.0; BLOCK],
             filled: 0,
             blocks: 0,
@@ -846,25 +941,39 @@ impl ToneDetector {
     }
 
     fn analyse_block(&mut self, out: &mut Vec<ToneEvent>) {
-        let total = energy(&self.buf);
-        let mut e = [0f32; MAX_FREQS];
-        // Each filter's energy is at most twice the block's (Cauchy-Schwarz), so a block
-        // this quiet cannot hold a tone and the filters can be skipped.
-        if total * 4.0 >= self.min_energy {
-            self.bank.energies(&self.buf, &mut e);
+        let segments = segment_energies(&self.buf);
+        let total: f32 = segments.iter().sum();
+        let (quietest, loudest) =
+            segments.iter().fold((f32::MAX, 0f32), |(lo, hi), &e| (lo.min(e), hi.max(e)));
+        let beating = quietest <= BEAT_DEPTH * loudest;
+        let spectrum = &mut self.spectrum;
+        // Each filter's energy is at most twice the block's (Cauchy-Schwarz) and unmixing
+        // the closest pair allowed (30 Hz) multiplies that by at most about 4 per
+        // component, so a block 15 dB below the weakest tone cannot hold one.
+        let loud = total * 32.0 >= self.min_energy;
+        if loud {
+            self.bank.energies(&self.buf, spectrum);
         }
         // The block belongs to the purest set that passes; every other set hears silence.
         let mut best: Option<usize> = None;
         let mut best_energy = 0f32;
         for (i, set) in self.sets.iter().enumerate() {
-            let parts = &set.lanes[..set.count];
-            let sum: f32 = parts.iter().map(|&l| e[l]).sum();
-            let present = sum >= self.min_energy
-                && sum >= PURITY * total
-                && (set.count == 1 || {
-                    let (a, b) = (e[parts[0]], e[parts[1]]);
-                    a.min(b) >= MIN_TWIST_RATIO * a.max(b)
-                });
+            if !loud {
+                break;
+            }
+            let e = &spectrum.energy;
+            let (sum, twist_ok) = match (set.count, set.unmix) {
+                (1, _) => (e[set.lanes[0]], true),
+                (_, unmix) => {
+                    let (a, b) = match unmix {
+                        Some(u) => u.energies(spectrum, set.lanes[0], set.lanes[1]),
+                        None => (e[set.lanes[0]], e[set.lanes[1]]),
+                    };
+                    (a + b, a.min(b) >= MIN_TWIST_RATIO * a.max(b))
+                }
+            };
+            let present =
+                sum >= self.min_energy && sum >= PURITY * total && twist_ok && (!set.beats || beating);
             if present && sum > best_energy {
                 best = Some(i);
                 best_energy = sum;
