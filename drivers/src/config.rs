@@ -837,7 +837,18 @@ impl Cx<'_> {
             if !cards.iter().any(|c| c.id == card) {
                 return Err(self.err(f.kind.span(), format!("there is no card {card}")));
             }
+            // A blocked channel or a dead line comes back after `duration_s`, if given
+            // (a span alarm clears itself the same way).
+            let end = f.duration_s.map(|d| at + Duration::from_secs_f64(d.max(0.0)));
+            let restore = match (&fault, end) {
+                (Fault::BlockChannel(ch), Some(end)) => Some((end, Fault::UnblockChannel(*ch))),
+                (Fault::DeadLine { port }, Some(end)) => Some((end, Fault::LineRestored { port: *port })),
+                _ => None,
+            };
             out.faults.push((card, at, fault));
+            if let Some((end, fault)) = restore {
+                out.faults.push((card, end, fault));
+            }
         }
         Ok(out)
     }

@@ -374,3 +374,20 @@ fn a_frame_stream_plays_until_its_sender_is_dropped() {
     let done = w.first(|k| matches!(k, EventKind::PlayFinished { .. })).unwrap();
     assert_eq!(done.kind, EventKind::PlayFinished { ch, id: 4, reason: PlayEnd::Completed });
 }
+
+#[test]
+fn a_caller_hears_ringback_from_our_alerting_until_the_answer() {
+    let mut w = audio_world();
+    w.sim.schedule_inbound(secs(0.5), InboundCall::new(Trunk::Span(1), Some("1"), "2", script(&[])));
+    w.run(12.0, |card, now, ev| {
+        if let EventKind::Offered { ch, .. } = ev.kind {
+            card.accept(now, ch).unwrap();
+        }
+    });
+    let ch = ChannelId::e1(1, 1, 31);
+    assert_eq!(w.sim.heard(ch).unwrap().tones, vec![Tone::Ringback]);
+    w.command(Command::Answer { ch });
+    w.sim.clear_heard(ch);
+    w.idle(20.0);
+    assert_eq!(w.sim.heard(ch).unwrap().loud_frames, 0, "silence once answered");
+}

@@ -360,6 +360,9 @@ fn a_station_left_off_hook_hears_busy_tone_and_stays_off_hook() {
     assert!(w.first(|k| *k == EventKind::OnHook { ch: bad }).is_none());
     assert_eq!(w.sim.heard(bad).unwrap().tones.last(), Some(&Tone::Busy));
     assert_eq!(w.sim.handset_off_hook(bad), Some(true));
+    let state = |ch| w.sim.channels().into_iter().find(|c| c.id == ch).unwrap().state;
+    assert_eq!(state(bad), hotline_drivers::channel::ChannelState::OffHook);
+    assert_eq!(state(good), hotline_drivers::channel::ChannelState::Idle);
     assert_eq!(
         w.sim.ring_station(w.now(), bad, None).unwrap_err().kind(),
         ErrorKind::InvalidState,
@@ -525,4 +528,13 @@ fn a_remote_alarm_releases_calls_with_temporary_failure() {
         .iter()
         .filter(|c| matches!(c.id.addr, hotline_drivers::channel::ChannelAddr::E1 { span: 3, .. }))
         .all(|c| c.state == hotline_drivers::channel::ChannelState::Blocked));
+}
+
+#[test]
+fn a_simulator_card_can_be_moved_to_its_own_thread() {
+    fn send<T: Send>(_: &T) {}
+    let w = sig_world();
+    send(&w.sim);
+    let audio = World::new("audio", 1, 1, "");
+    send(&audio.sim);
 }

@@ -117,6 +117,20 @@ fn tones_are_recognised_whatever_the_chunk_size() {
 }
 
 #[test]
+fn a_tone_already_playing_when_listening_starts_is_recognised() {
+    for plan in plans() {
+        for tone in Tone::ALL {
+            let spec = plan.spec(tone);
+            let samples = render(&spec, seconds_for(&spec) + 1.0);
+            // Join at an odd moment, inside the first burst.
+            let join = (spec.cadence.first().copied().unwrap_or(500) as usize * RATE) / 1000 / 3 + 7;
+            let tones: Vec<Tone> = detect(&plan, &samples[join..]).iter().map(|e| e.tone).collect();
+            assert_eq!(tones, vec![tone], "plan {}, joined {tone} at sample {join}", plan.name);
+        }
+    }
+}
+
+#[test]
 fn tones_survive_an_alaw_round_trip() {
     each_tone_is_recognised("A-law", |_, _, spec| {
         let mut s = render(spec, seconds_for(spec));
@@ -218,6 +232,40 @@ fn a_tone_of_the_wrong_frequency_gives_nothing() {
     }
 }
 
+/// Speech from espeak-ng (Debian package espeak-ng), resampled to 8 kHz.
+fn speech(voice: &str, pitch: u32, text: &str) -> Vec<i16> {
+    let out = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-p", &pitch.to_string(), "-s", "150", "--stdout", text])
+        .output()
+        .expect("espeak-ng makes the test speech: apt-get install espeak-ng");
+    assert!(out.status.success(), "espeak-ng failed: {}", String::from_utf8_lossy(&out.stderr));
+    let (spec, samples) = hotline_drivers::dsp::wav::read_wav(&out.stdout).unwrap();
+    let mono = hotline_drivers::dsp::resample::to_mono(&samples, spec.channels);
+    hotline_drivers::dsp::resample::resample(&mono, spec.sample_rate, RATE as u32).unwrap()
+}
+
+#[test]
+fn a_minute_of_speech_gives_nothing() {
+    let english = "Thank you for calling. All of our agents are busy at the moment. \
+        Please hold the line, and your call will be answered in the order it was received. \
+        Oh, hello? Yes, I was calling about my order, number four five zero, placed on Monday. \
+        Hmm. Mmm. Ooooh, aaaah, eeeee. It is ringing and ringing, nobody answers the phone.";
+    let chinese = "您好，欢迎致电客户服务中心。所有座席都在忙，请稍候。您的电话对我们很重要。";
+    let mut total = 0;
+    for (voice, pitch, text) in
+        [("en", 30, english), ("en+f3", 70, english), ("cmn", 50, chinese), ("en", 99, english)]
+    {
+        let mut s = speech(voice, pitch, text);
+        total += s.len();
+        for plan in plans() {
+            assert_eq!(detect(&plan, &s), vec![], "plan {}, voice {voice} pitch {pitch}", plan.name);
+        }
+        alaw_round_trip(&mut s);
+        assert_eq!(detect(&TonePlan::china(), &s), vec![], "A-law, voice {voice}");
+    }
+    assert!(total > 60 * RATE, "only {} s of speech", total / RATE);
+}
+
 #[test]
 fn a_vowel_like_harmonic_buzz_gives_nothing() {
     // A voice-like source: harmonics of a pitch gliding 100-180 Hz (so 450 Hz is crossed by
@@ -270,6 +318,20 @@ fn dual_tones_with_up_to_5_db_of_twist_are_recognised_but_not_one_half_alone() {
         }
         // With one half 20 dB down it is a single tone, not this one.
         assert!(!mix(tone, 20.0).contains(&tone), "{tone} with one half missing");
+    }
+}
+
+#[test]
+fn a_steady_tone_between_the_two_of_a_close_pair_is_not_the_pair() {
+    // 460 Hz sits between North America's 440+480 ringback; 425 Hz between the UK's 400+450.
+    for (plan, freq) in [(TonePlan::north_america(), 460.0), (TonePlan::uk(), 425.0), (TonePlan::uk(), 428.0)]
+    {
+        for cadence in [plan.ringback.cadence.clone(), vec![]] {
+            let spec = ToneSpec::cadenced(&[freq], -15.0, &cadence);
+            let mut s = render(&spec, 14.0);
+            add_noise(&mut s, &spec, 20.0, 9);
+            assert_eq!(detect(&plan, &s), vec![], "plan {}, {freq} Hz {cadence:?}", plan.name);
+        }
     }
 }
 

@@ -299,6 +299,8 @@ struct Bins {
     /// low tone's DFT term, relative to its own: Σ e^{j(ωh-ωl)n} / M over the half. The
     /// reverse leak is its conjugate. At 51 samples the other group leaks up to -16 dB.
     leak: [[[Cx; 2]; 4]; 4],
+    /// N·max|x| below which a block cannot hold a candidate tone.
+    max_quiet: f32,
 }
 
 impl Bins {
@@ -313,7 +315,10 @@ impl Bins {
             rot_full: [Cx::default(); BINS],
             rot_block: [Cx::default(); BINS],
             leak: [[[Cx::default(); 2]; 4]; 4],
+            max_quiet: 0.0,
         };
+        // A candidate's tone bins need power (min_amp·N/2)²/4, so |X| ≥ min_amp·N/4.
+        b.max_quiet = DBM0_PEAK * 10f32.powf(MIN_TONE_DBM0 / 20.0) * BLOCK_SAMPLES as f32 / 4.0;
         for (i, hz) in LOW_GROUP_HZ.iter().chain(HIGH_GROUP_HZ.iter()).enumerate() {
             let w = step(*hz);
             b.omega[i] = w as f32;
@@ -400,7 +405,8 @@ pub struct DtmfDetector {
     h2: [f32; BINS],
     energy: i64,
     sum: i64,
-    /// Position in the current block.
+    /// The block being filled, and how far.
+    buf: [i16; BLOCK_SAMPLES],
     pos: usize,
     /// Sample index of the current block's first sample.
     block_start: u64,
@@ -426,6 +432,7 @@ impl DtmfDetector {
             h2: [0.0; BINS],
             energy: 0,
             sum: 0,
+            buf: [0; BLOCK_SAMPLES],
             pos: 0,
             block_start: 0,
             prev_power: [0.0; BINS],
@@ -448,15 +455,22 @@ impl DtmfDetector {
     pub fn process(&mut self, samples: &[i16], out: &mut Vec<DigitEvent>) {
         let mut rest = samples;
         while !rest.is_empty() {
-            let boundary = if self.pos < HALF { HALF } else { BLOCK_SAMPLES };
-            let take = (boundary - self.pos).min(rest.len());
-            self.accumulate(&rest[..take]);
+            let take = (BLOCK_SAMPLES - self.pos).min(rest.len());
+            self.buf[self.pos..self.pos + take].copy_from_slice(&rest[..take]);
             self.pos += take;
             rest = &rest[take..];
-            if self.pos == HALF {
-                self.h1 = self.s1;
-                self.h2 = self.s2;
-            } else if self.pos == BLOCK_SAMPLES {
+            if self.pos == BLOCK_SAMPLES {
+                // A block whose every sample is this quiet cannot give a tone bin the
+                // power a candidate needs (|X| ≤ N·max|x|): the filters are skipped, so
+                // silence and pauses cost next to nothing.
+                let loudest = self.buf.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
+                if f32::from(loudest) * (BLOCK_SAMPLES as f32) >= self.bins.max_quiet {
+                    let buf = self.buf;
+                    self.accumulate(&buf[..HALF]);
+                    self.h1 = self.s1;
+                    self.h2 = self.s2;
+                    self.accumulate(&buf[HALF..]);
+                }
                 self.end_block(out);
             }
         }

@@ -16,13 +16,14 @@
 //!
 //! How the detector decides: a 20 ms block belongs to a tone's frequencies when they hold
 //! at least 60 % of the block's energy, total at least -42 dBm0, with at most 6 dB of twist
-//! between the two of a dual tone (close pairs such as 440+480 Hz are unmixed first). Runs
-//! of such blocks make on/off segments (a one-block glitch is ignored); each segment is
-//! matched against the cadences within ±15 % + 40 ms. A cadenced tone is confirmed by whole
-//! cycles covering at least 1.2 s (busy: two cycles; ringback: one); a continuous tone after
-//! 1 s, or just longer than the longest burst of a cadenced tone on the same frequencies
-//! (so China's 1 s ringback burst is not dial tone); CED after 0.6 s. A tone is reported
-//! again only after it has stopped: its cadence broke or it fell silent.
+//! between the two of a dual tone (close pairs such as 440+480 Hz are unmixed first, and
+//! must show their beat). Runs of such blocks make on/off segments (a one-block glitch is
+//! ignored); each segment is matched against the cadences within ±15 % + 40 ms. A cadenced
+//! tone is confirmed by whole cycles covering at least 1.2 s (busy: two cycles; ringback:
+//! one); a continuous tone after 1 s, or just longer than the longest burst of a cadenced
+//! tone on the same frequencies (so China's 1 s ringback burst is not dial tone); CED after
+//! 0.6 s. A tone is reported again only after it has stopped: its cadence broke or it fell
+//! silent.
 
 use serde::{Deserialize, Serialize};
 
@@ -430,6 +431,13 @@ const WIDE_FROM_HZ: f32 = 1_000.0;
 const MAX_FREQS: usize = 12;
 /// Dual tones closer than this are unmixed (see [`Unmix`]).
 const UNMIX_WITHIN_HZ: f32 = 200.0;
+/// Within one block a single tone halfway between two close ones (460 Hz between 440 and
+/// 480) fits the pair's filters as well as the pair does; what tells them apart is the
+/// pair's beat, a deep dip in the envelope. Pairs this close must show one...
+const BEAT_WITHIN_HZ: f32 = 75.0;
+/// ...with the quietest 5 ms segment at most this fraction of the loudest (a pair with
+/// 6 dB of twist dips to about 0.1; a steady tone stays near 1).
+const BEAT_DEPTH: f32 = 0.5;
 /// Filters run together (one SSE vector).
 const LANES: usize = 4;
 /// A tone's share of the block energy for the block to count as that tone.
@@ -614,15 +622,19 @@ impl Unmix {
     }
 }
 
-/// Sum of squares with independent accumulators, so it vectorises.
-fn energy(x: &[f32; BLOCK]) -> f32 {
-    let mut acc = [0f32; 8];
-    for chunk in x.chunks_exact(8) {
-        for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v * v;
+/// Sum of squares of each segment, with independent accumulators so it vectorises.
+fn segment_energies(x: &[f32; BLOCK]) -> [f32; SEGMENTS] {
+    let mut out = [0f32; SEGMENTS];
+    for (e, segment) in out.iter_mut().zip(x.chunks_exact(SEG_LEN)) {
+        let mut acc = [0f32; 8];
+        for chunk in segment.chunks_exact(8) {
+            for (a, &v) in acc.iter_mut().zip(chunk) {
+                *a += v * v;
+            }
         }
+        *e = acc.iter().sum();
     }
-    acc.iter().sum()
+    out
 }
 
 /// An on or off interval of one frequency set, in blocks; `None` when it began before the
@@ -727,6 +739,8 @@ struct FreqSet {
     lanes: [usize; 2],
     count: usize,
     unmix: Option<Unmix>,
+    /// A pair this close beats slower than a block: its envelope must be seen to beat.
+    beats: bool,
     rules: Vec<Rule>,
     /// The continuous tone on this set, if any, and when to recognise it (ms).
     continuous: Option<(usize, u32)>,
@@ -864,6 +878,7 @@ impl ToneDetector {
                         lanes,
                         count,
                         unmix: if count == 2 { Unmix::new(freqs[lanes[0]], freqs[lanes[1]]) } else { None },
+                        beats: count == 2 && (freqs[lanes[0]] - freqs[lanes[1]]).abs() <= BEAT_WITHIN_HZ,
                         rules: Vec::new(),
                         continuous: None,
                         on: false,
@@ -926,7 +941,11 @@ impl ToneDetector {
     }
 
     fn analyse_block(&mut self, out: &mut Vec<ToneEvent>) {
-        let total = energy(&self.buf);
+        let segments = segment_energies(&self.buf);
+        let total: f32 = segments.iter().sum();
+        let (quietest, loudest) =
+            segments.iter().fold((f32::MAX, 0f32), |(lo, hi), &e| (lo.min(e), hi.max(e)));
+        let beating = quietest <= BEAT_DEPTH * loudest;
         let spectrum = &mut self.spectrum;
         // Each filter's energy is at most twice the block's (Cauchy-Schwarz) and unmixing
         // the closest pair allowed (30 Hz) multiplies that by at most about 4 per
@@ -953,7 +972,8 @@ impl ToneDetector {
                     (a + b, a.min(b) >= MIN_TWIST_RATIO * a.max(b))
                 }
             };
-            let present = sum >= self.min_energy && sum >= PURITY * total && twist_ok;
+            let present =
+                sum >= self.min_energy && sum >= PURITY * total && twist_ok && (!set.beats || beating);
             if present && sum > best_energy {
                 best = Some(i);
                 best_energy = sum;

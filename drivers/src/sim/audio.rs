@@ -157,6 +157,8 @@ pub(crate) struct ChanAudio {
     local: Option<(Tone, ToneGenerator)>,
     play_tone: Option<(u64, ToneGenerator)>,
     station_cid: Option<Burst>,
+    /// Ringback the network plays to a caller we have not answered yet.
+    network_ringback: Option<ToneGenerator>,
     phone_fsk: Option<FskReceiver>,
     phone_cid_mode: CallerIdMode,
     phone_cid_digits: String,
@@ -191,6 +193,7 @@ impl ChanAudio {
             local: None,
             play_tone: None,
             station_cid: None,
+            network_ringback: None,
             phone_fsk: None,
             phone_cid_mode: CallerIdMode::None,
             phone_cid_digits: String::new(),
@@ -223,6 +226,7 @@ impl ChanAudio {
         self.local = None;
         self.play_tone = None;
         self.station_cid = None;
+        self.network_ringback = None;
         self.phone_fsk = None;
         self.phone_cid_digits.clear();
         self.dtmf_det.reset();
@@ -464,8 +468,27 @@ impl SimCard {
             let cid_phase = matches!(c.line, Line::Fxo { .. })
                 && c.call.as_ref().is_some_and(|x| x.inbound && !x.offered);
             let phone_on_hook = c.phone.as_ref().is_some_and(|p| !p.off_hook);
+            // An inbound caller hears the network's ringback until we answer: after our
+            // ALERTING on a digital trunk, from the first ring on an exchange line.
+            let ringback = c.call.as_ref().is_some_and(|x| {
+                x.inbound && !x.answered && !x.far_gone && (x.alerting || matches!(c.line, Line::Fxo { .. }))
+            });
             let Some(a) = c.audio.as_mut() else { continue };
             a.tx = tx;
+            let mut tx = tx;
+            if ringback {
+                let g = a
+                    .network_ringback
+                    .get_or_insert_with(|| ToneGenerator::for_tone(&a.plan, Tone::Ringback));
+                let mut buf = SILENCE;
+                g.fill(&mut buf);
+                let mut acc = [0i32; FRAME_SAMPLES];
+                add(&mut acc, &tx);
+                add(&mut acc, &buf);
+                tx = saturate(&acc);
+            } else {
+                a.network_ringback = None;
+            }
             // The far party's ears.
             let mean_square = tx.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / FRAME_SAMPLES as f64;
             c.heard.frames += 1;

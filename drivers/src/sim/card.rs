@@ -34,7 +34,12 @@ use super::world::{
 };
 
 /// What the far party on a channel (the caller, the callee, the phone, the exchange)
-/// has heard from the card.
+/// has heard from the card, since the card was made or [`SimCard::clear_heard`].
+///
+/// In audio mode everything here was found in the sound the card sent, by the far
+/// party's own detectors; that includes whatever the bus and bridges routed to it. In
+/// signalling mode there is no sound: it lists what the card itself sent (plays, tones,
+/// digits, caller ID), and the frame counts stay zero.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Heard {
     /// Play ids that were played to it (started).
@@ -1079,6 +1084,9 @@ impl SimCard {
         }
         call.rings += 1;
         let first = call.rings == 1;
+        if first && c.audio.is_none() {
+            c.heard.tone(Tone::Ringback);
+        }
         if let Some(a) = c.audio.as_mut() {
             a.ringing = true;
         }
