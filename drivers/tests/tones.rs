@@ -514,7 +514,7 @@ fn plans_are_found_by_name_and_an_unknown_name_lists_the_known_ones() {
 
 #[test]
 fn the_generator_plays_the_level_frequency_and_cadence_asked_for() {
-    // 0 dBm0 at 1 kHz: peak 22 706, and 8 cycles in each millisecond-aligned 8 ms.
+    // 0 dBm0 at 1 kHz: peak 22 706 and a thousand cycles a second.
     let s = render(&ToneSpec::continuous(&[1000.0], 0.0), 1.0);
     let peak = s.iter().map(|&v| (v as i32).abs()).max().unwrap();
     assert!((22_690..=22_707).contains(&peak), "peak {peak}");
