@@ -340,6 +340,23 @@ fn digits_survive_an_a_law_or_mu_law_round_trip_across_the_level_range_and_twist
 }
 
 #[test]
+fn a_dc_offset_on_the_line_neither_hides_digits_nor_makes_them() {
+    for offset in [-1500.0, 800.0, 3000.0] {
+        let mut s = Signal::default();
+        s.silence(ms(50));
+        for key in KEYS.chars() {
+            let (low, high) = nominal(key);
+            s.pair((low, -25.0), (high, -23.0), ms(50), 0.0).silence(ms(50));
+        }
+        for v in &mut s.0 {
+            *v += offset;
+        }
+        assert_eq!(digits(&detect(&s.pcm())), KEYS, "offset {offset}");
+        assert_eq!(digits(&detect(&vec![offset as i16; ms(2000)])), "", "offset {offset} alone");
+    }
+}
+
+#[test]
 fn noise_alone_gives_no_digits() {
     let mut rng = SplitMix(99);
     let mut s = Signal::default();
