@@ -23,9 +23,11 @@ fn frames_with_tail(samples: &[i16]) -> impl Iterator<Item = &[i16]> {
 pub fn find_digits(samples: &[i16]) -> Vec<DigitEvent> {
     let mut detector = DtmfDetector::new();
     let mut events = Vec::new();
-    for frame in frames_with_tail(samples) {
+    for frame in samples.chunks(FRAME_SAMPLES) {
         detector.process(frame, &mut events);
     }
+    // A digit still sounding when the recording ends is reported too.
+    detector.finish(&mut events);
     events
 }
 
