@@ -135,15 +135,7 @@ fn an_outbound_fxo_call_hears_dial_tone_sends_real_dtmf_and_detects_ringback() {
     w.sim.place_call(w.now(), a, "88001234", None, CallerCategory::Ordinary).unwrap();
     w.sim.place_call(w.now(), b, "99", None, CallerCategory::Ordinary).unwrap();
     w.idle(30.0);
-    let tones = |ch| -> Vec<Tone> {
-        w.on(ch)
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::ToneDetected { tone, .. } => Some(tone),
-                _ => None,
-            })
-            .collect()
-    };
+    let tones = |ch| w.tones(ch);
     assert_eq!(&tones(a)[..2], &[Tone::Dial, Tone::Ringback]);
     assert_eq!(w.sim.heard(a).unwrap().digits, "88001234", "the exchange's detector found our digits");
     assert!(w.first(|k| *k == EventKind::Alerting { ch: a }).is_some());

@@ -156,6 +156,33 @@ pub(crate) struct Call {
     pub rings: u32,
 }
 
+impl Call {
+    /// A call just set up: nothing offered, answered or rung yet.
+    fn new(
+        inbound: bool,
+        ani: Option<String>,
+        dnis: String,
+        category: CallerCategory,
+        far: Far,
+        now: Instant,
+    ) -> Call {
+        Call {
+            inbound,
+            ani,
+            dnis,
+            category,
+            far,
+            offered: false,
+            answered: false,
+            far_gone: false,
+            alerting: false,
+            fxo_out: None,
+            last_ring_end: now,
+            rings: 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Phone {
     /// The handset as the person holds it.
@@ -699,20 +726,14 @@ impl SimCard {
         let c = self.chans.get_mut(&ch).expect("free_trunk returns our channels");
         c.gen += 1;
         c.state = ChannelState::Offered;
-        c.call = Some(Call {
-            inbound: true,
-            ani: call.ani.clone(),
-            dnis: call.dnis.clone(),
-            category: call.category,
-            far: Far::Caller(Caller { script: call.caller, step: 0, rng, waiting_prompt: false }),
-            offered: false,
-            answered: false,
-            far_gone: false,
-            alerting: false,
-            fxo_out: None,
-            last_ring_end: self.now,
-            rings: 0,
-        });
+        c.call = Some(Call::new(
+            true,
+            call.ani.clone(),
+            call.dnis.clone(),
+            call.category,
+            Far::Caller(Caller { script: call.caller, step: 0, rng, waiting_prompt: false }),
+            self.now,
+        ));
         match line {
             Line::E1(sig) => {
                 let d = timing::inbound_setup(sig, &call.dnis, call.ani.as_deref(), &mut self.rng);
@@ -1828,20 +1849,17 @@ impl SimCard {
         let c = self.chans.get_mut(&ch).expect("checked");
         c.gen += 1;
         c.state = ChannelState::Dialing;
-        c.call = Some(Call {
-            inbound: false,
-            ani: calling.clone(),
-            dnis: called.clone(),
+        let mut placed = Call::new(
+            false,
+            calling.clone(),
+            called.clone(),
             category,
-            far: Far::Callee { outcome: outcome.clone(), talk, answer_after },
-            offered: true,
-            answered: false,
-            far_gone: false,
-            alerting: false,
-            fxo_out: None,
-            last_ring_end: self.now,
-            rings: 0,
-        });
+            Far::Callee { outcome: outcome.clone(), talk, answer_after },
+            self.now,
+        );
+        // Our own call: the engine knows it already, there is nothing to offer.
+        placed.offered = true;
+        c.call = Some(placed);
         match line {
             Line::E1(sig) => match outcome {
                 Outcome::Answer { .. } | Outcome::NoAnswer => {
