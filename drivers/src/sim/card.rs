@@ -223,7 +223,9 @@ pub(crate) struct Playing {
 pub(crate) struct Tap {
     pub id: u32,
     pub sink: Sender<TapFrame>,
+    /// Frames delivered, and frames the sink had no room for.
     pub frames: u64,
+    pub dropped: u64,
 }
 
 #[derive(Debug)]
@@ -998,7 +1000,7 @@ impl SimCard {
             a.reset_call();
         }
         for t in taps {
-            self.emit(EventKind::RecordFinished { ch, id: t.id, frames: t.frames });
+            self.emit(EventKind::RecordFinished { ch, id: t.id, frames: t.frames, dropped: t.dropped });
         }
     }
 
@@ -1633,7 +1635,7 @@ impl SimCard {
                         format!("tap {id} already runs on {ch}"),
                     ));
                 }
-                c.taps.push(Tap { id, sink, frames: 0 });
+                c.taps.push(Tap { id, sink, frames: 0, dropped: 0 });
                 Ok(())
             }
             Command::StopTap { ch, id } => {
@@ -1642,7 +1644,7 @@ impl SimCard {
                     return Err(Error::new(ErrorKind::InvalidState, format!("no tap {id} on {ch}")));
                 };
                 let t = c.taps.remove(i);
-                self.emit(EventKind::RecordFinished { ch, id, frames: t.frames });
+                self.emit(EventKind::RecordFinished { ch, id, frames: t.frames, dropped: t.dropped });
                 Ok(())
             }
             Command::Connect { a, b } => {
