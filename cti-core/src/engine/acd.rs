@@ -1,0 +1,622 @@
+//! The ACD: queues, agents, and the indexes that make a routing decision O(log n).
+//!
+//! Each queue keeps a `BTreeSet` of its ready agents ordered by a [`ReadyKey`]: the
+//! level rank (when the queue prefers higher levels), then the strategy's order (idle
+//! since, last offer, answered count, or a random draw), then the agent. The first
+//! element is the choice. Queues that prefer the caller's location keep one such set
+//! per location as well. An agent's keys are computed when they become ready and kept
+//! until they leave ready, so removal finds them. Waiting calls sit in a `BTreeMap`
+//! keyed by (class, arrival): missed calls returned to the head, then VIPs, then
+//! everyone else, first come first served within each class.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use hotline_drivers::command::PlaySource;
+use hotline_drivers::signal::{CallerId, Tone};
+
+use super::station::Playing;
+use super::{AgentIx, CallId, Engine, Output, QueueIx, Stage, StationIx, Timer};
+use crate::config::{QueueConf, Strategy, Target};
+use crate::csta::{AgentEventKind, AgentState, ConnectionState, CstaEvent, DeviceId, EventCause, Record};
+
+/// A ready agent's place in a queue's order: (level rank, strategy order, agent).
+pub type ReadyKey = (u8, u64, u32);
+
+#[derive(Clone, Debug)]
+pub(crate) struct Membership {
+    pub queue: QueueIx,
+    pub level: u8,
+    pub answered: u64,
+    /// The key the agent sits under in the queue's ready set, while ready.
+    pub key: Option<ReadyKey>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Agent {
+    pub id: String,
+    pub name: String,
+    pub password: Option<String>,
+    pub location: Option<u32>,
+    pub memberships: Vec<Membership>,
+    pub supervisor: bool,
+    pub state: AgentState,
+    pub since: Instant,
+    pub station: Option<StationIx>,
+    pub idle_since: Instant,
+    pub last_offer: u64,
+    pub misses: u32,
+    /// The ACD call ringing or connected at the agent.
+    pub call: Option<CallId>,
+    /// Not ready asked for while busy: applied when the call ends.
+    pub pending_not_ready: Option<String>,
+    pub wrap_gen: u64,
+}
+
+use hotline_drivers::Instant;
+
+impl Agent {
+    pub fn new(
+        id: String,
+        name: String,
+        password: Option<String>,
+        location: Option<u32>,
+        memberships: Vec<Membership>,
+    ) -> Agent {
+        Agent {
+            id,
+            name,
+            password,
+            location,
+            memberships,
+            supervisor: false,
+            state: AgentState::LoggedOut,
+            since: Instant::ZERO,
+            station: None,
+            idle_since: Instant::ZERO,
+            last_offer: 0,
+            misses: 0,
+            call: None,
+            pending_not_ready: None,
+            wrap_gen: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Queue {
+    pub conf: QueueConf,
+    pub ready: BTreeSet<ReadyKey>,
+    pub ready_by_location: HashMap<u32, BTreeSet<ReadyKey>>,
+    pub waiting: BTreeMap<(u8, u64), CallId>,
+    pub logged_in: u32,
+}
+
+impl Queue {
+    pub fn new(conf: QueueConf) -> Queue {
+        Queue {
+            conf,
+            ready: BTreeSet::new(),
+            ready_by_location: HashMap::new(),
+            waiting: BTreeMap::new(),
+            logged_in: 0,
+        }
+    }
+}
+
+/// Line classes: a missed call goes back ahead of everyone.
+const CLASS_RETURNED: u8 = 0;
+const CLASS_VIP: u8 = 1;
+const CLASS_NORMAL: u8 = 2;
+
+impl Engine {
+    fn ready_key(&mut self, a: AgentIx, m: usize) -> ReadyKey {
+        let agent = &self.agents[a as usize];
+        let mem = &agent.memberships[m];
+        let q = &self.queues[mem.queue as usize].conf;
+        let rank = if q.prefer.higher_level { 9 - mem.level } else { 0 };
+        let order = match q.strategy {
+            Strategy::LongestIdle => agent.idle_since.as_micros(),
+            Strategy::RoundRobin => agent.last_offer,
+            // Fewest answered, then longest idle among equals (ms fit in 40 bits).
+            Strategy::FewestAnswered => {
+                (mem.answered << 40) | (agent.idle_since.as_millis() & ((1 << 40) - 1))
+            }
+            Strategy::Random => self.random(),
+        };
+        (rank, order, a)
+    }
+
+    /// Put the agent into (or take them out of) every ready set of their queues.
+    fn index_ready(&mut self, a: AgentIx, ready: bool) {
+        let loc = self.agents[a as usize].location;
+        for m in 0..self.agents[a as usize].memberships.len() {
+            let qi = self.agents[a as usize].memberships[m].queue as usize;
+            if let Some(old) = self.agents[a as usize].memberships[m].key.take() {
+                self.queues[qi].ready.remove(&old);
+                if let Some(l) = loc {
+                    if let Some(set) = self.queues[qi].ready_by_location.get_mut(&l) {
+                        set.remove(&old);
+                    }
+                }
+            }
+            if ready {
+                let key = self.ready_key(a, m);
+                self.agents[a as usize].memberships[m].key = Some(key);
+                let q = &mut self.queues[qi];
+                q.ready.insert(key);
+                if let (Some(l), true) = (loc, q.conf.prefer.location) {
+                    q.ready_by_location.entry(l).or_default().insert(key);
+                }
+            }
+        }
+    }
+
+    /// Change an agent's state: close the old interval (a record), keep the indexes and
+    /// logged-in counts right, report it, and give a newly ready agent waiting work.
+    pub(crate) fn set_agent_state(&mut self, a: AgentIx, state: AgentState) {
+        let now = self.now;
+        let agent = &mut self.agents[a as usize];
+        let old = std::mem::replace(&mut agent.state, state.clone());
+        let from = std::mem::replace(&mut agent.since, now);
+        if old != AgentState::LoggedOut || from != Instant::ZERO {
+            self.out.push_back(Output::Record(Record::AgentState {
+                agent: agent.id.clone(),
+                state: old.clone(),
+                from,
+                to: now,
+            }));
+        }
+        let was_ready = old == AgentState::Ready;
+        let is_ready = state == AgentState::Ready;
+        if was_ready || is_ready {
+            self.index_ready(a, is_ready);
+        }
+        if (old == AgentState::LoggedOut) != (state == AgentState::LoggedOut) {
+            let delta: i64 = if state == AgentState::LoggedOut { -1 } else { 1 };
+            for m in 0..self.agents[a as usize].memberships.len() {
+                let qi = self.agents[a as usize].memberships[m].queue as usize;
+                self.queues[qi].logged_in = (i64::from(self.queues[qi].logged_in) + delta) as u32;
+            }
+        }
+        let id = self.agents[a as usize].id.clone();
+        let kind = match &state {
+            AgentState::Ready => Some(AgentEventKind::Ready),
+            AgentState::NotReady(r) => Some(AgentEventKind::NotReady { reason: r.clone() }),
+            AgentState::WorkingAfterCall => Some(AgentEventKind::WorkingAfterCall),
+            AgentState::LoggedOut => Some(AgentEventKind::LoggedOff),
+            AgentState::Ringing | AgentState::Busy => None,
+        };
+        if let Some(kind) = kind {
+            self.emit(CstaEvent::Agent { agent: id, kind });
+        }
+        if is_ready {
+            self.serve_from_queues(a);
+        }
+    }
+
+    /// A newly ready agent takes the oldest head-of-line call among their queues.
+    fn serve_from_queues(&mut self, a: AgentIx) {
+        loop {
+            if self.agents[a as usize].state != AgentState::Ready {
+                return;
+            }
+            let mut best: Option<((u8, u64), QueueIx)> = None;
+            for m in &self.agents[a as usize].memberships {
+                if let Some((&line, _)) = self.queues[m.queue as usize].waiting.first_key_value() {
+                    if best.map_or(true, |(b, _)| line < b) {
+                        best = Some((line, m.queue));
+                    }
+                }
+            }
+            let Some((_, q)) = best else { return };
+            let before = self.queues[q as usize].waiting.len();
+            self.dispatch(q);
+            if self.queues[q as usize].waiting.len() == before {
+                return;
+            }
+        }
+    }
+
+    /// Offer waiting calls of a queue to its ready agents while both exist.
+    pub(crate) fn dispatch(&mut self, q: QueueIx) {
+        while let Some((_, &call)) = self.queues[q as usize].waiting.first_key_value() {
+            let Some(agent) = self.pick_agent(q, call) else { return };
+            self.offer(q, call, agent);
+        }
+    }
+
+    fn ready_in(&self, a: AgentIx, q: QueueIx) -> bool {
+        let agent = &self.agents[a as usize];
+        agent.state == AgentState::Ready && agent.memberships.iter().any(|m| m.queue == q && m.key.is_some())
+    }
+
+    /// The routing decision: preferences first (dedicated agent, last agent, location),
+    /// then the strategy's order. Agents who already let this call ring out are passed
+    /// over while anyone else is ready.
+    pub(crate) fn pick_agent(&self, q: QueueIx, call: CallId) -> Option<AgentIx> {
+        let c = &self.calls[&call];
+        let queue = &self.queues[q as usize];
+        let prefer = queue.conf.prefer;
+        let fresh = |a: AgentIx| !c.tried.contains(&a);
+        if let Some(ani) = &c.ani {
+            if prefer.dedicated_agent {
+                if let Some(&a) = self.dedicated.get(ani) {
+                    if self.ready_in(a, q) && fresh(a) {
+                        return Some(a);
+                    }
+                }
+            }
+            if prefer.last_agent {
+                if let Some(&a) = self.last_agent.get(ani) {
+                    if self.ready_in(a, q) && fresh(a) {
+                        return Some(a);
+                    }
+                }
+            }
+        }
+        if let (true, Some(loc)) = (prefer.location, c.location) {
+            if let Some(set) = queue.ready_by_location.get(&loc) {
+                if let Some(&(_, _, a)) = set.iter().find(|k| fresh(k.2)) {
+                    return Some(a);
+                }
+            }
+        }
+        // At most `tried.len()` agents are skipped, so this stays O(log n).
+        queue.ready.iter().find(|k| fresh(k.2)).or_else(|| queue.ready.first()).map(|k| k.2)
+    }
+
+    /// Ring the agent's station with the call.
+    fn offer(&mut self, q: QueueIx, call: CallId, a: AgentIx) {
+        let line = self.calls[&call].line;
+        self.queues[q as usize].waiting.remove(&line);
+        let station = self.agents[a as usize].station.expect("ready agents have a station");
+        self.seq_offer(a);
+        self.agents[a as usize].call = Some(call);
+        self.set_agent_state(a, AgentState::Ringing);
+        let ring_timeout = self.queues[q as usize].conf.ring_timeout;
+        let gen = self.fresh_gen();
+        let c = self.calls.get_mut(&call).expect("queued call exists");
+        c.stage = Stage::Offering(q, a);
+        c.tried.push(a);
+        c.ring_gen = gen;
+        let caller = c.ani.clone();
+        let dnis = c.dnis.clone();
+        let at = self.now + ring_timeout;
+        self.arm(at, Timer::Ring { call, gen });
+        self.alert_station(station, call, CallerId { number: caller.clone(), ..CallerId::default() });
+        let ext = self.stations[station as usize].ext.clone();
+        self.emit(CstaEvent::Delivered {
+            call,
+            alerting: DeviceId::Station(ext),
+            calling: caller.unwrap_or_default(),
+            called: dnis,
+            cause: EventCause::Distributed,
+        });
+    }
+
+    fn seq_offer(&mut self, a: AgentIx) {
+        self.line_seq += 1;
+        self.agents[a as usize].last_offer = self.line_seq;
+    }
+
+    /// Put a call in a queue, applying the queue's length and no-agent limits.
+    pub(crate) fn enqueue(&mut self, call: CallId, q: QueueIx, cause: EventCause) {
+        let qc = &self.queues[q as usize].conf;
+        if let Some((max, target)) = &qc.max_length {
+            if self.queues[q as usize].waiting.len() >= *max {
+                let target = target.clone();
+                return self.overflow(call, q, target);
+            }
+        }
+        let no_agents = (self.queues[q as usize].logged_in == 0).then(|| qc.no_agents.clone()).flatten();
+        if let Some((wait, target)) = &no_agents {
+            if wait.is_zero() {
+                return self.overflow(call, q, target.clone());
+            }
+        }
+        let max_wait = qc.max_wait.as_ref().map(|m| m.0);
+        let music = qc.music.clone();
+        let vip = {
+            let c = &self.calls[&call];
+            c.vip
+                || c.ani
+                    .as_ref()
+                    .and_then(|n| self.cfg.vips.get(n))
+                    .is_some_and(|qs| qs.is_empty() || qs.contains(&(q as usize)))
+        };
+        self.line_seq += 1;
+        let seq = self.line_seq;
+        let gen = self.fresh_gen();
+        let now = self.now;
+        let c = self.calls.get_mut(&call).expect("call exists");
+        c.stage = Stage::Queued(q);
+        c.queue = Some(q);
+        c.line = (if vip { CLASS_VIP } else { CLASS_NORMAL }, seq);
+        c.queued_at = Some(now);
+        c.tried.clear();
+        c.wait_gen = gen;
+        let line = c.line;
+        if let Some(w) = max_wait {
+            self.arm(now + w, Timer::MaxWait { call, gen });
+        } else if let Some((w, _)) = no_agents {
+            self.arm(now + w, Timer::NoAgents { call, gen });
+        }
+        self.queues[q as usize].waiting.insert(line, call);
+        let position = self.queues[q as usize].waiting.range(..=line).count();
+        let name = self.queues[q as usize].conf.name.clone();
+        self.emit(CstaEvent::Queued { call, queue: name, position, cause });
+        self.start_music(call, music);
+        self.dispatch(q);
+    }
+
+    /// Play the queue's music (or ringback) to the waiting caller.
+    fn start_music(&mut self, call: CallId, music: Option<String>) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let Some(ch) = c.parties.iter().find(|p| p.state == ConnectionState::Connected).and_then(|p| p.ch)
+        else {
+            return;
+        };
+        let playing = match music {
+            Some(path) => Playing::Prompt(path),
+            None => Playing::Tone(Tone::Ringback),
+        };
+        self.set_play(ch, Some(playing));
+    }
+
+    /// A queued call's wait limit passed.
+    pub(crate) fn on_max_wait(&mut self, call: CallId, no_agents: bool) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let Stage::Queued(q) = c.stage else { return };
+        let qc = &self.queues[q as usize].conf;
+        let target = if no_agents {
+            if self.queues[q as usize].logged_in > 0 {
+                return;
+            }
+            qc.no_agents.as_ref().map(|x| x.1.clone())
+        } else {
+            qc.max_wait.as_ref().map(|x| x.1.clone())
+        };
+        if let Some(t) = target {
+            let line = c.line;
+            self.queues[q as usize].waiting.remove(&line);
+            self.overflow(call, q, t);
+        }
+    }
+
+    /// Send a call that cannot wait in `q` to the queue's overflow target.
+    fn overflow(&mut self, call: CallId, q: QueueIx, target: Target) {
+        let from = DeviceId::Queue(self.queues[q as usize].conf.name.clone());
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.wait_gen = 0;
+        }
+        self.send_to_target(call, Some(from), target);
+    }
+
+    /// Route a call to a target: a queue, an IVR flow, voicemail, an external number,
+    /// or a hang-up.
+    pub(crate) fn send_to_target(&mut self, call: CallId, from: Option<DeviceId>, target: Target) {
+        match target {
+            Target::Queue(next) => {
+                let to = DeviceId::Queue(self.queues[next].conf.name.clone());
+                if let Some(from) = from {
+                    self.emit(CstaEvent::Diverted { call, from, to, cause: EventCause::Overflow });
+                }
+                self.enqueue(call, next as QueueIx, EventCause::Overflow);
+            }
+            Target::Ivr(flow) | Target::Voicemail(flow) => {
+                // The IVR interpreter is not built yet: the engine hands the call off
+                // and keeps it until the IVR gives it back or the caller hangs up.
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.stage = Stage::HandedOff;
+                }
+                if let Some(ch) = self.caller_channel(call) {
+                    self.set_play(ch, None);
+                }
+                self.emit(CstaEvent::HandedOff { call, to: DeviceId::Ivr(flow) });
+            }
+            Target::External(number) => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.stage = Stage::Active;
+                }
+                if let Some(ch) = self.caller_channel(call) {
+                    self.set_play(ch, Some(Playing::Tone(Tone::Ringback)));
+                }
+                if let Err(cause) = self.dial_external(call, &number) {
+                    self.clear_call(call, cause);
+                }
+            }
+            Target::HangUp(cause) => self.clear_call(call, cause),
+        }
+    }
+
+    pub(crate) fn caller_channel(&self, call: CallId) -> Option<hotline_drivers::ChannelId> {
+        self.calls.get(&call)?.parties.first()?.ch
+    }
+
+    /// The agent let the call ring out: the call returns to the head of the queue and
+    /// the agent is passed over, or made not ready after too many misses.
+    pub(crate) fn on_ring_timeout(&mut self, call: CallId) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Stage::Offering(q, a) = c.stage else { return };
+        c.ring_gen = 0;
+        let original = c.line.1;
+        let station = self.agents[a as usize].station.expect("agent had a station");
+        self.unalert_station(station, call);
+        let ext = self.stations[station as usize].ext.clone();
+        let qname = self.queues[q as usize].conf.name.clone();
+        self.emit(CstaEvent::Diverted {
+            call,
+            from: DeviceId::Station(ext),
+            to: DeviceId::Queue(qname.clone()),
+            cause: EventCause::NoAnswer,
+        });
+        let id = self.agents[a as usize].id.clone();
+        self.emit(CstaEvent::Agent { agent: id, kind: AgentEventKind::Missed { call } });
+
+        // Back to the head of the line, keeping its original arrival order.
+        let c = self.calls.get_mut(&call).expect("call exists");
+        c.stage = Stage::Queued(q);
+        c.line = (CLASS_RETURNED, original);
+        let line = c.line;
+        let waited = c.queued_at.map(|t| self.now - t);
+        self.queues[q as usize].waiting.insert(line, call);
+        self.emit(CstaEvent::Queued { call, queue: qname, position: 1, cause: EventCause::Redirected });
+        let music = self.queues[q as usize].conf.music.clone();
+        self.start_music(call, music);
+
+        let agent = &mut self.agents[a as usize];
+        agent.call = None;
+        agent.misses += 1;
+        let max = self.queues[q as usize].conf.max_misses;
+        if max > 0 && agent.misses >= max {
+            agent.misses = 0;
+            let reason = self.queues[q as usize].conf.missed_reason.clone();
+            self.set_agent_state(a, AgentState::NotReady(reason));
+        } else {
+            // The miss restarts their idle time, so the strategy looks elsewhere first.
+            agent.idle_since = self.now;
+            self.set_agent_state(a, AgentState::Ready);
+        }
+        if let (Some(waited), Some((max_wait, target))) =
+            (waited, self.queues[q as usize].conf.max_wait.clone())
+        {
+            if waited >= max_wait && self.queues[q as usize].waiting.contains_key(&line) {
+                self.queues[q as usize].waiting.remove(&line);
+                return self.overflow(call, q, target);
+            }
+        }
+        self.dispatch(q);
+    }
+
+    /// The agent's station answered an ACD call.
+    pub(crate) fn acd_answered(&mut self, call: CallId, a: AgentIx) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Stage::Offering(q, _) = c.stage else { return };
+        c.stage = Stage::Active;
+        c.ring_gen = 0;
+        c.wait_gen = 0;
+        c.agent = Some(a);
+        c.answered = Some(self.now);
+        if let Some(ani) = c.ani.clone() {
+            self.last_agent.insert(ani, a);
+        }
+        let agent = &mut self.agents[a as usize];
+        agent.misses = 0;
+        if let Some(m) = agent.memberships.iter_mut().find(|m| m.queue == q) {
+            m.answered += 1;
+        }
+        self.set_agent_state(a, AgentState::Busy);
+    }
+
+    /// An agent's call ended (or the agent left it): after-call work, then ready.
+    pub(crate) fn agent_call_ended(&mut self, a: AgentIx) {
+        let agent = &mut self.agents[a as usize];
+        let Some(call) = agent.call.take() else { return };
+        match agent.state {
+            AgentState::Ringing => {
+                // The caller gave up while it rang: not the agent's miss.
+                self.set_agent_state(a, AgentState::Ready);
+            }
+            AgentState::Busy => {
+                let q = self.calls.get(&call).and_then(|c| c.queue).unwrap_or(0);
+                let wrap = self.queues.get(q as usize).and_then(|q| q.conf.wrap_up);
+                self.agents[a as usize].idle_since = self.now;
+                match wrap {
+                    Some(d) if d.is_zero() => self.after_work_done(a),
+                    Some(d) => {
+                        let gen = self.fresh_gen();
+                        self.agents[a as usize].wrap_gen = gen;
+                        self.set_agent_state(a, AgentState::WorkingAfterCall);
+                        self.arm(self.now + d, Timer::WrapUp { agent: a, gen });
+                    }
+                    None => self.set_agent_state(a, AgentState::WorkingAfterCall),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn on_wrap_up_end(&mut self, a: AgentIx) {
+        self.agents[a as usize].wrap_gen = 0;
+        if self.agents[a as usize].state == AgentState::WorkingAfterCall {
+            self.after_work_done(a);
+        }
+    }
+
+    fn after_work_done(&mut self, a: AgentIx) {
+        self.agents[a as usize].idle_since = self.now;
+        match self.agents[a as usize].pending_not_ready.take() {
+            Some(reason) => self.set_agent_state(a, AgentState::NotReady(reason)),
+            None => self.set_agent_state(a, AgentState::Ready),
+        }
+    }
+
+    /// Log an agent in at a station.
+    pub(crate) fn log_in(&mut self, a: AgentIx, station: Option<StationIx>) {
+        self.agents[a as usize].station = station;
+        if let Some(s) = station {
+            self.stations[s as usize].agent = Some(a);
+        }
+        self.agents[a as usize].idle_since = self.now;
+        self.seq_offer(a);
+        let ext = station.map(|s| self.stations[s as usize].ext.clone());
+        let id = self.agents[a as usize].id.clone();
+        self.emit(CstaEvent::Agent { agent: id, kind: AgentEventKind::LoggedOn { station: ext } });
+        // Supervisors and station-less logins watch; they take no calls.
+        if station.is_some() && !self.agents[a as usize].supervisor {
+            self.set_agent_state(a, AgentState::Ready);
+        } else {
+            self.set_agent_state(a, AgentState::NotReady("watching".into()));
+        }
+    }
+
+    pub(crate) fn log_out(&mut self, a: AgentIx) {
+        if let Some(s) = self.agents[a as usize].station.take() {
+            self.stations[s as usize].agent = None;
+        }
+        self.agents[a as usize].wrap_gen = 0;
+        self.set_agent_state(a, AgentState::LoggedOut);
+    }
+
+    /// Ready or not ready on request; a not-ready asked for during a call waits for its end.
+    pub(crate) fn request_ready(
+        &mut self,
+        a: AgentIx,
+        ready: Option<String>,
+    ) -> Result<(), crate::csta::CstaError> {
+        use crate::csta::CstaError;
+        let agent = &mut self.agents[a as usize];
+        match (&agent.state, ready) {
+            (AgentState::LoggedOut, _) => Err(CstaError::InvalidAgentState),
+            (AgentState::Ringing | AgentState::Busy, Some(reason)) => {
+                agent.pending_not_ready = Some(reason);
+                Ok(())
+            }
+            (AgentState::Ringing | AgentState::Busy, None) => {
+                agent.pending_not_ready = None;
+                Ok(())
+            }
+            (_, Some(reason)) => {
+                agent.wrap_gen = 0;
+                self.set_agent_state(a, AgentState::NotReady(reason));
+                Ok(())
+            }
+            (_, None) if agent.station.is_none() || agent.supervisor => Err(CstaError::InvalidAgentState),
+            (_, None) => {
+                agent.wrap_gen = 0;
+                agent.misses = 0;
+                if agent.state != AgentState::Ready {
+                    self.set_agent_state(a, AgentState::Ready);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn music_source(p: &Playing) -> PlaySource {
+        match p {
+            Playing::Tone(t) => PlaySource::Tone(*t),
+            Playing::Prompt(path) => PlaySource::Prompt(path.into()),
+        }
+    }
+}
