@@ -246,7 +246,7 @@ impl Engine {
             self.queues[q as usize].waiting.remove(&line);
         }
         let parties = std::mem::take(&mut c.parties);
-        for p in parties {
+        for (i, p) in parties.into_iter().enumerate() {
             if let Some(ch) = p.ch {
                 if let Some(&s) = self.station_by_ch.get(&ch) {
                     self.station_left_call(s, call);
@@ -254,7 +254,8 @@ impl Engine {
                     if t.call == Some(call) {
                         t.call = None;
                         t.releasing = true;
-                        let cmd = if p.state == ConnectionState::Initiated && p.number.is_none() {
+                        // An inbound call never answered is refused; anything else released.
+                        let cmd = if i == 0 && p.state == ConnectionState::Initiated {
                             Command::Reject { ch, cause }
                         } else {
                             Command::Release { ch, cause }
