@@ -504,12 +504,13 @@ impl Engine {
         };
         let (ch, ext) = (self.stations[s as usize].ch, self.stations[s as usize].ext.clone());
         match self.stations[s as usize].mode.clone() {
-            StationMode::Dialing { ref digits, held: None } if digits.is_empty() => {
+            // Off hook and idle, possibly holding a call (a consultation).
+            StationMode::Dialing { ref digits, .. } if digits.is_empty() => {
                 self.set_play(ch, None);
                 self.place_from_station(s, called.to_string(), to);
                 Ok(CallId(self.next_call - 1))
             }
-            StationMode::Cut { held: None } => {
+            StationMode::Cut { .. } => {
                 self.set_play(ch, None);
                 self.place_from_station(s, called.to_string(), to);
                 Ok(CallId(self.next_call - 1))

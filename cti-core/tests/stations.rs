@@ -1,0 +1,363 @@
+//! The analog phone on an FXS port, and supervisors: scenarios with hook events and
+//! digits as the card reports them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{fxs, ts, Rig};
+use hotline_cti::csta::{
+    AgentEventKind, AgentState, CstaError, CstaEvent, DeviceId, Service, ServiceResult, SupervisionMode,
+};
+use hotline_drivers::command::{MemberRights, PlaySource};
+use hotline_drivers::event::Side;
+use hotline_drivers::signal::Tone;
+use hotline_drivers::{Cause, Command, EventKind, Instant};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn dial(r: &mut Rig, port: u16, digits: &str) {
+    for d in digits.chars() {
+        r.card(EventKind::Digit { ch: fxs(port), digit: d, start: Instant::ZERO, end: Instant::ZERO });
+    }
+}
+
+fn plays_tone(r: &Rig, port: u16, tone: Tone) -> bool {
+    r.has_command(|c| matches!(c, Command::Play { ch, source: PlaySource::Tone(t), .. } if *ch == fxs(port) && *t == tone))
+}
+
+/// Agent 1001 at 2001 answers an inbound call on timeslot 1.
+fn agent_in_a_call() -> Rig {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.offer(1, "01066668888", "4008001000");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    assert!(r.connected(ts(1), fxs(1)));
+    r.take();
+    r
+}
+
+#[test]
+fn off_hook_gives_dial_tone_and_an_extension_rings() {
+    let mut r = Rig::base();
+    r.card(EventKind::OffHook { ch: fxs(5) });
+    assert!(plays_tone(&r, 5, Tone::Dial));
+    r.take();
+    dial(&mut r, 5, "2006");
+    assert!(r.has_command(|c| matches!(c, Command::StopPlay { ch } if *ch == fxs(5))));
+    assert_eq!(r.rung(), vec![(fxs(6), Some("2005".into()))]);
+    assert!(plays_tone(&r, 5, Tone::Ringback), "the caller hears ringback");
+    r.take();
+    r.card(EventKind::OffHook { ch: fxs(6) });
+    assert!(r.connected(fxs(5), fxs(6)));
+    assert!(r.has_event(
+        |e| matches!(e, CstaEvent::Established { answering: DeviceId::Station(x), .. } if x == "2006")
+    ));
+    r.take();
+    r.card(EventKind::OnHook { ch: fxs(6) });
+    assert!(r.has_event(|e| matches!(e, CstaEvent::CallCleared { .. })));
+    assert!(plays_tone(&r, 5, Tone::Busy), "the one left hears busy tone");
+}
+
+#[test]
+fn an_external_number_is_dialled_on_the_trunk_group_after_its_prefix() {
+    let mut r = Rig::base();
+    r.card(EventKind::OffHook { ch: fxs(5) });
+    dial(&mut r, 5, "9013800138000#");
+    assert!(r.has_command(|c| matches!(c, Command::PlaceCall { ch, called, calling, .. }
+        if *ch == ts(1) && called == "013800138000" && calling.as_deref() == Some("4008001000"))));
+    r.take();
+    r.card(EventKind::Alerting { ch: ts(1) });
+    assert!(plays_tone(&r, 5, Tone::Ringback));
+    r.card(EventKind::Answered { ch: ts(1) });
+    assert!(r.connected(fxs(5), ts(1)));
+    r.take();
+    r.card(EventKind::Released { ch: ts(1), cause: Cause::NORMAL_CLEARING, by: Side::Remote });
+    assert!(plays_tone(&r, 5, Tone::Busy));
+}
+
+#[test]
+fn a_number_nobody_has_gets_congestion_tone() {
+    let mut r = Rig::base();
+    r.card(EventKind::OffHook { ch: fxs(5) });
+    dial(&mut r, 5, "7");
+    assert!(plays_tone(&r, 5, Tone::Congestion));
+}
+
+#[test]
+fn the_inter_digit_timeout_dials_what_was_collected() {
+    let mut r = Rig::base();
+    r.card(EventKind::OffHook { ch: fxs(5) });
+    dial(&mut r, 5, "9123");
+    assert!(!r.has_command(|c| matches!(c, Command::PlaceCall { .. })));
+    r.advance(SEC * 4);
+    assert!(r.has_command(|c| matches!(c, Command::PlaceCall { called, .. } if called == "123")));
+}
+
+#[test]
+fn consult_transfer_by_hook_flash_and_hang_up() {
+    let mut r = agent_in_a_call();
+    // Flash: the caller is held (and hears music), the agent gets dial tone.
+    r.card(EventKind::HookFlash { ch: fxs(1) });
+    assert!(
+        r.has_event(|e| matches!(e, CstaEvent::Held { holding: DeviceId::Station(x), .. } if x == "2001"))
+    );
+    assert!(plays_tone(&r, 1, Tone::Dial));
+    assert!(r.has_command(|c| matches!(c, Command::Disconnect { .. })));
+    assert!(
+        r.has_command(|c| matches!(c, Command::Play { ch, .. } if *ch == ts(1))),
+        "music for the held caller"
+    );
+    r.take();
+    // Dial a colleague, who answers: agent and colleague talk, the caller still holds.
+    dial(&mut r, 1, "2006");
+    assert_eq!(r.rung(), vec![(fxs(6), Some("2001".into()))]);
+    r.card(EventKind::OffHook { ch: fxs(6) });
+    assert!(r.connected(fxs(1), fxs(6)));
+    r.take();
+    // The agent hangs up: the transfer completes.
+    r.card(EventKind::OnHook { ch: fxs(1) });
+    assert!(r.has_event(
+        |e| matches!(e, CstaEvent::Transferred { transferring: DeviceId::Station(x), .. } if x == "2001")
+    ));
+    assert!(r.connected(ts(1), fxs(6)), "caller and colleague are connected");
+    assert!(r.has_command(|c| matches!(c, Command::StopPlay { ch } if *ch == ts(1))));
+    assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::Ready, "sales has no wrap-up");
+    // The call keeps its id and its data.
+    let call = r.engine.call_on(ts(1)).unwrap();
+    assert_eq!(r.engine.call_on(fxs(6)), Some(call));
+    assert_eq!(r.engine.call_data(call).unwrap().get("location").map(String::as_str), Some("Beijing"));
+}
+
+#[test]
+fn flash_during_a_consultation_returns_to_the_held_caller() {
+    let mut r = agent_in_a_call();
+    r.card(EventKind::HookFlash { ch: fxs(1) });
+    dial(&mut r, 1, "2006");
+    r.card(EventKind::OffHook { ch: fxs(6) });
+    r.take();
+    r.card(EventKind::HookFlash { ch: fxs(1) });
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Retrieved { .. })));
+    assert!(r.connected(ts(1), fxs(1)));
+    assert!(plays_tone(&r, 6, Tone::Busy), "the colleague is cut off");
+}
+
+#[test]
+fn hanging_up_with_a_caller_on_hold_rings_the_phone_back() {
+    let mut r = agent_in_a_call();
+    r.card(EventKind::HookFlash { ch: fxs(1) });
+    r.take();
+    r.card(EventKind::OnHook { ch: fxs(1) });
+    assert_eq!(r.rung(), vec![(fxs(1), Some("01066668888".into()))]);
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Retrieved { .. })));
+    assert!(r.connected(ts(1), fxs(1)));
+}
+
+#[test]
+fn feature_codes_log_in_set_not_ready_and_log_out_from_the_phone() {
+    let mut r = Rig::base();
+    r.card(EventKind::OffHook { ch: fxs(2) });
+    dial(&mut r, 2, "*211002#");
+    assert!(r.has_event(
+        |e| matches!(e, CstaEvent::Agent { agent, kind: AgentEventKind::LoggedOn { station: Some(s) } }
+        if agent == "1002" && s == "2002")
+    ));
+    assert!(plays_tone(&r, 2, Tone::CallWaiting), "a confirmation tone");
+    r.card(EventKind::OnHook { ch: fxs(2) });
+    assert_eq!(r.engine.agent_state("1002").unwrap().0, AgentState::Ready);
+    r.card(EventKind::OffHook { ch: fxs(2) });
+    dial(&mut r, 2, "*24#");
+    r.card(EventKind::OnHook { ch: fxs(2) });
+    assert_eq!(r.engine.agent_state("1002").unwrap().0, AgentState::NotReady("not ready".into()));
+    r.card(EventKind::OffHook { ch: fxs(2) });
+    dial(&mut r, 2, "*23");
+    r.card(EventKind::OnHook { ch: fxs(2) });
+    assert_eq!(r.engine.agent_state("1002").unwrap().0, AgentState::Ready);
+    r.card(EventKind::OffHook { ch: fxs(2) });
+    dial(&mut r, 2, "*22");
+    assert_eq!(r.engine.agent_state("1002").unwrap().0, AgentState::LoggedOut);
+    // An unknown agent id gets congestion.
+    r.card(EventKind::OnHook { ch: fxs(2) });
+    r.take();
+    r.card(EventKind::OffHook { ch: fxs(2) });
+    dial(&mut r, 2, "*217777#");
+    assert!(plays_tone(&r, 2, Tone::Congestion));
+}
+
+#[test]
+fn a_headset_agent_off_hook_gets_a_call_waiting_tone_and_answers_from_the_desktop() {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    r.take();
+    r.offer(1, "01066668888", "4008001000");
+    assert!(plays_tone(&r, 1, Tone::CallWaiting));
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let res = r.request(Service::AnswerCall { call, device: DeviceId::Station("2001".into()) });
+    assert_eq!(res, Ok(ServiceResult::Ok));
+    assert!(r.connected(ts(1), fxs(1)));
+}
+
+#[test]
+fn answer_call_cannot_lift_an_analog_handset() {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.offer(1, "01066668888", "4008001000");
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let res = r.request(Service::AnswerCall { call, device: DeviceId::Station("2001".into()) });
+    assert_eq!(res, Err(CstaError::ServiceNotSupported));
+}
+
+/// Supervisor 9001 logged in at 2008 with the handset off hook.
+fn supervisor_ready(r: &mut Rig) {
+    let res = r.request(Service::SetAgentState {
+        agent: "9001".into(),
+        request: hotline_cti::AgentRequest::LogIn { station: Some("2008".into()), password: None },
+    });
+    assert_eq!(res, Ok(ServiceResult::Ok));
+    r.card(EventKind::OffHook { ch: fxs(8) });
+    r.take();
+}
+
+#[test]
+fn a_whispering_supervisor_is_heard_by_the_agent_only() {
+    let mut r = agent_in_a_call();
+    supervisor_ready(&mut r);
+    let res = r.request(Service::Supervise {
+        supervisor: "9001".into(),
+        agent: "1001".into(),
+        mode: SupervisionMode::Whisper,
+    });
+    assert_eq!(res, Ok(ServiceResult::Ok));
+    // The pair becomes a bridge: caller and agent as full members, the supervisor
+    // talking and listening but hidden from the caller.
+    assert!(r.has_command(|c| matches!(c, Command::Disconnect { .. })));
+    let joins: Vec<(hotline_drivers::ChannelId, MemberRights)> = r
+        .commands()
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::JoinConference { ch, rights, .. } => Some((*ch, rights.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joins.len(), 3);
+    assert!(joins.contains(&(ts(1), MemberRights::full())));
+    assert!(joins.contains(&(fxs(1), MemberRights::full())));
+    assert!(joins.contains(&(fxs(8), MemberRights { talk: true, listen: true, hidden_from: vec![ts(1)] })));
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Supervising { mode: SupervisionMode::Whisper, .. })));
+}
+
+#[test]
+fn a_silent_monitor_only_listens() {
+    let mut r = agent_in_a_call();
+    supervisor_ready(&mut r);
+    r.request(Service::Supervise {
+        supervisor: "9001".into(),
+        agent: "1001".into(),
+        mode: SupervisionMode::Monitor,
+    })
+    .unwrap();
+    assert!(r.has_command(|c| matches!(c, Command::JoinConference { ch, rights, .. } if *ch == fxs(8) && *rights == MemberRights::listen_only())));
+}
+
+#[test]
+fn a_supervisor_intercepts_and_the_agent_drops() {
+    let mut r = agent_in_a_call();
+    supervisor_ready(&mut r);
+    r.request(Service::Supervise {
+        supervisor: "9001".into(),
+        agent: "1001".into(),
+        mode: SupervisionMode::Intercept,
+    })
+    .unwrap();
+    assert!(r.connected(ts(1), fxs(8)), "caller and supervisor talk directly");
+    assert!(plays_tone(&r, 1, Tone::Busy), "the agent is cut off");
+    assert!(r.has_event(
+        |e| matches!(e, CstaEvent::ConnectionCleared { releasing: DeviceId::Station(x), .. } if x == "2001")
+    ));
+}
+
+#[test]
+fn a_barging_supervisor_joins_a_three_way_and_leaves_cleanly() {
+    let mut r = agent_in_a_call();
+    supervisor_ready(&mut r);
+    r.request(Service::Supervise {
+        supervisor: "9001".into(),
+        agent: "1001".into(),
+        mode: SupervisionMode::Barge,
+    })
+    .unwrap();
+    assert!(r.has_command(|c| matches!(c, Command::JoinConference { ch, rights, .. } if *ch == fxs(8) && *rights == MemberRights::full())));
+    r.take();
+    r.card(EventKind::OnHook { ch: fxs(8) });
+    // Back to a direct connection between caller and agent; the bridge is left.
+    assert_eq!(r.commands().iter().filter(|c| matches!(c, Command::LeaveConference { .. })).count(), 3);
+    assert!(r.connected(ts(1), fxs(1)));
+}
+
+#[test]
+fn consultation_and_transfer_as_services() {
+    let mut r = agent_in_a_call();
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let dev = DeviceId::Station("2001".into());
+    let Ok(ServiceResult::Call(consult)) =
+        r.request(Service::ConsultationCall { held: call, device: dev.clone(), called: "2006".into() })
+    else {
+        panic!("consultation call")
+    };
+    assert_eq!(r.rung(), vec![(fxs(6), Some("2001".into()))]);
+    r.card(EventKind::OffHook { ch: fxs(6) });
+    r.take();
+    assert_eq!(
+        r.request(Service::TransferCall { held: call, active: consult, device: dev }),
+        Ok(ServiceResult::Ok)
+    );
+    assert!(r.connected(ts(1), fxs(6)));
+}
+
+#[test]
+fn conference_call_puts_three_parties_on_a_bridge() {
+    let mut r = agent_in_a_call();
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let dev = DeviceId::Station("2001".into());
+    let Ok(ServiceResult::Call(consult)) =
+        r.request(Service::ConsultationCall { held: call, device: dev.clone(), called: "2006".into() })
+    else {
+        panic!("consultation call")
+    };
+    r.card(EventKind::OffHook { ch: fxs(6) });
+    r.take();
+    assert_eq!(
+        r.request(Service::ConferenceCall { held: call, active: consult, device: dev }),
+        Ok(ServiceResult::Ok)
+    );
+    assert_eq!(r.commands().iter().filter(|c| matches!(c, Command::JoinConference { .. })).count(), 3);
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Conferenced { .. })));
+}
+
+#[test]
+fn single_step_transfer_to_a_queue() {
+    let mut r = agent_in_a_call();
+    r.login("1004", "2004");
+    r.take();
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let res = r.request(Service::SingleStepTransferCall {
+        call,
+        device: DeviceId::Station("2001".into()),
+        to: "3001".into(),
+    });
+    assert_eq!(res, Ok(ServiceResult::Ok));
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Queued { queue, .. } if queue == "sales")));
+}
+
+#[test]
+fn make_call_rings_the_agent_phone_first_then_dials() {
+    let mut r = Rig::base();
+    let res = r.request(Service::MakeCall { calling: "2003".into(), called: "2006".into() });
+    assert!(matches!(res, Ok(ServiceResult::Call(_))));
+    assert_eq!(r.rung(), vec![(fxs(3), Some("2006".into()))]);
+    r.take();
+    r.card(EventKind::OffHook { ch: fxs(3) });
+    assert_eq!(r.rung(), vec![(fxs(6), Some("2003".into()))]);
+}
