@@ -230,15 +230,27 @@ impl Engine {
         agent.state == AgentState::Ready && agent.memberships.iter().any(|m| m.queue == q && m.key.is_some())
     }
 
-    /// The routing decision: preferences first (dedicated agent, last agent, location),
-    /// then the strategy's order. Agents who already let this call ring out are passed
-    /// over while anyone else is ready.
+    /// The routing decision for a call: see [`Engine::choose`].
     pub(crate) fn pick_agent(&self, q: QueueIx, call: CallId) -> Option<AgentIx> {
         let c = &self.calls[&call];
+        self.choose(q, c.ani.as_deref(), c.location, &c.tried)
+    }
+
+    /// The routing decision: preferences first (dedicated agent, last agent, location),
+    /// then the strategy's order. Agents in `tried` (who let this call ring out) are
+    /// passed over while anyone else is ready. At most `tried.len()` entries are
+    /// skipped, so this stays O(log n).
+    pub(crate) fn choose(
+        &self,
+        q: QueueIx,
+        ani: Option<&str>,
+        location: Option<u32>,
+        tried: &[AgentIx],
+    ) -> Option<AgentIx> {
         let queue = &self.queues[q as usize];
         let prefer = queue.conf.prefer;
-        let fresh = |a: AgentIx| !c.tried.contains(&a);
-        if let Some(ani) = &c.ani {
+        let fresh = |a: AgentIx| !tried.contains(&a);
+        if let Some(ani) = ani {
             if prefer.dedicated_agent {
                 if let Some(&a) = self.dedicated.get(ani) {
                     if self.ready_in(a, q) && fresh(a) {
@@ -254,14 +266,13 @@ impl Engine {
                 }
             }
         }
-        if let (true, Some(loc)) = (prefer.location, c.location) {
+        if let (true, Some(loc)) = (prefer.location, location) {
             if let Some(set) = queue.ready_by_location.get(&loc) {
                 if let Some(&(_, _, a)) = set.iter().find(|k| fresh(k.2)) {
                     return Some(a);
                 }
             }
         }
-        // At most `tried.len()` agents are skipped, so this stays O(log n).
         queue.ready.iter().find(|k| fresh(k.2)).or_else(|| queue.ready.first()).map(|k| k.2)
     }
 

@@ -172,6 +172,7 @@ pub struct Engine {
     pub(crate) agents: Vec<acd::Agent>,
     pub(crate) agent_by_id: HashMap<String, AgentIx>,
     pub(crate) queues: Vec<acd::Queue>,
+    pub(crate) queue_by_name: HashMap<String, QueueIx>,
     pub(crate) access: HashMap<String, usize>,
     pub(crate) loc_ids: HashMap<String, u32>,
     /// Caller number → their dedicated agent.
@@ -215,6 +216,7 @@ impl Engine {
             agents: Vec::new(),
             agent_by_id: HashMap::new(),
             queues: Vec::new(),
+            queue_by_name: HashMap::new(),
             access: HashMap::new(),
             loc_ids: HashMap::new(),
             dedicated: HashMap::new(),
@@ -241,6 +243,7 @@ impl Engine {
             if let Some(n) = &q.number {
                 e.numbers.insert(n.clone(), Dest::Queue(qi as QueueIx));
             }
+            e.queue_by_name.insert(q.name.clone(), qi as QueueIx);
             e.queues.push(acd::Queue::new(q));
         }
         for (i, a) in e.cfg.access_numbers.iter().enumerate() {
@@ -330,14 +333,26 @@ impl Engine {
 
     /// Calls waiting in a queue (not counting one ringing an agent).
     pub fn queue_length(&self, queue: &str) -> Option<usize> {
-        let q = self.cfg.queue_index(queue)?;
-        Some(self.queues[q].waiting.len())
+        let q = *self.queue_by_name.get(queue)?;
+        Some(self.queues[q as usize].waiting.len())
     }
 
     /// Ready agents in a queue.
     pub fn ready_agents(&self, queue: &str) -> Option<usize> {
-        let q = self.cfg.queue_index(queue)?;
-        Some(self.queues[q].ready.len())
+        let q = *self.queue_by_name.get(queue)?;
+        Some(self.queues[q as usize].ready.len())
+    }
+
+    /// The routing decision the queue would make now for a caller (by number), without
+    /// changing anything: the agent id that would be offered the call. For
+    /// supervisors' "who is next" and for benchmarking the decision itself.
+    pub fn routing_choice(&self, queue: &str, caller: Option<&str>) -> Option<&str> {
+        let q = *self.queue_by_name.get(queue)?;
+        let location = caller
+            .and_then(|n| (1..=n.len()).rev().find_map(|k| self.cfg.locations.get(&n[..k])))
+            .and_then(|l| self.loc_ids.get(l).copied());
+        let a = self.choose(q, caller, location, &[])?;
+        Some(&self.agents[a as usize].id)
     }
 
     /// An agent's display name.
