@@ -13,12 +13,15 @@
 //!   services, events, errors, records.
 //! - [`engine`]: the engine: inbound routing, the ACD, agents, stations, services,
 //!   supervision.
+//! - [`runtime`]: the thin loop that runs the engine on a thread over crossbeam
+//!   channels, with a real clock.
 
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod csta;
 pub mod engine;
+pub mod runtime;
 
 pub use config::{check_config, Config, Problem};
 pub use csta::{AgentRequest, AgentState, CallId, CstaError, CstaEvent, DeviceId, Service, ServiceResult};
