@@ -334,6 +334,39 @@ pub enum Service {
         key: String,
         value: String,
     },
+    /// Hold the active call and retrieve the held one, in one step.
+    AlternateCall {
+        held: CallId,
+        active: CallId,
+        device: DeviceId,
+    },
+    /// Drop the active call and retrieve the held one.
+    ReconnectCall {
+        held: CallId,
+        active: CallId,
+        device: DeviceId,
+    },
+    /// Send a call alerting at `device` somewhere else before it is answered.
+    DeflectCall {
+        call: CallId,
+        device: DeviceId,
+        to: String,
+    },
+    /// Send DTMF digits from `device` into the call (toward the trunk parties).
+    GenerateDigits {
+        call: CallId,
+        device: DeviceId,
+        digits: String,
+    },
+    SnapshotCall {
+        call: CallId,
+    },
+    SnapshotDevice {
+        device: DeviceId,
+    },
+    SnapshotQueue {
+        queue: String,
+    },
 }
 
 /// What a successful service returns.
@@ -345,6 +378,21 @@ pub enum ServiceResult {
     AgentState {
         state: AgentState,
         since: Instant,
+    },
+    /// The connections of a call and its attached data.
+    CallSnapshot {
+        parties: Vec<(DeviceId, ConnectionState)>,
+        data: BTreeMap<String, String>,
+    },
+    /// The calls a device takes part in.
+    DeviceSnapshot {
+        calls: Vec<(CallId, ConnectionState)>,
+    },
+    QueueSnapshot {
+        waiting: usize,
+        ready: usize,
+        logged_in: usize,
+        oldest_since: Option<Instant>,
     },
 }
 

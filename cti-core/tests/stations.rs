@@ -361,3 +361,113 @@ fn make_call_rings_the_agent_phone_first_then_dials() {
     r.card(EventKind::OffHook { ch: fxs(3) });
     assert_eq!(r.rung(), vec![(fxs(6), Some("2003".into()))]);
 }
+
+/// Agent 2001 talks to the caller on timeslot 1 and consults 2006, who answered.
+fn consulting() -> (Rig, hotline_cti::CallId, hotline_cti::CallId) {
+    let mut r = agent_in_a_call();
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let dev = DeviceId::Station("2001".into());
+    let Ok(ServiceResult::Call(consult)) =
+        r.request(Service::ConsultationCall { held: call, device: dev, called: "2006".into() })
+    else {
+        panic!("consultation call")
+    };
+    r.card(EventKind::OffHook { ch: fxs(6) });
+    r.take();
+    (r, call, consult)
+}
+
+#[test]
+fn alternate_call_swaps_between_the_held_and_the_active_party() {
+    let (mut r, call, consult) = consulting();
+    let dev = DeviceId::Station("2001".into());
+    assert_eq!(
+        r.request(Service::AlternateCall { held: call, active: consult, device: dev.clone() }),
+        Ok(ServiceResult::Ok)
+    );
+    assert!(r.connected(ts(1), fxs(1)));
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Held { call: c, .. } if *c == consult)));
+    r.take();
+    // And back.
+    assert_eq!(
+        r.request(Service::AlternateCall { held: consult, active: call, device: dev }),
+        Ok(ServiceResult::Ok)
+    );
+    assert!(r.connected(fxs(6), fxs(1)));
+}
+
+#[test]
+fn reconnect_call_drops_the_consultation_and_returns_to_the_caller() {
+    let (mut r, call, consult) = consulting();
+    let dev = DeviceId::Station("2001".into());
+    assert_eq!(
+        r.request(Service::ReconnectCall { held: call, active: consult, device: dev }),
+        Ok(ServiceResult::Ok)
+    );
+    assert!(r.connected(ts(1), fxs(1)));
+    assert!(r.has_event(|e| matches!(e, CstaEvent::CallCleared { call: c, .. } if *c == consult)));
+}
+
+#[test]
+fn deflect_call_sends_a_ringing_internal_call_elsewhere() {
+    let mut r = Rig::base();
+    r.card(EventKind::OffHook { ch: fxs(5) });
+    dial(&mut r, 5, "2006");
+    let call = r.engine.call_on(fxs(6)).unwrap();
+    r.take();
+    let res =
+        r.request(Service::DeflectCall { call, device: DeviceId::Station("2006".into()), to: "2007".into() });
+    assert_eq!(res, Ok(ServiceResult::Ok));
+    assert!(r.has_command(|c| matches!(c, Command::StopRinging { ch } if *ch == fxs(6))));
+    assert_eq!(r.rung(), vec![(fxs(7), Some("2005".into()))]);
+}
+
+#[test]
+fn generate_digits_sends_dtmf_toward_the_trunk() {
+    let mut r = agent_in_a_call();
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let res = r.request(Service::GenerateDigits {
+        call,
+        device: DeviceId::Station("2001".into()),
+        digits: "12#".into(),
+    });
+    assert_eq!(res, Ok(ServiceResult::Ok));
+    assert!(
+        r.has_command(|c| matches!(c, Command::SendDigits { ch, digits } if *ch == ts(1) && digits == "12#"))
+    );
+    let bad = r.request(Service::GenerateDigits {
+        call,
+        device: DeviceId::Station("2001".into()),
+        digits: "x".into(),
+    });
+    assert!(bad.is_err());
+}
+
+#[test]
+fn snapshots_show_parties_devices_and_queues() {
+    let mut r = agent_in_a_call();
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let Ok(ServiceResult::CallSnapshot { parties, data }) = r.request(Service::SnapshotCall { call }) else {
+        panic!("call snapshot")
+    };
+    assert_eq!(parties.len(), 2);
+    assert_eq!(data.get("location").map(String::as_str), Some("Beijing"));
+    let Ok(ServiceResult::DeviceSnapshot { calls }) =
+        r.request(Service::SnapshotDevice { device: DeviceId::Station("2001".into()) })
+    else {
+        panic!("device snapshot")
+    };
+    assert_eq!(calls, vec![(call, hotline_cti::csta::ConnectionState::Connected)]);
+    r.offer(2, "01000000002", "4008001000");
+    let Ok(ServiceResult::QueueSnapshot { waiting, ready, logged_in, oldest_since }) =
+        r.request(Service::SnapshotQueue { queue: "sales".into() })
+    else {
+        panic!("queue snapshot")
+    };
+    assert_eq!((waiting, ready, logged_in), (1, 0, 1));
+    assert!(oldest_since.is_some());
+    assert_eq!(
+        r.request(Service::SnapshotCall { call: hotline_cti::CallId(999) }),
+        Err(CstaError::InvalidCallId)
+    );
+}

@@ -127,6 +127,92 @@ impl Engine {
                 Ok(ServiceResult::AgentState { state: a.state.clone(), since: a.since })
             }
             Service::Supervise { supervisor, agent, mode } => self.supervise(&supervisor, &agent, mode),
+            Service::AlternateCall { held, active, device } => {
+                let s = self.station_ix(&device)?;
+                match self.mode(s) {
+                    StationMode::Talking { call, held: Some(h) } if call == active && h == held => {
+                        self.hold(s, active);
+                        // hold() left the station dialling with `active` held; swap.
+                        self.stations[s as usize].mode = StationMode::Cut { held: Some(held) };
+                        self.retrieve(s, held);
+                        self.stations[s as usize].mode =
+                            StationMode::Talking { call: held, held: Some(active) };
+                        Ok(ServiceResult::Ok)
+                    }
+                    _ => Err(CstaError::InvalidConnectionState),
+                }
+            }
+            Service::ReconnectCall { held, active, device } => {
+                let s = self.station_ix(&device)?;
+                match self.mode(s) {
+                    StationMode::Talking { call, held: Some(h) } if call == active && h == held => {
+                        self.stations[s as usize].mode = StationMode::Cut { held: Some(held) };
+                        self.party_left(active, &device, Cause::NORMAL_CLEARING, true);
+                        self.retrieve(s, held);
+                        Ok(ServiceResult::Ok)
+                    }
+                    _ => Err(CstaError::InvalidConnectionState),
+                }
+            }
+            Service::DeflectCall { call, device, to } => self.deflect(call, device, &to),
+            Service::GenerateDigits { call, device, digits } => {
+                let c = self.calls.get(&call).ok_or(CstaError::InvalidCallId)?;
+                if !c.parties.iter().any(|p| p.device == device && p.state == ConnectionState::Connected) {
+                    return Err(CstaError::InvalidConnectionState);
+                }
+                if digits.is_empty() || !digits.chars().all(|d| "0123456789*#ABCD".contains(d)) {
+                    return Err(CstaError::InvalidDeviceId(digits));
+                }
+                let trunks: Vec<_> = c
+                    .parties
+                    .iter()
+                    .filter(|p| p.device != device && matches!(p.device, DeviceId::Trunk(_)))
+                    .filter_map(|p| p.ch)
+                    .collect();
+                for ch in trunks {
+                    self.cmd(Command::SendDigits { ch, digits: digits.clone() });
+                }
+                Ok(ServiceResult::Ok)
+            }
+            Service::SnapshotCall { call } => {
+                let c = self.calls.get(&call).ok_or(CstaError::InvalidCallId)?;
+                Ok(ServiceResult::CallSnapshot {
+                    parties: c.parties.iter().map(|p| (p.device.clone(), p.state)).collect(),
+                    data: c.data.clone(),
+                })
+            }
+            Service::SnapshotDevice { device } => {
+                let mut calls: Vec<(CallId, ConnectionState)> = self
+                    .calls
+                    .iter()
+                    .filter_map(|(id, c)| {
+                        c.parties.iter().find(|p| p.device == device).map(|p| (*id, p.state))
+                    })
+                    .collect();
+                if let DeviceId::Queue(name) = &device {
+                    let q = *self
+                        .queue_by_name
+                        .get(name)
+                        .ok_or_else(|| CstaError::InvalidDeviceId(name.clone()))?;
+                    calls.extend(
+                        self.queues[q as usize].waiting.values().map(|c| (*c, ConnectionState::Queued)),
+                    );
+                }
+                calls.sort_by_key(|c| c.0);
+                Ok(ServiceResult::DeviceSnapshot { calls })
+            }
+            Service::SnapshotQueue { queue } => {
+                let q = *self.queue_by_name.get(&queue).ok_or(CstaError::InvalidDeviceId(queue))?;
+                let q = &self.queues[q as usize];
+                let oldest_since =
+                    q.waiting.values().filter_map(|c| self.calls.get(c).and_then(|c| c.queued_at)).min();
+                Ok(ServiceResult::QueueSnapshot {
+                    waiting: q.waiting.len(),
+                    ready: q.ready.len(),
+                    logged_in: q.logged_in as usize,
+                    oldest_since,
+                })
+            }
             Service::SetCallData { call, key, value } => {
                 let c = self.calls.get_mut(&call).ok_or(CstaError::InvalidCallId)?;
                 c.data.insert(key, value);
@@ -244,6 +330,30 @@ impl Engine {
             added: added.unwrap_or(DeviceId::Queue(String::new())),
         });
         self.remix(held);
+    }
+
+    /// Move a call alerting at a station elsewhere (an extension, queue or outside number).
+    fn deflect(&mut self, call: CallId, device: DeviceId, to: &str) -> Res {
+        let s = self.station_ix(&device)?;
+        match self.mode(s) {
+            StationMode::Ringing { call: c } | StationMode::OffHookAlerting { call: c } if c == call => {}
+            _ => return Err(CstaError::InvalidConnectionState),
+        }
+        if matches!(self.calls.get(&call).map(|c| c.stage), Some(Stage::Offering(..))) {
+            // An ACD offer: the agent gives it back to the queue instead.
+            return Err(CstaError::InvalidConnectionState);
+        }
+        self.unalert_station(s, call);
+        self.emit(CstaEvent::Diverted {
+            call,
+            from: device,
+            to: DeviceId::Station(to.to_string()),
+            cause: crate::csta::EventCause::Redirected,
+        });
+        if let Err(cause) = self.route_number(call, to, None, None) {
+            self.clear_call(call, cause);
+        }
+        Ok(ServiceResult::Ok)
     }
 
     fn set_agent_request(&mut self, agent: &str, request: AgentRequest) -> Res {
