@@ -178,6 +178,12 @@ pub struct QueueConf {
     pub required_skills: Vec<String>,
     /// Played to waiting callers (a prompt file); ringback tone when absent.
     pub music: Option<String>,
+    /// Tell waiting callers their position and expected wait this often.
+    pub announce_every: Option<Duration>,
+    /// Offer to take a callback number after this long in the queue.
+    pub callback_offer_after: Option<Duration>,
+    /// Tell the caller the answering agent's work number.
+    pub announce_agent_number: bool,
 }
 
 /// An agent and the queues they serve.
@@ -391,6 +397,10 @@ struct RawQueue {
     #[serde(default)]
     required_skills: Vec<String>,
     music: Option<String>,
+    announce_every: Option<u64>,
+    callback_offer_after: Option<u64>,
+    #[serde(default)]
+    announce_agent_number: bool,
 }
 
 #[derive(Deserialize)]
@@ -790,6 +800,9 @@ impl<'a> Parser<'a> {
                 max_length,
                 required_skills: q.required_skills.clone(),
                 music: q.music.clone(),
+                announce_every: q.announce_every.filter(|&s| s > 0).map(Duration::from_secs),
+                callback_offer_after: q.callback_offer_after.map(Duration::from_secs),
+                announce_agent_number: q.announce_agent_number,
             });
         }
 

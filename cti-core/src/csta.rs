@@ -453,6 +453,20 @@ pub enum Record {
         cause: Cause,
         data: BTreeMap<String, String>,
     },
+    /// A waiting caller asked to be called back instead (pressed 1 after the offer).
+    Callback { call: CallId, number: Option<String>, queue: String, at: Instant },
     /// An agent spent `from..to` in `state`.
     AgentState { agent: String, state: AgentState, from: Instant, to: Instant },
+}
+
+/// Something the caller should be told. The engine decides when and what; the IVR
+/// turns it into prompts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Announcement {
+    /// The caller's place in line and the expected wait.
+    Position { call: CallId, ch: ChannelId, position: usize, expected_wait: std::time::Duration },
+    /// Offer to leave a callback number: press 1.
+    CallbackOffer { call: CallId, ch: ChannelId },
+    /// The work number of the agent who answers.
+    AgentNumber { call: CallId, ch: ChannelId, agent: String },
 }

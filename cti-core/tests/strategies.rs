@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{fxs, ts, Rig};
-use hotline_cti::csta::{AgentState, CstaEvent, DeviceId, EventCause};
+use hotline_cti::csta::{AgentState, Announcement, CstaEvent, DeviceId, EventCause, Record};
+use hotline_cti::Output;
 use hotline_drivers::{Cause, Command, EventKind};
 
 const SEC: Duration = Duration::from_secs(1);
@@ -246,4 +247,58 @@ fn not_ready_asked_for_during_a_call_applies_when_it_ends() {
     assert_eq!(r.engine.agent_state("1").unwrap().0, AgentState::Busy);
     r.caller_hangs_up(1);
     assert_eq!(r.engine.agent_state("1").unwrap().0, AgentState::NotReady("break".into()));
+}
+
+#[test]
+fn waiting_callers_hear_their_position_periodically_and_get_a_callback_offer() {
+    let mut r = center("announce_every = 30\ncallback_offer_after = 45", &agents(1, plain));
+    r.offer(1, "01000000001", "100");
+    r.offer(2, "01000000002", "100");
+    r.take();
+    r.advance(SEC * 30);
+    let positions: Vec<(u8, usize)> = r
+        .out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Announce(Announcement::Position { ch, position, .. }) => match ch.addr {
+                hotline_drivers::ChannelAddr::E1 { timeslot, .. } => Some((timeslot, *position)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(positions, vec![(1, 1), (2, 2)]);
+    r.take();
+    r.advance(SEC * 15);
+    assert!(r
+        .out
+        .iter()
+        .any(|o| matches!(o, Output::Announce(Announcement::CallbackOffer { ch, .. }) if *ch == ts(1))));
+    // The second caller takes it: pressing 1 leaves a callback record and frees the line.
+    r.card(EventKind::Digit {
+        ch: ts(2),
+        digit: '1',
+        start: hotline_drivers::Instant::ZERO,
+        end: hotline_drivers::Instant::ZERO,
+    });
+    assert!(r.out.iter().any(
+        |o| matches!(o, Output::Record(Record::Callback { number: Some(n), .. }) if n == "01000000002")
+    ));
+    assert_eq!(r.engine.queue_length("q"), Some(1));
+    r.take();
+    r.advance(SEC * 15);
+    assert_eq!(
+        r.out.iter().filter(|o| matches!(o, Output::Announce(Announcement::Position { .. }))).count(),
+        1,
+        "announcements continue for who still waits"
+    );
+}
+
+#[test]
+fn the_caller_is_told_the_answering_agents_number() {
+    let mut r = center("announce_agent_number = true", &agents(1, plain));
+    log_in_all(&mut r, 1);
+    r.offer(1, "01000000001", "100");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    assert!(r.out.iter().any(|o| matches!(o, Output::Announce(Announcement::AgentNumber { agent, ch, .. }) if agent == "1" && *ch == ts(1))));
 }

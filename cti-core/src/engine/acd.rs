@@ -10,6 +10,7 @@
 //! everyone else, first come first served within each class.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use hotline_drivers::command::PlaySource;
 use hotline_drivers::signal::{CallerId, Tone};
@@ -17,7 +18,9 @@ use hotline_drivers::signal::{CallerId, Tone};
 use super::station::Playing;
 use super::{AgentIx, CallId, Engine, Output, QueueIx, Stage, StationIx, Timer};
 use crate::config::{QueueConf, Strategy, Target};
-use crate::csta::{AgentEventKind, AgentState, ConnectionState, CstaEvent, DeviceId, EventCause, Record};
+use crate::csta::{
+    AgentEventKind, AgentState, Announcement, ConnectionState, CstaEvent, DeviceId, EventCause, Record,
+};
 
 /// A ready agent's place in a queue's order: (level rank, strategy order, agent).
 pub type ReadyKey = (u8, u64, u32);
@@ -89,6 +92,8 @@ pub(crate) struct Queue {
     pub ready_by_location: HashMap<u32, BTreeSet<ReadyKey>>,
     pub waiting: BTreeMap<(u8, u64), CallId>,
     pub logged_in: u32,
+    /// Average handle time (moving average), for expected-wait announcements.
+    pub avg_handle: Duration,
 }
 
 impl Queue {
@@ -99,6 +104,7 @@ impl Queue {
             ready_by_location: HashMap::new(),
             waiting: BTreeMap::new(),
             logged_in: 0,
+            avg_handle: Duration::from_secs(120),
         }
     }
 }
@@ -352,12 +358,68 @@ impl Engine {
         } else if let Some((w, _)) = no_agents {
             self.arm(now + w, Timer::NoAgents { call, gen });
         }
+        let (every, offer) = qc_announce(&self.queues[q as usize].conf);
+        let offered = self.calls[&call].callback_offered;
+        if every.is_some() || (offer.is_some() && !offered) {
+            let agen = self.fresh_gen();
+            self.calls.get_mut(&call).expect("call exists").announce_gen = agen;
+            if let Some(e) = every {
+                self.arm(now + e, Timer::Announce { call, gen: agen });
+            }
+            if let (Some(o), false) = (offer, offered) {
+                self.arm(now + o, Timer::CallbackOffer { call, gen: agen });
+            }
+        }
         self.queues[q as usize].waiting.insert(line, call);
         let position = self.queues[q as usize].waiting.range(..=line).count();
         let name = self.queues[q as usize].conf.name.clone();
         self.emit(CstaEvent::Queued { call, queue: name, position, cause });
         self.start_music(call, music);
         self.dispatch(q);
+    }
+
+    /// Periodic position and expected-wait announcement for a waiting caller.
+    pub(crate) fn on_announce(&mut self, call: CallId, gen: u64) {
+        let Some(c) = self.calls.get(&call) else { return };
+        let q = match c.stage {
+            Stage::Queued(q) | Stage::Offering(q, _) => q,
+            _ => return,
+        };
+        let Some(every) = self.queues[q as usize].conf.announce_every else { return };
+        if let (Stage::Queued(_), Some(ch)) = (c.stage, c.parties.first().and_then(|p| p.ch)) {
+            let queue = &self.queues[q as usize];
+            let position = queue.waiting.range(..=c.line).count();
+            let agents = queue.logged_in.max(1);
+            let expected_wait = queue.avg_handle * position as u32 / agents;
+            self.announce(Announcement::Position { call, ch, position, expected_wait });
+        }
+        self.arm(self.now + every, Timer::Announce { call, gen });
+    }
+
+    pub(crate) fn on_callback_offer(&mut self, call: CallId) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let (Stage::Queued(_), Some(ch)) = (c.stage, c.parties.first().and_then(|p| p.ch)) else { return };
+        c.callback_offered = true;
+        self.announce(Announcement::CallbackOffer { call, ch });
+    }
+
+    /// A digit from a trunk: a waiting caller taking the callback offer.
+    pub(crate) fn on_trunk_digit(&mut self, ch: hotline_drivers::ChannelId, digit: char) {
+        let Some(call) = self.trunks.get(&ch).and_then(|t| t.call) else { return };
+        let c = &self.calls[&call];
+        let Stage::Queued(q) = c.stage else { return };
+        if !c.callback_offered || digit != '1' || c.parties.first().and_then(|p| p.ch) != Some(ch) {
+            return;
+        }
+        let record = Record::Callback {
+            call,
+            number: c.ani.clone(),
+            queue: self.queues[q as usize].conf.name.clone(),
+            at: self.now,
+        };
+        self.out.push_back(Output::Record(record));
+        self.data(call, "callback", "requested");
+        self.clear_call(call, hotline_drivers::Cause::NORMAL_CLEARING);
     }
 
     /// Play the queue's music (or ringback) to the waiting caller.
@@ -506,7 +568,9 @@ impl Engine {
         c.stage = Stage::Active;
         c.ring_gen = 0;
         c.wait_gen = 0;
+        c.announce_gen = 0;
         c.agent = Some(a);
+        let caller_ch = c.parties.first().and_then(|p| p.ch);
         c.answered = Some(self.now);
         if let Some(ani) = c.ani.clone() {
             self.last_agent.insert(ani, a);
@@ -517,6 +581,10 @@ impl Engine {
             m.answered += 1;
         }
         self.set_agent_state(a, AgentState::Busy);
+        if let (true, Some(ch)) = (self.queues[q as usize].conf.announce_agent_number, caller_ch) {
+            let agent = self.agents[a as usize].id.clone();
+            self.announce(Announcement::AgentNumber { call, ch, agent });
+        }
     }
 
     /// An agent's call ended (or the agent left it): after-call work, then ready.
@@ -530,6 +598,11 @@ impl Engine {
             }
             AgentState::Busy => {
                 let q = self.calls.get(&call).and_then(|c| c.queue).unwrap_or(0);
+                let answered = self.calls.get(&call).and_then(|c| c.answered);
+                if let (Some(t), Some(queue)) = (answered, self.queues.get_mut(q as usize)) {
+                    // A moving average over about the last eight calls.
+                    queue.avg_handle = (queue.avg_handle * 7 + (self.now - t)) / 8;
+                }
                 let wrap = self.queues.get(q as usize).and_then(|q| q.conf.wrap_up);
                 self.agents[a as usize].idle_since = self.now;
                 match wrap {
@@ -630,4 +703,8 @@ impl Engine {
             Playing::Prompt(path) => PlaySource::Prompt(path.into()),
         }
     }
+}
+
+fn qc_announce(q: &QueueConf) -> (Option<Duration>, Option<Duration>) {
+    (q.announce_every, q.callback_offer_after)
 }

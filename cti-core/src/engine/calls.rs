@@ -51,6 +51,8 @@ impl Engine {
                 answered: None,
                 media: Media::default(),
                 pending_dial: None,
+                announce_gen: 0,
+                callback_offered: false,
             },
         );
         id
@@ -240,6 +242,7 @@ impl Engine {
         let Some(c) = self.calls.get_mut(&call) else { return };
         c.ring_gen = 0;
         c.wait_gen = 0;
+        c.announce_gen = 0;
         let stage = c.stage;
         if let Stage::Queued(q) = stage {
             let line = c.line;

@@ -24,7 +24,7 @@ use hotline_drivers::event::Side;
 use hotline_drivers::{CardEvent, ChannelId, Command, EventKind, Instant};
 
 use crate::config::{Config, QueueConf, Target};
-use crate::csta::{AgentState, CallId, CstaError, CstaEvent, Record, Service, ServiceResult};
+use crate::csta::{AgentState, Announcement, CallId, CstaError, CstaEvent, Record, Service, ServiceResult};
 
 pub use acd::ReadyKey;
 
@@ -53,6 +53,8 @@ pub enum Output {
     Response { client: ClientId, invoke: u32, result: Result<ServiceResult, CstaError> },
     /// A record for storage (call detail, agent state interval).
     Record(Record),
+    /// Something to tell a caller (the IVR plays it).
+    Announce(Announcement),
 }
 
 pub(crate) type AgentIx = u32;
@@ -73,6 +75,10 @@ pub(crate) enum Timer {
     WrapUp { agent: AgentIx, gen: u64 },
     /// The station paused too long between digits.
     InterDigit { station: StationIx, gen: u64 },
+    /// Time to tell a waiting caller their position.
+    Announce { call: CallId, gen: u64 },
+    /// Time to offer a waiting caller a callback.
+    CallbackOffer { call: CallId, gen: u64 },
 }
 
 /// A party in a call: a device's connection and, for trunks and stations, its channel.
@@ -132,6 +138,9 @@ pub(crate) struct Call {
     pub media: Media,
     /// A MakeCall waiting for its station to answer, then to dial this.
     pub pending_dial: Option<String>,
+    /// Generation of the announcement and callback-offer timers.
+    pub announce_gen: u64,
+    pub callback_offered: bool,
 }
 
 /// An idle or busy trunk channel.
@@ -381,6 +390,10 @@ impl Engine {
 
     // -- plumbing shared by the submodules --
 
+    pub(crate) fn announce(&mut self, a: Announcement) {
+        self.out.push_back(Output::Announce(a));
+    }
+
     pub(crate) fn emit(&mut self, ev: CstaEvent) {
         self.out.push_back(Output::Event(ev));
     }
@@ -422,6 +435,9 @@ impl Engine {
             }
             Timer::WrapUp { agent, gen } => self.agents[agent as usize].wrap_gen == gen,
             Timer::InterDigit { station, gen } => self.stations[station as usize].digit_gen == gen,
+            Timer::Announce { call, gen } | Timer::CallbackOffer { call, gen } => {
+                self.calls.get(&call).is_some_and(|c| c.announce_gen == gen)
+            }
         }
     }
 
@@ -440,6 +456,8 @@ impl Engine {
                 Timer::NoAgents { call, .. } => self.on_max_wait(call, true),
                 Timer::WrapUp { agent, .. } => self.on_wrap_up_end(agent),
                 Timer::InterDigit { station, .. } => self.on_inter_digit_timeout(station),
+                Timer::Announce { call, gen } => self.on_announce(call, gen),
+                Timer::CallbackOffer { call, .. } => self.on_callback_offer(call),
             }
         }
     }
@@ -466,6 +484,8 @@ impl Engine {
             EventKind::Digit { ch, digit, .. } => {
                 if let Some(&s) = self.station_by_ch.get(&ch) {
                     self.on_station_digit(s, digit);
+                } else {
+                    self.on_trunk_digit(ch, digit);
                 }
             }
             EventKind::Blocked { ch, .. } => self.set_blocked(ch, true),
