@@ -297,6 +297,13 @@ impl Config {
         [&f.login, &f.logout, &f.ready, &f.not_ready].iter().any(|c| c.starts_with(digits))
     }
 
+    /// True when `digits` are a feature code (with its argument) or the start of one.
+    pub fn is_feature_code(&self, digits: &str) -> bool {
+        let f = &self.features;
+        self.features_start_with(digits)
+            || [&f.login, &f.logout, &f.ready, &f.not_ready].iter().any(|c| digits.starts_with(c.as_str()))
+    }
+
     pub fn queue_index(&self, name: &str) -> Option<usize> {
         self.queues.iter().position(|q| q.name == name)
     }

@@ -471,3 +471,27 @@ fn snapshots_show_parties_devices_and_queues() {
         Err(CstaError::InvalidCallId)
     );
 }
+
+#[test]
+fn an_agent_on_an_outside_call_gets_no_queue_calls_until_it_ends() {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    dial(&mut r, 1, "90108");
+    assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::Busy, "dialling out");
+    r.take();
+    r.offer(1, "01066668888", "4008001000");
+    assert!(r.rung().is_empty());
+    assert!(!plays_tone(&r, 1, Tone::CallWaiting));
+    dial(&mut r, 1, "#");
+    let trunk = r
+        .commands()
+        .into_iter()
+        .find_map(|c| if let Command::PlaceCall { ch, .. } = c { Some(*ch) } else { None })
+        .expect("the outside call is placed");
+    r.card(EventKind::Answered { ch: trunk });
+    r.take();
+    r.card(EventKind::OnHook { ch: fxs(1) });
+    // The outside call ends; the agent is ready again and the waiting caller rings.
+    assert_eq!(r.rung(), vec![(fxs(1), Some("01066668888".into()))]);
+}

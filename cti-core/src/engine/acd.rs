@@ -284,9 +284,14 @@ impl Engine {
 
     /// Ring the agent's station with the call.
     fn offer(&mut self, q: QueueIx, call: CallId, a: AgentIx) {
+        let station = self.agents[a as usize].station.expect("ready agents have a station");
+        if !self.station_alertable(station) {
+            // The phone is in use outside the ACD (dialling, a fault): take the agent
+            // out of distribution rather than ring a phone that cannot ring.
+            return self.set_agent_state(a, AgentState::NotReady("station unavailable".into()));
+        }
         let line = self.calls[&call].line;
         self.queues[q as usize].waiting.remove(&line);
-        let station = self.agents[a as usize].station.expect("ready agents have a station");
         self.seq_offer(a);
         self.agents[a as usize].call = Some(call);
         self.set_agent_state(a, AgentState::Ringing);

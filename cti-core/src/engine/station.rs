@@ -117,7 +117,10 @@ impl Engine {
     fn station_busy_changed(&mut self, s: StationIx) {
         let Some(a) = self.stations[s as usize].agent else { return };
         let mode = &self.stations[s as usize].mode;
-        let busy = matches!(mode, StationMode::Talking { .. }) || mode.held().is_some();
+        // Dialling a number makes the agent busy; keying a feature code does not.
+        let dialling = matches!(mode, StationMode::Dialing { digits, .. }
+            if !digits.is_empty() && !self.cfg.is_feature_code(digits));
+        let busy = matches!(mode, StationMode::Talking { .. }) || dialling || mode.held().is_some();
         let agent = &self.agents[a as usize];
         if agent.call.is_some() {
             return;
@@ -126,6 +129,15 @@ impl Engine {
             (AgentState::Ready, true) => self.set_agent_state(a, AgentState::Busy),
             (AgentState::Busy, false) => self.set_agent_state(a, AgentState::Ready),
             _ => {}
+        }
+    }
+
+    /// Whether a call can be offered to the station now (ringing or a waiting tone).
+    pub(crate) fn station_alertable(&self, s: StationIx) -> bool {
+        match &self.stations[s as usize].mode {
+            StationMode::Idle | StationMode::Cut { held: None } => true,
+            StationMode::Dialing { digits, held: None } => digits.is_empty(),
+            _ => false,
         }
     }
 
@@ -277,6 +289,7 @@ impl Engine {
         digits.push(digit);
         if first {
             self.set_play(ch, None);
+            self.station_busy_changed(s);
         }
         let gen = self.fresh_gen();
         self.stations[s as usize].digit_gen = gen;
