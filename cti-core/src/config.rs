@@ -255,6 +255,9 @@ pub struct Config {
     pub utc_offset_secs: i32,
     /// How long a station may pause between digits before dialling what it has.
     pub inter_digit_timeout: Duration,
+    /// How long an agent whose desktop disconnected keeps their login, state and
+    /// counters, waiting for it to come back.
+    pub desktop_grace: Duration,
     pub features: FeatureCodes,
     /// Seed for the random strategy, so runs are reproducible.
     pub seed: u64,
@@ -319,6 +322,7 @@ type S<T> = Spanned<T>;
 struct RawEngine {
     utc_offset: Option<S<String>>,
     inter_digit_timeout: Option<u64>,
+    desktop_grace: Option<u64>,
     seed: Option<u64>,
 }
 
@@ -577,8 +581,12 @@ impl<'a> Parser<'a> {
                 self.at(k.span(), format!("unknown table `{name}`; did you mean `{own}`?"));
             }
         }
-        let mut cfg =
-            Config { inter_digit_timeout: Duration::from_secs(4), seed: 0x5eed_cafe, ..Config::default() };
+        let mut cfg = Config {
+            inter_digit_timeout: Duration::from_secs(4),
+            desktop_grace: Duration::from_secs(60),
+            seed: 0x5eed_cafe,
+            ..Config::default()
+        };
 
         let engine: RawEngine = self.table(&root, "engine").unwrap_or_default();
         if let Some(off) = &engine.utc_offset {
@@ -589,6 +597,9 @@ impl<'a> Parser<'a> {
                     format!("bad utc_offset {:?}: expected \"+08:00\" or \"-05:30\"", off.get_ref()),
                 ),
             }
+        }
+        if let Some(t) = engine.desktop_grace {
+            cfg.desktop_grace = Duration::from_secs(t);
         }
         if let Some(t) = engine.inter_digit_timeout {
             cfg.inter_digit_timeout = Duration::from_secs(t);

@@ -241,3 +241,48 @@ fn the_engine_asks_for_no_wakeups_when_idle() {
     r.login("1001", "2001");
     assert_eq!(r.engine.next_deadline(), None);
 }
+
+#[test]
+fn an_agent_whose_desktop_drops_resumes_within_the_grace_period() {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.request(Service::SetAgentState {
+        agent: "1001".into(),
+        request: AgentRequest::NotReady { reason: "email".into() },
+    })
+    .unwrap();
+    let since = r.engine.agent_state("1001").unwrap().1;
+    r.engine.handle(r.now, hotline_cti::Input::ClientGone { client: 7 });
+    r.advance(SEC * 59);
+    // Back before the minute is out: same state, same start time.
+    r.login("1001", "2001");
+    assert_eq!(r.engine.agent_state("1001").unwrap(), (AgentState::NotReady("email".into()), since));
+    r.advance(SEC * 120);
+    assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::NotReady("email".into()));
+}
+
+#[test]
+fn an_agent_whose_desktop_stays_away_is_logged_out_after_the_grace_period() {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.engine.handle(r.now, hotline_cti::Input::ClientGone { client: 7 });
+    r.advance(SEC * 59);
+    assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::Ready, "still taking calls meanwhile");
+    r.advance(SEC);
+    assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::LoggedOut);
+}
+
+#[test]
+fn a_forced_logout_during_a_call_happens_when_it_ends() {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.offer(1, "01000000001", "4008001000");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    assert_eq!(
+        r.request(Service::SetAgentState { agent: "1001".into(), request: AgentRequest::LogOut }),
+        Ok(hotline_cti::ServiceResult::Ok)
+    );
+    assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::Busy);
+    r.caller_hangs_up(1);
+    assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::LoggedOut);
+}

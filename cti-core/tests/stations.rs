@@ -495,3 +495,13 @@ fn an_agent_on_an_outside_call_gets_no_queue_calls_until_it_ends() {
     // The outside call ends; the agent is ready again and the waiting caller rings.
     assert_eq!(r.rung(), vec![(fxs(1), Some("01066668888".into()))]);
 }
+
+#[test]
+fn a_supervisor_calls_an_agent_by_agent_id() {
+    let mut r = Rig::base();
+    r.login("1002", "2002");
+    supervisor_ready(&mut r);
+    let res = r.request(Service::MakeCall { calling: "2008".into(), called: "1002".into() });
+    assert!(matches!(res, Ok(ServiceResult::Call(_))));
+    assert_eq!(r.rung(), vec![(fxs(2), Some("2008".into()))]);
+}

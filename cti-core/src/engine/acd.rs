@@ -53,6 +53,12 @@ pub(crate) struct Agent {
     /// Not ready asked for while busy: applied when the call ends.
     pub pending_not_ready: Option<String>,
     pub wrap_gen: u64,
+    /// The desktop (client) the agent logged in from, while connected.
+    pub client: Option<super::ClientId>,
+    /// Generation of the desktop grace timer while the desktop is away.
+    pub grace_gen: u64,
+    /// Logout asked for during a call: done when it ends.
+    pub pending_logout: bool,
 }
 
 use hotline_drivers::Instant;
@@ -81,6 +87,9 @@ impl Agent {
             call: None,
             pending_not_ready: None,
             wrap_gen: 0,
+            client: None,
+            grace_gen: 0,
+            pending_logout: false,
         }
     }
 }
@@ -596,6 +605,9 @@ impl Engine {
     pub(crate) fn agent_call_ended(&mut self, a: AgentIx) {
         let agent = &mut self.agents[a as usize];
         let Some(call) = agent.call.take() else { return };
+        if agent.pending_logout {
+            return self.log_out(a);
+        }
         match agent.state {
             AgentState::Ringing => {
                 // The caller gave up while it rang: not the agent's miss.
@@ -659,7 +671,37 @@ impl Engine {
         }
     }
 
+    /// A desktop went away: its agents keep everything for the grace period.
+    pub(crate) fn client_gone(&mut self, client: super::ClientId) {
+        let grace = self.cfg.desktop_grace;
+        for a in 0..self.agents.len() {
+            if self.agents[a].client == Some(client) {
+                let gen = self.fresh_gen();
+                self.agents[a].client = None;
+                self.agents[a].grace_gen = gen;
+                self.arm(self.now + grace, Timer::DesktopGrace { agent: a as AgentIx, gen });
+            }
+        }
+    }
+
+    /// The grace period ran out with no desktop back: log the agent out (after the
+    /// call in progress, if any).
+    pub(crate) fn on_desktop_grace_end(&mut self, a: AgentIx) {
+        self.agents[a as usize].grace_gen = 0;
+        if self.agents[a as usize].state == AgentState::LoggedOut {
+            return;
+        }
+        if self.agents[a as usize].call.is_some() {
+            self.agents[a as usize].pending_logout = true;
+        } else {
+            self.log_out(a);
+        }
+    }
+
     pub(crate) fn log_out(&mut self, a: AgentIx) {
+        self.agents[a as usize].pending_logout = false;
+        self.agents[a as usize].client = None;
+        self.agents[a as usize].grace_gen = 0;
         if let Some(s) = self.agents[a as usize].station.take() {
             self.stations[s as usize].agent = None;
         }

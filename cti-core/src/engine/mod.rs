@@ -40,6 +40,9 @@ pub enum Input {
     Request { client: ClientId, invoke: u32, service: Service },
     /// The deadline from [`Engine::next_deadline`] has passed.
     Timeout,
+    /// A client connection closed. Agents who logged in from it keep their state for
+    /// the configured grace period; logging in again from a new connection resumes.
+    ClientGone { client: ClientId },
 }
 
 /// What the engine produces.
@@ -79,6 +82,8 @@ pub(crate) enum Timer {
     Announce { call: CallId, gen: u64 },
     /// Time to offer a waiting caller a callback.
     CallbackOffer { call: CallId, gen: u64 },
+    /// An agent's desktop has been away for the grace period.
+    DesktopGrace { agent: AgentIx, gen: u64 },
 }
 
 /// A party in a call: a device's connection and, for trunks and stations, its channel.
@@ -311,8 +316,9 @@ impl Engine {
         match input {
             Input::Timeout => {}
             Input::Card(ev) => self.on_card_event(ev.kind),
+            Input::ClientGone { client } => self.client_gone(client),
             Input::Request { client, invoke, service } => {
-                let result = self.on_service(service);
+                let result = self.on_service(client, service);
                 self.out.push_back(Output::Response { client, invoke, result });
             }
         }
@@ -434,6 +440,7 @@ impl Engine {
                 self.calls.get(&call).is_some_and(|c| c.wait_gen == gen)
             }
             Timer::WrapUp { agent, gen } => self.agents[agent as usize].wrap_gen == gen,
+            Timer::DesktopGrace { agent, gen } => self.agents[agent as usize].grace_gen == gen,
             Timer::InterDigit { station, gen } => self.stations[station as usize].digit_gen == gen,
             Timer::Announce { call, gen } | Timer::CallbackOffer { call, gen } => {
                 self.calls.get(&call).is_some_and(|c| c.announce_gen == gen)
@@ -455,6 +462,7 @@ impl Engine {
                 Timer::MaxWait { call, .. } => self.on_max_wait(call, false),
                 Timer::NoAgents { call, .. } => self.on_max_wait(call, true),
                 Timer::WrapUp { agent, .. } => self.on_wrap_up_end(agent),
+                Timer::DesktopGrace { agent, .. } => self.on_desktop_grace_end(agent),
                 Timer::InterDigit { station, .. } => self.on_inter_digit_timeout(station),
                 Timer::Announce { call, gen } => self.on_announce(call, gen),
                 Timer::CallbackOffer { call, .. } => self.on_callback_offer(call),

@@ -36,7 +36,7 @@ impl Engine {
         self.stations[s as usize].mode.clone()
     }
 
-    pub(crate) fn on_service(&mut self, service: Service) -> Res {
+    pub(crate) fn on_service(&mut self, client: super::ClientId, service: Service) -> Res {
         match service {
             Service::MakeCall { calling, called } => {
                 let s = self.station_by_ext(&calling)?;
@@ -121,7 +121,7 @@ impl Engine {
                     _ => Err(CstaError::InvalidConnectionState),
                 }
             }
-            Service::SetAgentState { agent, request } => self.set_agent_request(&agent, request),
+            Service::SetAgentState { agent, request } => self.set_agent_request(client, &agent, request),
             Service::GetAgentState { agent } => {
                 let a = &self.agents[self.agent_ix(&agent)? as usize];
                 Ok(ServiceResult::AgentState { state: a.state.clone(), since: a.since })
@@ -356,16 +356,25 @@ impl Engine {
         Ok(ServiceResult::Ok)
     }
 
-    fn set_agent_request(&mut self, agent: &str, request: AgentRequest) -> Res {
+    fn set_agent_request(&mut self, client: super::ClientId, agent: &str, request: AgentRequest) -> Res {
         let a = self.agent_ix(agent)?;
         match request {
             AgentRequest::LogIn { station, password } => {
-                if self.agents[a as usize].state != AgentState::LoggedOut {
-                    return Err(CstaError::InvalidAgentState);
-                }
                 if self.agents[a as usize].password.is_some() && self.agents[a as usize].password != password
                 {
                     return Err(CstaError::InvalidPassword);
+                }
+                if self.agents[a as usize].state != AgentState::LoggedOut {
+                    // A desktop coming back (same station): resume with state and
+                    // counters as they are.
+                    let same = station.as_deref()
+                        == self.agents[a as usize].station.map(|s| self.stations[s as usize].ext.as_str());
+                    if same && self.agents[a as usize].client.is_none() {
+                        self.agents[a as usize].client = Some(client);
+                        self.agents[a as usize].grace_gen = 0;
+                        return Ok(ServiceResult::Ok);
+                    }
+                    return Err(CstaError::InvalidAgentState);
                 }
                 let s = match station {
                     Some(ext) => {
@@ -378,14 +387,18 @@ impl Engine {
                     None => None,
                 };
                 self.log_in(a, s);
+                self.agents[a as usize].client = Some(client);
             }
             AgentRequest::LogOut => {
-                if self.agents[a as usize].state == AgentState::LoggedOut
-                    || self.agents[a as usize].call.is_some()
-                {
+                if self.agents[a as usize].state == AgentState::LoggedOut {
                     return Err(CstaError::InvalidAgentState);
                 }
-                self.log_out(a);
+                if self.agents[a as usize].call.is_some() {
+                    // Forced during a call (a supervisor): done when the call ends.
+                    self.agents[a as usize].pending_logout = true;
+                } else {
+                    self.log_out(a);
+                }
             }
             AgentRequest::Ready => self.request_ready(a, None)?,
             AgentRequest::NotReady { reason } => self.request_ready(a, Some(reason))?,

@@ -422,6 +422,10 @@ impl Engine {
         if let Some(&d) = self.numbers.get(number) {
             return Some(Dialled::Internal(d));
         }
+        // An agent id reaches the station the agent is logged in at.
+        if let Some(s) = self.agent_by_id.get(number).and_then(|&a| self.agents[a as usize].station) {
+            return Some(Dialled::Internal(Dest::Station(s)));
+        }
         self.cfg.trunk_groups.iter().enumerate().find_map(|(g, t)| {
             let p = t.dial_prefix.as_deref()?;
             (number.len() > p.len() && number.starts_with(p))
