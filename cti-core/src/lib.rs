@@ -13,6 +13,8 @@
 //!   services, events, errors, records.
 //! - [`engine`]: the engine: inbound routing, the ACD, agents, stations, services,
 //!   supervision.
+//! - [`traffic`]: traffic simulation through the engine in virtual time
+//!   (`hotline sim traffic`), and the Erlang C formula it agrees with.
 //! - [`runtime`]: the thin loop that runs the engine on a thread over crossbeam
 //!   channels, with a real clock.
 
@@ -22,6 +24,7 @@ pub mod config;
 pub mod csta;
 pub mod engine;
 pub mod runtime;
+pub mod traffic;
 
 pub use config::{check_config, Config, Problem};
 pub use csta::{AgentRequest, AgentState, CallId, CstaError, CstaEvent, DeviceId, Service, ServiceResult};
