@@ -102,7 +102,7 @@ pub fn run_traffic(p: &TrafficParams) -> Result<TrafficReport, hotline_drivers::
     if p.agents == 0 || p.agents > 60_000 {
         return Err(bad("agents must be 1 to 60000"));
     }
-    if !(p.calls_per_hour > 0.0) || p.handle_time.is_zero() {
+    if !p.calls_per_hour.is_finite() || p.calls_per_hour <= 0.0 || p.handle_time.is_zero() {
         return Err(bad("calls per hour and handle time must be positive"));
     }
     // Enough trunks that no caller is blocked: the offered load plus a wide margin.
