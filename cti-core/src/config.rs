@@ -258,6 +258,8 @@ pub struct Config {
     /// How long an agent whose desktop disconnected keeps their login, state and
     /// counters, waiting for it to come back.
     pub desktop_grace: Duration,
+    /// A prompt played to held callers.
+    pub music_on_hold: Option<String>,
     pub features: FeatureCodes,
     /// Seed for the random strategy, so runs are reproducible.
     pub seed: u64,
@@ -323,6 +325,7 @@ struct RawEngine {
     utc_offset: Option<S<String>>,
     inter_digit_timeout: Option<u64>,
     desktop_grace: Option<u64>,
+    music_on_hold: Option<String>,
     seed: Option<u64>,
 }
 
@@ -598,6 +601,7 @@ impl<'a> Parser<'a> {
                 ),
             }
         }
+        cfg.music_on_hold = engine.music_on_hold.clone();
         if let Some(t) = engine.desktop_grace {
             cfg.desktop_grace = Duration::from_secs(t);
         }

@@ -505,3 +505,15 @@ fn a_supervisor_calls_an_agent_by_agent_id() {
     assert!(matches!(res, Ok(ServiceResult::Call(_))));
     assert_eq!(r.rung(), vec![(fxs(2), Some("2008".into()))]);
 }
+
+#[test]
+fn a_held_caller_hears_the_music_on_hold() {
+    let mut r = Rig::new(&format!("[engine]\nmusic_on_hold = \"prompts/moh.wav\"\n{}", common::BASE));
+    r.login("1001", "2001");
+    r.offer(1, "01066668888", "4008001000");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    r.take();
+    r.card(EventKind::HookFlash { ch: fxs(1) });
+    assert!(r.has_command(|c| matches!(c, Command::Play { ch, source: PlaySource::Prompt(p), .. }
+        if *ch == ts(1) && p.to_str() == Some("prompts/moh.wav"))));
+}

@@ -379,7 +379,10 @@ impl Engine {
             if alerting {
                 lone_tone = Some((ch, Playing::Tone(Tone::Ringback)));
             } else if held || matches!(c.stage, Stage::Queued(_)) {
-                let music = c.queue.and_then(|q| self.queues[q as usize].conf.music.clone());
+                // Held: the music on hold; waiting: the queue's music. Without either a
+                // ringing tone tells the caller the line is alive.
+                let queue_music = c.queue.and_then(|q| self.queues[q as usize].conf.music.clone());
+                let music = if held { self.cfg.music_on_hold.clone().or(queue_music) } else { queue_music };
                 lone_tone = Some((ch, music.map(Playing::Prompt).unwrap_or(Playing::Tone(Tone::Ringback))));
             }
         }
