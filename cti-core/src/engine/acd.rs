@@ -450,6 +450,30 @@ impl Engine {
         self.set_play(ch, Some(playing));
     }
 
+    /// Take a call out of its queue, or back from the agent it rings, and make it
+    /// active; returns the queue it was in.
+    pub(crate) fn withdraw(&mut self, call: CallId) -> Option<QueueIx> {
+        let c = self.calls.get_mut(&call)?;
+        let (stage, line) = (c.stage, c.line);
+        c.stage = Stage::Active;
+        c.ring_gen = 0;
+        c.wait_gen = 0;
+        match stage {
+            Stage::Queued(q) => {
+                self.queues[q as usize].waiting.remove(&line);
+                Some(q)
+            }
+            Stage::Offering(q, a) => {
+                if let Some(st) = self.agents[a as usize].station {
+                    self.unalert_station(st, call);
+                }
+                self.agent_call_ended(a, call);
+                Some(q)
+            }
+            _ => None,
+        }
+    }
+
     /// A queued call's wait limit passed.
     pub(crate) fn on_max_wait(&mut self, call: CallId, no_agents: bool) {
         let Some(c) = self.calls.get(&call) else { return };
@@ -524,8 +548,30 @@ impl Engine {
     /// the agent is passed over, or made not ready after too many misses.
     pub(crate) fn on_ring_timeout(&mut self, call: CallId) {
         let Some(c) = self.calls.get_mut(&call) else { return };
-        let Stage::Offering(q, a) = c.stage else { return };
         c.ring_gen = 0;
+        let Stage::Offering(q, a) = c.stage else {
+            // A MakeCall whose own station never answered, or a recall to a phone
+            // that hung up with the call on hold.
+            if c.pending_dial.is_some() {
+                self.clear_call(call, hotline_drivers::Cause::NO_ANSWER);
+                return;
+            }
+            let recalled: Vec<DeviceId> = c
+                .parties
+                .iter()
+                .filter(|p| p.state == ConnectionState::Held)
+                .filter(|p| {
+                    p.ch.and_then(|ch| self.station_by_ch.get(&ch)).is_some_and(|&s| {
+                        self.stations[s as usize].mode == super::station::StationMode::Ringing { call }
+                    })
+                })
+                .map(|p| p.device.clone())
+                .collect();
+            for dev in recalled {
+                self.party_left(call, &dev, hotline_drivers::Cause::NO_ANSWER, true);
+            }
+            return;
+        };
         let original = c.line.1;
         let station = self.agents[a as usize].station.expect("agent had a station");
         self.unalert_station(station, call);
@@ -602,9 +648,14 @@ impl Engine {
     }
 
     /// An agent's call ended (or the agent left it): after-call work, then ready.
-    pub(crate) fn agent_call_ended(&mut self, a: AgentIx) {
+    /// Nothing happens unless `call` is the agent's call: by the time a caller's
+    /// clearing reaches here the agent may already have the next one.
+    pub(crate) fn agent_call_ended(&mut self, a: AgentIx, call: CallId) {
         let agent = &mut self.agents[a as usize];
-        let Some(call) = agent.call.take() else { return };
+        if agent.call != Some(call) {
+            return;
+        }
+        agent.call = None;
         if agent.pending_logout {
             return self.log_out(a);
         }

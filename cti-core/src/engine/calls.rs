@@ -273,12 +273,10 @@ impl Engine {
         self.set_media(call, Media::default());
         let c = self.calls.remove(&call).expect("call exists");
         if let Stage::Offering(_, a) = stage {
-            self.agent_call_ended(a);
+            self.agent_call_ended(a, call);
         }
         if let Some(a) = c.agent {
-            if self.agents[a as usize].call == Some(call) {
-                self.agent_call_ended(a);
-            }
+            self.agent_call_ended(a, call);
         }
         self.emit(CstaEvent::CallCleared { call, cause });
         let agent = c.agent.map(|a| self.agents[a as usize].id.clone());

@@ -394,6 +394,78 @@ impl Engine {
         s.mode.active_call()
     }
 
+    /// Check the engine's internal consistency: indexes agree with states, queues and
+    /// trunks point at live calls, stations at calls they take part in. For tests
+    /// that drive the engine with random inputs; returns what is wrong.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (ai, a) in self.agents.iter().enumerate() {
+            for m in &a.memberships {
+                let q = &self.queues[m.queue as usize];
+                let indexed = m.key.is_some_and(|k| q.ready.contains(&k));
+                if indexed != (a.state == AgentState::Ready) {
+                    return Err(format!(
+                        "agent {} is {:?} but indexed={indexed} in {}",
+                        a.id, a.state, q.conf.name
+                    ));
+                }
+            }
+            if matches!(a.state, AgentState::Ringing) && a.call.is_none() {
+                return Err(format!("agent {} rings with no call", a.id));
+            }
+            if let Some(c) = a.call {
+                if !self.calls.contains_key(&c) {
+                    return Err(format!("agent {} holds gone call {c}", a.id));
+                }
+            }
+            if let Some(s) = a.station {
+                if self.stations[s as usize].agent != Some(ai as AgentIx) {
+                    return Err(format!(
+                        "agent {} and station {} disagree",
+                        a.id, self.stations[s as usize].ext
+                    ));
+                }
+            }
+        }
+        for q in &self.queues {
+            for (line, c) in &q.waiting {
+                match self.calls.get(c) {
+                    Some(call) if call.line == *line && matches!(call.stage, Stage::Queued(_)) => {}
+                    _ => return Err(format!("queue {} lists {c} wrongly", q.conf.name)),
+                }
+            }
+        }
+        for (id, c) in &self.calls {
+            if let Stage::Queued(q) = c.stage {
+                if self.queues[q as usize].waiting.get(&c.line) != Some(id) {
+                    return Err(format!("{id} is queued but not in line"));
+                }
+            }
+            if let Stage::Offering(_, a) = c.stage {
+                if self.agents[a as usize].call != Some(*id) {
+                    return Err(format!("{id} offered to an agent who does not have it"));
+                }
+            }
+        }
+        for (ch, t) in &self.trunks {
+            if let Some(c) = t.call {
+                let ok =
+                    self.calls.get(&c).is_some_and(|call| call.parties.iter().any(|p| p.ch == Some(*ch)));
+                if !ok {
+                    return Err(format!("trunk {ch} points at {c}, which does not have it"));
+                }
+            }
+        }
+        for s in &self.stations {
+            for c in [s.mode.active_call(), s.mode.held()].into_iter().flatten() {
+                if !self.calls.contains_key(&c) {
+                    return Err(format!("station {} refers to gone call {c} ({:?})", s.ext, s.mode));
+                }
+            }
+        }
+        Ok(())
+    }
+
     // -- plumbing shared by the submodules --
 
     pub(crate) fn announce(&mut self, a: Announcement) {

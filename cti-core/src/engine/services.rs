@@ -65,7 +65,7 @@ impl Engine {
             Service::HoldCall { call, device } => {
                 let s = self.station_ix(&device)?;
                 match self.mode(s) {
-                    StationMode::Talking { call: c, held: None } if c == call => {
+                    StationMode::Talking { call: c, held: None } if c == call && self.holdable(s, call) => {
                         self.hold(s, call);
                         Ok(ServiceResult::Ok)
                     }
@@ -87,7 +87,7 @@ impl Engine {
             Service::ConsultationCall { held, device, called } => {
                 let s = self.station_ix(&device)?;
                 match self.mode(s) {
-                    StationMode::Talking { call, held: None } if call == held => {
+                    StationMode::Talking { call, held: None } if call == held && self.holdable(s, held) => {
                         self.hold(s, held);
                         // Hold left the station off hook with dial tone: dial at once.
                         self.make_call(s, &called)
@@ -284,17 +284,15 @@ impl Engine {
         {
             return Err(CstaError::InvalidDeviceId(to.to_string()));
         }
+        self.withdraw(call);
         if let Some(c) = self.calls.get_mut(&call) {
             c.parties.retain(|p| p.device != device);
-            c.stage = Stage::Active;
         }
         self.stations[s as usize].mode = StationMode::Cut { held: None };
         let ch = self.stations[s as usize].ch;
         self.set_play(ch, None);
         if let Some(a) = self.stations[s as usize].agent {
-            if self.agents[a as usize].call == Some(call) {
-                self.agent_call_ended(a);
-            }
+            self.agent_call_ended(a, call);
         }
         self.emit(CstaEvent::Transferred {
             primary: call,

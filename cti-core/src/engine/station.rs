@@ -11,6 +11,12 @@ use hotline_drivers::{Cause, ChannelId, Command};
 use super::{AgentIx, CallId, Dest, Engine, Party, QueueIx, Stage, StationIx, Timer};
 use crate::csta::{AgentState, ConnectionState, CstaEvent, DeviceId, EventCause};
 
+/// How long MakeCall rings the calling station before giving up.
+const MAKE_CALL_RING: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a phone hung up with a call on hold rings back before giving up.
+const RECALL_RING: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What is playing on a channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Playing {
@@ -198,11 +204,25 @@ impl Engine {
         let number = self.calls.get(&held).and_then(|c| c.ani.clone());
         self.stations[s as usize].mode = StationMode::Ringing { call: held };
         self.cmd(Command::RingStation { ch, caller_id: Some(CallerId { number, ..CallerId::default() }) });
+        // Unanswered, the recall gives up and the held party is released.
+        let gen = self.fresh_gen();
+        if let Some(c) = self.calls.get_mut(&held) {
+            c.ring_gen = gen;
+        }
+        self.arm(self.now + RECALL_RING, Timer::Ring { call: held, gen });
+    }
+
+    /// A call can be held once someone else in it has answered.
+    pub(crate) fn holdable(&self, s: StationIx, call: CallId) -> bool {
+        let dev = self.dev(s);
+        self.calls.get(&call).is_some_and(|c| {
+            c.parties.iter().any(|p| p.device != dev && p.state == ConnectionState::Connected)
+        })
     }
 
     pub(crate) fn on_hook_flash(&mut self, s: StationIx) {
         match self.stations[s as usize].mode.clone() {
-            StationMode::Talking { call, held: None } => self.hold(s, call),
+            StationMode::Talking { call, held: None } if self.holdable(s, call) => self.hold(s, call),
             StationMode::Talking { call, held: Some(h) } => {
                 // Flash during a consultation drops it and returns to the held call.
                 self.stations[s as usize].mode = StationMode::Cut { held: Some(h) };
@@ -276,9 +296,7 @@ impl Engine {
         };
         self.set_mode(s, new);
         if let Some(a) = self.stations[s as usize].agent {
-            if self.agents[a as usize].call == Some(call) {
-                self.agent_call_ended(a);
-            }
+            self.agent_call_ended(a, call);
         }
     }
 
@@ -548,6 +566,10 @@ impl Engine {
                     ch,
                     caller_id: Some(CallerId { number: Some(called.to_string()), ..CallerId::default() }),
                 });
+                // An unanswered MakeCall gives up after this long.
+                let gen = self.fresh_gen();
+                self.calls.get_mut(&call).expect("new").ring_gen = gen;
+                self.arm(self.now + MAKE_CALL_RING, Timer::Ring { call, gen });
                 self.emit(CstaEvent::ServiceInitiated { call, device: DeviceId::Station(ext) });
                 Ok(call)
             }
@@ -561,20 +583,7 @@ impl Engine {
         let dev = self.dev(s);
         // A consultation still waiting in a queue or ringing an agent leaves it; the
         // transferred call takes its place below.
-        let requeue = match self.calls.get(&consult).map(|c| (c.stage, c.line)) {
-            Some((Stage::Queued(q), line)) => {
-                self.queues[q as usize].waiting.remove(&line);
-                Some(q)
-            }
-            Some((Stage::Offering(q, a), _)) => {
-                if let Some(st) = self.agents[a as usize].station {
-                    self.unalert_station(st, consult);
-                }
-                self.agent_call_ended(a);
-                Some(q)
-            }
-            _ => None,
-        };
+        let requeue = self.withdraw(consult);
         for c in [held, consult] {
             if let Some(call) = self.calls.get_mut(&c) {
                 call.parties.retain(|p| p.device != dev);
@@ -588,9 +597,7 @@ impl Engine {
             transferred_to: to.unwrap_or(DeviceId::Queue(String::new())),
         });
         if let Some(a) = self.stations[s as usize].agent {
-            if self.agents[a as usize].call == Some(held) {
-                self.agent_call_ended(a);
-            }
+            self.agent_call_ended(a, held);
         }
         if let Some(q) = requeue {
             if let Some(c) = self.calls.get_mut(&held) {
