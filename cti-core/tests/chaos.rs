@@ -11,7 +11,7 @@ use hotline_cti::csta::{AgentRequest, DeviceId, Service, SupervisionMode};
 use hotline_cti::CallId;
 use hotline_drivers::event::Side;
 use hotline_drivers::signal::CallerCategory;
-use hotline_drivers::{CardEvent, Cause, Command, EventKind, Instant};
+use hotline_drivers::{Cause, Command, EventKind, Instant};
 
 struct Rng(u64);
 impl Rng {
