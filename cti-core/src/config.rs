@@ -993,7 +993,7 @@ impl<'a> Parser<'a> {
     }
 
     fn target(&mut self, t: &S<String>, queues: &BTreeMap<String, usize>) -> Option<Target> {
-        match parse_target(t.get_ref(), queues) {
+        match parse_target(t.get_ref(), |n| queues.get(n).copied()) {
             Ok(x) => Some(x),
             Err(msg) => {
                 self.at(t.span(), msg);
@@ -1028,13 +1028,11 @@ fn is_digits(s: &str) -> bool {
 }
 
 /// `queue:NAME`, `ivr:FLOW`, `voicemail:BOX`, `external:NUMBER`, `hangup` or `hangup:CAUSE`.
-fn parse_target(s: &str, queues: &BTreeMap<String, usize>) -> Result<Target, String> {
+pub(crate) fn parse_target(s: &str, queue: impl Fn(&str) -> Option<usize>) -> Result<Target, String> {
     let expected = "expected queue:NAME, ivr:FLOW, voicemail:BOX, external:NUMBER, hangup or hangup:CAUSE";
     let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
     match kind {
-        "queue" => {
-            queues.get(arg).map(|&i| Target::Queue(i)).ok_or_else(|| format!("no queue named {arg:?}"))
-        }
+        "queue" => queue(arg).map(Target::Queue).ok_or_else(|| format!("no queue named {arg:?}")),
         "ivr" if !arg.is_empty() => Ok(Target::Ivr(arg.to_string())),
         "voicemail" if !arg.is_empty() => Ok(Target::Voicemail(arg.to_string())),
         "external" if is_digits(arg) => Ok(Target::External(arg.to_string())),

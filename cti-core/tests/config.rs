@@ -155,3 +155,18 @@ fn a_holiday_goes_to_its_own_target() {
     r.offer(1, "01000000001", "4008001000");
     assert!(r.has_event(|e| matches!(e, CstaEvent::HandedOff { .. })));
 }
+
+#[test]
+fn a_call_the_ivr_is_done_with_goes_on_to_its_next_target() {
+    let mut r = Rig::new(SCHEDULED);
+    let oct1 = MONDAY_UTC - 32 * 86_400;
+    r.engine.set_wall_clock(Instant::ZERO, oct1 + 2 * 3600);
+    r.offer(1, "01000000001", "4008001000");
+    let call = r.engine.call_on(ts(1)).unwrap();
+    r.take();
+    r.engine.handle(r.now, hotline_cti::Input::IvrDone { call, next: "queue:sales".into() });
+    while let Some(o) = r.engine.poll_output() {
+        r.out.push(o);
+    }
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Queued { queue, .. } if queue == "sales")));
+}

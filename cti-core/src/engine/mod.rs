@@ -40,6 +40,10 @@ pub enum Input {
     Request { client: ClientId, invoke: u32, service: Service },
     /// The deadline from [`Engine::next_deadline`] has passed.
     Timeout,
+    /// The IVR (or voicemail) is done with a call it was handed: send it on to `next`,
+    /// written as in the configuration (`queue:NAME`, `external:NUMBER`, `hangup:CAUSE`,
+    /// `ivr:FLOW`, `voicemail:BOX`). An unknown call or a bad target clears the call.
+    IvrDone { call: CallId, next: String },
     /// A client connection closed. Agents who logged in from it keep their state for
     /// the configured grace period; logging in again from a new connection resumes.
     ClientGone { client: ClientId },
@@ -317,6 +321,7 @@ impl Engine {
             Input::Timeout => {}
             Input::Card(ev) => self.on_card_event(ev.kind),
             Input::ClientGone { client } => self.client_gone(client),
+            Input::IvrDone { call, next } => self.ivr_done(call, &next),
             Input::Request { client, invoke, service } => {
                 let result = self.on_service(client, service);
                 self.out.push_back(Output::Response { client, invoke, result });
@@ -606,6 +611,20 @@ impl Engine {
         self.playing.remove(&ch);
         if let Some(call) = call {
             self.party_left(call, &crate::csta::DeviceId::Trunk(ch), cause, false);
+        }
+    }
+
+    fn ivr_done(&mut self, call: CallId, next: &str) {
+        let Some(c) = self.calls.get(&call) else { return };
+        if c.stage != Stage::HandedOff {
+            return;
+        }
+        match crate::config::parse_target(next, |n| self.queue_by_name.get(n).map(|&q| q as usize)) {
+            Ok(target) => {
+                self.calls.get_mut(&call).expect("checked").stage = Stage::Active;
+                self.send_to_target(call, None, target);
+            }
+            Err(_) => self.clear_call(call, hotline_drivers::Cause::NORMAL_UNSPECIFIED),
         }
     }
 
