@@ -517,3 +517,19 @@ fn a_held_caller_hears_the_music_on_hold() {
     assert!(r.has_command(|c| matches!(c, Command::Play { ch, source: PlaySource::Prompt(p), .. }
         if *ch == ts(1) && p.to_str() == Some("prompts/moh.wav"))));
 }
+
+#[test]
+fn dialling_its_own_number_is_a_loopback_test_that_rings_the_phone() {
+    let mut r = Rig::base();
+    r.card(EventKind::OffHook { ch: fxs(3) });
+    dial(&mut r, 3, "2003");
+    assert!(plays_tone(&r, 3, Tone::CallWaiting), "confirmed");
+    r.take();
+    r.card(EventKind::OnHook { ch: fxs(3) });
+    assert_eq!(r.rung(), vec![(fxs(3), Some("2003".into()))]);
+    r.take();
+    r.card(EventKind::OffHook { ch: fxs(3) });
+    assert!(plays_tone(&r, 3, Tone::Dial), "the audio path is heard");
+    r.card(EventKind::OnHook { ch: fxs(3) });
+    assert_eq!(r.engine.call_count(), 0);
+}

@@ -552,7 +552,8 @@ impl Engine {
         let Stage::Offering(q, a) = c.stage else {
             // A MakeCall whose own station never answered, or a recall to a phone
             // that hung up with the call on hold.
-            if c.pending_dial.is_some() {
+            let alone = c.parties.len() == 1 && c.parties[0].state == ConnectionState::Alerting;
+            if c.pending_dial.is_some() || alone {
                 self.clear_call(call, hotline_drivers::Cause::NO_ANSWER);
                 return;
             }

@@ -301,7 +301,8 @@ impl Engine {
     /// Move every party of `from` except `except` into `into` (transfer, conference).
     pub(crate) fn merge_calls(&mut self, into: CallId, from: CallId, except: &DeviceId) -> Option<DeviceId> {
         let mut f = self.calls.remove(&from)?;
-        self.set_media_of(&mut f, Media::default());
+        let old = std::mem::take(&mut f.media);
+        self.apply_media(old, Media::default());
         let moved: Vec<Party> = f.parties.into_iter().filter(|p| &p.device != except).collect();
         let first = moved.first().map(|p| p.device.clone());
         for p in &moved {
@@ -397,14 +398,17 @@ impl Engine {
     }
 
     fn set_media(&mut self, call: CallId, want: Media) {
-        let Some(mut c) = self.calls.remove(&call) else { return };
-        self.set_media_of(&mut c, want);
-        self.calls.insert(call, c);
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let old = std::mem::take(&mut c.media);
+        let applied = self.apply_media(old, want);
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.media = applied;
+        }
     }
 
-    /// Emit the bus commands that turn the applied media into `want`.
-    fn set_media_of(&mut self, c: &mut Call, mut want: Media) {
-        let old = std::mem::take(&mut c.media);
+    /// Emit the bus commands that turn the applied media `old` into `want`; returns
+    /// what is applied now.
+    fn apply_media(&mut self, old: Media, mut want: Media) -> Media {
         if let Some((a, b)) = old.pair.filter(|_| old.pair != want.pair) {
             self.cmd(Command::Disconnect { ch: a });
             self.cmd(Command::Disconnect { ch: b });
@@ -438,7 +442,7 @@ impl Engine {
         if let Some((a, b)) = want.pair.filter(|_| old.pair != want.pair) {
             self.cmd(Command::Connect { a, b });
         }
-        c.media = want;
+        want
     }
 
     fn allocate_bridge(&mut self, card: u16) -> ConferenceId {
@@ -549,5 +553,8 @@ impl Engine {
             self.dial_into(s, call, &number);
         }
         self.remix(call);
+        if self.calls.get(&call).is_some_and(|c| c.data.get("test").map(String::as_str) == Some("loopback")) {
+            self.set_play(ch, Some(Playing::Tone(Tone::Dial)));
+        }
     }
 }

@@ -88,11 +88,13 @@ pub(crate) struct Station {
     pub mode: StationMode,
     pub agent: Option<AgentIx>,
     pub digit_gen: u64,
+    /// The phone dialled its own number: ring it back once it hangs up (a test).
+    pub loopback: bool,
 }
 
 impl Station {
     pub fn new(ch: ChannelId, ext: String) -> Station {
-        Station { ch, ext, mode: StationMode::Idle, agent: None, digit_gen: 0 }
+        Station { ch, ext, mode: StationMode::Idle, agent: None, digit_gen: 0, loopback: false }
     }
 }
 
@@ -170,6 +172,8 @@ impl Engine {
                 self.set_mode(s, StationMode::Idle);
                 if let Some(h) = held {
                     self.recall(s, h);
+                } else if std::mem::take(&mut self.stations[s as usize].loopback) {
+                    self.ring_loopback(s);
                 }
             }
             StationMode::OffHookAlerting { call } => {
@@ -196,6 +200,30 @@ impl Engine {
                 self.station_busy_changed(s);
             }
         }
+    }
+
+    /// The loopback test call: the phone rings with its own number; answered, it
+    /// hears dial tone, which proves ringing, hook detection and the audio path.
+    fn ring_loopback(&mut self, s: StationIx) {
+        let (ch, ext) = (self.stations[s as usize].ch, self.stations[s as usize].ext.clone());
+        let call = self.new_call(Some(ext.clone()), ext.clone());
+        let gen = self.fresh_gen();
+        let c = self.calls.get_mut(&call).expect("new");
+        c.data.insert("test".into(), "loopback".into());
+        c.parties.push(Party {
+            device: DeviceId::Station(ext.clone()),
+            ch: Some(ch),
+            state: ConnectionState::Alerting,
+            supervision: None,
+            number: None,
+        });
+        c.ring_gen = gen;
+        self.stations[s as usize].mode = StationMode::Ringing { call };
+        self.cmd(Command::RingStation {
+            ch,
+            caller_id: Some(CallerId { number: Some(ext), ..CallerId::default() }),
+        });
+        self.arm(self.now + MAKE_CALL_RING, Timer::Ring { call, gen });
     }
 
     /// Ring the station back for a call it left on hold.
@@ -374,6 +402,11 @@ impl Engine {
             .find(|(n, _)| n.as_str() != body)
             .is_some_and(|(n, _)| n.starts_with(body));
         match exact {
+            Some(Dest::Station(t)) if t == s && (complete || timed_out || !longer) => {
+                // Its own number: a loopback test. Hang up and the phone rings.
+                self.stations[s as usize].loopback = true;
+                return self.finish_dialing(s, true);
+            }
             Some(dest) if complete || timed_out || !longer => {
                 return self.place_from_station(s, body.to_string(), Dialled::Internal(dest));
             }
