@@ -302,3 +302,73 @@ fn the_caller_is_told_the_answering_agents_number() {
     r.card(EventKind::OffHook { ch: fxs(1) });
     assert!(r.out.iter().any(|o| matches!(o, Output::Announce(Announcement::AgentNumber { agent, ch, .. }) if agent == "1" && *ch == ts(1))));
 }
+
+#[test]
+fn a_vip_of_one_queue_is_ordinary_in_another_and_a_vip_access_number_makes_everyone_vip() {
+    let text = r#"
+[[trunk_group]]
+name = "pstn"
+channels = ["1/1/1-1/1/31"]
+
+[[station]]
+port = "1/fxs/1"
+extension = "2001"
+
+[[queue]]
+name = "gold"
+
+[[queue]]
+name = "plain"
+
+[[access_number]]
+dnis = "100"
+target = "queue:plain"
+
+[[access_number]]
+dnis = "200"
+target = "queue:gold"
+
+[[access_number]]
+dnis = "300"
+target = "queue:plain"
+vip = true
+
+[[vip]]
+number = "13912345678"
+queues = ["gold"]
+"#;
+    let mut r = Rig::new(text);
+    // No agents: everyone waits; the order in line shows who is VIP.
+    r.offer(1, "01000000001", "100");
+    r.offer(2, "13912345678", "100");
+    assert!(
+        r.has_event(|e| matches!(e, CstaEvent::Queued { position: 2, queue, .. } if queue == "plain")),
+        "not VIP in plain"
+    );
+    r.take();
+    r.offer(3, "01000000003", "300");
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Queued { position: 1, .. })), "everyone on 300 is VIP");
+    r.take();
+    r.offer(4, "01000000004", "200");
+    r.offer(5, "13912345678", "200");
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Queued { position: 1, queue, .. } if queue == "gold")));
+    let _ = fxs(1);
+}
+
+#[test]
+fn agents_without_a_queues_required_skills_do_not_serve_it() {
+    let skills = |i: usize| {
+        if i == 1 {
+            "queues = { q = 5 }\nskills = [\"cantonese\"]".to_string()
+        } else {
+            "queues = { q = 5 }".to_string()
+        }
+    };
+    let mut r = center("required_skills = [\"cantonese\"]", &agents(2, skills));
+    r.login("2", "2002");
+    r.take();
+    r.offer(1, "01000000001", "100");
+    assert!(r.rung().is_empty(), "agent 2 lacks the skill");
+    r.login("1", "2001");
+    assert_eq!(r.rung(), vec![(fxs(1), Some("01000000001".into()))]);
+}
