@@ -201,13 +201,14 @@ pub enum CstaEvent {
         primary: CallId,
         secondary: CallId,
         transferring: DeviceId,
-        transferred_to: DeviceId,
+        /// Where the call went, when known (the consulted party, the queue).
+        transferred_to: Option<DeviceId>,
     },
     Conferenced {
         primary: CallId,
         secondary: CallId,
         controller: DeviceId,
-        added: DeviceId,
+        added: Option<DeviceId>,
     },
     /// The call could not reach a device.
     Failed {

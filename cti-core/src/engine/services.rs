@@ -294,16 +294,22 @@ impl Engine {
         if let Some(a) = self.stations[s as usize].agent {
             self.agent_call_ended(a, call);
         }
+        let routed = self.route_number(call, to, None, None);
+        let transferred_to = self.calls.get(&call).and_then(|c| match c.stage {
+            Stage::Queued(q) | Stage::Offering(q, _) => {
+                Some(DeviceId::Queue(self.queues[q as usize].conf.name.clone()))
+            }
+            _ => c.parties.last().map(|p| p.device.clone()),
+        });
         self.emit(CstaEvent::Transferred {
             primary: call,
             secondary: call,
             transferring: device,
-            transferred_to: DeviceId::Station(to.to_string()),
+            transferred_to,
         });
-        if let Err(cause) = self.route_number(call, to, None, None) {
-            self.clear_call(call, cause);
-        } else {
-            self.remix(call);
+        match routed {
+            Err(cause) => self.clear_call(call, cause),
+            Ok(()) => self.remix(call),
         }
         Ok(ServiceResult::Ok)
     }
@@ -321,12 +327,7 @@ impl Engine {
             p.state = ConnectionState::Connected;
         }
         self.stations[s as usize].mode = StationMode::Talking { call: held, held: None };
-        self.emit(CstaEvent::Conferenced {
-            primary: held,
-            secondary: active,
-            controller: dev,
-            added: added.unwrap_or(DeviceId::Queue(String::new())),
-        });
+        self.emit(CstaEvent::Conferenced { primary: held, secondary: active, controller: dev, added });
         self.remix(held);
     }
 

@@ -627,7 +627,7 @@ impl Engine {
             primary: held,
             secondary: consult,
             transferring: dev,
-            transferred_to: to.unwrap_or(DeviceId::Queue(String::new())),
+            transferred_to: to,
         });
         if let Some(a) = self.stations[s as usize].agent {
             self.agent_call_ended(a, held);
