@@ -118,7 +118,8 @@ fn consult_transfer_by_hook_flash_and_hang_up() {
     // The agent hangs up: the transfer completes.
     r.card(EventKind::OnHook { ch: fxs(1) });
     assert!(r.has_event(
-        |e| matches!(e, CstaEvent::Transferred { transferring: DeviceId::Station(x), .. } if x == "2001")
+        |e| matches!(e, CstaEvent::Transferred { transferring: DeviceId::Station(x), transferred_to: Some(DeviceId::Station(y)), .. }
+            if x == "2001" && y == "2006")
     ));
     assert!(r.connected(ts(1), fxs(6)), "caller and colleague are connected");
     assert!(r.has_command(|c| matches!(c, Command::StopPlay { ch } if *ch == ts(1))));
@@ -349,6 +350,9 @@ fn single_step_transfer_to_a_queue() {
     });
     assert_eq!(res, Ok(ServiceResult::Ok));
     assert!(r.has_event(|e| matches!(e, CstaEvent::Queued { queue, .. } if queue == "sales")));
+    assert!(r.has_event(
+        |e| matches!(e, CstaEvent::Transferred { transferred_to: Some(DeviceId::Queue(q)), .. } if q == "sales")
+    ));
 }
 
 #[test]
