@@ -7,9 +7,11 @@
 //!   CNG and CED.
 //! - [`callerid`]: caller ID on analog lines, FSK (Bell 202, V.23; SDMF and MDMF) and DTMF.
 //! - [`wav`]: WAV files in the encodings cards use.
+//! - [`resample`]: sample-rate conversion and down-mixing to 8 kHz mono for prompts.
 
 pub mod callerid;
 pub mod dtmf;
 pub mod g711;
+pub mod resample;
 pub mod tones;
 pub mod wav;
