@@ -170,3 +170,9 @@ fn a_call_the_ivr_is_done_with_goes_on_to_its_next_target() {
     }
     assert!(r.has_event(|e| matches!(e, CstaEvent::Queued { queue, .. } if queue == "sales")));
 }
+
+#[test]
+fn the_shipped_example_installation_has_no_engine_problems() {
+    let text = include_str!("../../examples/hotline.toml");
+    assert_eq!(check_config(text, "examples/hotline.toml"), vec![]);
+}

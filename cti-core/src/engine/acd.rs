@@ -509,10 +509,14 @@ impl Engine {
         match target {
             Target::Queue(next) => {
                 let to = DeviceId::Queue(self.queues[next].conf.name.clone());
-                if let Some(from) = from {
-                    self.emit(CstaEvent::Diverted { call, from, to, cause: EventCause::Overflow });
-                }
-                self.enqueue(call, next as QueueIx, EventCause::Overflow);
+                let cause = match from {
+                    Some(from) => {
+                        self.emit(CstaEvent::Diverted { call, from, to, cause: EventCause::Overflow });
+                        EventCause::Overflow
+                    }
+                    None => EventCause::NewCall,
+                };
+                self.enqueue(call, next as QueueIx, cause);
             }
             Target::Ivr(flow) | Target::Voicemail(flow) => {
                 // The IVR interpreter is not built yet: the engine hands the call off
