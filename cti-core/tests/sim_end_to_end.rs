@@ -81,29 +81,18 @@ fn carry(
     }
 }
 
-#[test]
-fn a_caller_on_the_simulated_span_reaches_the_agent_phone_and_back_to_ready() {
-    assert_eq!(hotline_cti::check_config(INSTALLATION, "e2e.toml"), vec![]);
-    let cards = hotline_drivers::config::parse(INSTALLATION, "e2e.toml").expect("card tables are valid");
-    let (tx, rx) = unbounded();
-    let mut sim = SimCard::from_config(&cards, 1, tx).expect("simulator");
-    let mut engine = Engine::new(Config::parse(INSTALLATION, "e2e.toml").unwrap());
-    let (mut events, mut refused) = (Vec::new(), Vec::new());
-
-    let mut now = Instant::ZERO;
-    let login = AgentRequest::LogIn { station: Some("2001".into()), password: None };
-    engine.handle(
-        now,
-        Input::Request {
-            client: 1,
-            invoke: 1,
-            service: Service::SetAgentState { agent: "1001".into(), request: login },
-        },
-    );
-    carry(&mut engine, &mut sim, now, &mut events, &mut refused);
-
-    // Always handle the earliest pending thing: the card's deadline or the engine's.
-    let end = Instant::ZERO + Duration::from_secs(120);
+/// Always handle the earliest pending thing, the card's deadline or the engine's,
+/// from `now` for `span` of virtual time.
+fn run(
+    engine: &mut Engine,
+    sim: &mut SimCard,
+    rx: &crossbeam_channel::Receiver<hotline_drivers::CardEvent>,
+    mut now: Instant,
+    span: Duration,
+    events: &mut Vec<CstaEvent>,
+    refused: &mut Vec<String>,
+) {
+    let end = now + span;
     loop {
         let card_next = loop {
             let next = sim.poll(now).expect("card poll");
@@ -111,7 +100,7 @@ fn a_caller_on_the_simulated_span_reaches_the_agent_phone_and_back_to_ready() {
             while let Ok(ev) = rx.try_recv() {
                 any = true;
                 engine.handle(now, Input::Card(ev));
-                carry(&mut engine, &mut sim, now, &mut events, &mut refused);
+                carry(engine, sim, now, events, refused);
             }
             if !any {
                 break next;
@@ -123,8 +112,32 @@ fn a_caller_on_the_simulated_span_reaches_the_agent_phone_and_back_to_ready() {
         let next = [card_next, engine.next_deadline(), Some(end)].into_iter().flatten().min().expect("end");
         now = next.max(Instant::from_micros(now.as_micros() + 1));
         engine.handle(now, Input::Timeout);
-        carry(&mut engine, &mut sim, now, &mut events, &mut refused);
+        carry(engine, sim, now, events, refused);
     }
+}
+
+#[test]
+fn a_caller_on_the_simulated_span_reaches_the_agent_phone_and_back_to_ready() {
+    assert_eq!(hotline_cti::check_config(INSTALLATION, "e2e.toml"), vec![]);
+    let cards = hotline_drivers::config::parse(INSTALLATION, "e2e.toml").expect("card tables are valid");
+    let (tx, rx) = unbounded();
+    let mut sim = SimCard::from_config(&cards, 1, tx).expect("simulator");
+    let mut engine = Engine::new(Config::parse(INSTALLATION, "e2e.toml").unwrap());
+    let (mut events, mut refused) = (Vec::new(), Vec::new());
+
+    let now = Instant::ZERO;
+    let login = AgentRequest::LogIn { station: Some("2001".into()), password: None };
+    engine.handle(
+        now,
+        Input::Request {
+            client: 1,
+            invoke: 1,
+            service: Service::SetAgentState { agent: "1001".into(), request: login },
+        },
+    );
+    carry(&mut engine, &mut sim, now, &mut events, &mut refused);
+
+    run(&mut engine, &mut sim, &rx, now, Duration::from_secs(120), &mut events, &mut refused);
 
     assert!(refused.is_empty(), "the card refused commands: {refused:#?}");
     let station = DeviceId::Station("2001".into());
@@ -146,5 +159,50 @@ fn a_caller_on_the_simulated_span_reaches_the_agent_phone_and_back_to_ready() {
         "caller ID on the phone: {shown:?}"
     );
     assert_eq!(engine.agent_state("1001").unwrap().0, AgentState::Ready, "wrap-up over, phone hung up");
+    assert_eq!(engine.call_count(), 0);
+}
+
+#[test]
+fn an_agent_consults_a_colleague_by_hook_flash_and_hangs_up_to_transfer() {
+    let text = INSTALLATION.replace("\"talk 30\"", "\"talk 90\"").replace("agent]]", "agent]]");
+    let cards = hotline_drivers::config::parse(&text, "e2e.toml").unwrap();
+    let (tx, rx) = unbounded();
+    let mut sim = SimCard::from_config(&cards, 1, tx).unwrap();
+    let mut engine = Engine::new(Config::parse(&text, "e2e.toml").unwrap());
+    let (mut events, mut refused) = (Vec::new(), Vec::new());
+    let login = AgentRequest::LogIn { station: Some("2001".into()), password: None };
+    engine.handle(
+        Instant::ZERO,
+        Input::Request {
+            client: 1,
+            invoke: 1,
+            service: Service::SetAgentState { agent: "1001".into(), request: login },
+        },
+    );
+    carry(&mut engine, &mut sim, Instant::ZERO, &mut events, &mut refused);
+    let (agent, colleague) = (ChannelId::fxs(1, 1), ChannelId::fxs(1, 2));
+    // The caller arrives at 2 s and the agent answers within 3 s more; at 10 s the
+    // agent flashes, dials 2002 (whose phone answers in 1-3 s), and hangs up at 20 s.
+    sim.flash_hook(Instant::from_secs(10), agent, Duration::from_millis(300)).unwrap();
+    sim.dial_from_station(Instant::from_secs(11), agent, "2002").unwrap();
+    sim.go_on_hook(Instant::from_secs(20), agent).unwrap();
+    run(&mut engine, &mut sim, &rx, Instant::ZERO, Duration::from_secs(150), &mut events, &mut refused);
+
+    assert!(refused.is_empty(), "the card refused commands: {refused:#?}");
+    let (a, c) = (DeviceId::Station("2001".into()), DeviceId::Station("2002".into()));
+    assert!(events.iter().any(|e| matches!(e, CstaEvent::Held { holding, .. } if *holding == a)));
+    assert!(events.iter().any(|e| matches!(e, CstaEvent::Established { answering, .. } if *answering == c)));
+    assert!(events.iter().any(|e| matches!(e,
+        CstaEvent::Transferred { transferring, transferred_to: Some(to), .. } if *transferring == a && *to == c)));
+    assert!(
+        events.iter().any(|e| matches!(e, CstaEvent::CallCleared { call, .. } if call.0 == 1)),
+        "the caller's call ends"
+    );
+    let shown = &sim.heard(colleague).unwrap().caller_ids;
+    assert!(
+        shown.iter().any(|id| id.number.as_deref() == Some("2001")),
+        "the colleague saw who consulted: {shown:?}"
+    );
+    assert_eq!(sim.stats().caller_cleared, 1);
     assert_eq!(engine.call_count(), 0);
 }
