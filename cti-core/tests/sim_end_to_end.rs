@@ -164,7 +164,7 @@ fn a_caller_on_the_simulated_span_reaches_the_agent_phone_and_back_to_ready() {
 
 #[test]
 fn an_agent_consults_a_colleague_by_hook_flash_and_hangs_up_to_transfer() {
-    let text = INSTALLATION.replace("\"talk 30\"", "\"talk 90\"").replace("agent]]", "agent]]");
+    let text = INSTALLATION.replace("\"talk 30\"", "\"talk 90\"");
     let cards = hotline_drivers::config::parse(&text, "e2e.toml").unwrap();
     let (tx, rx) = unbounded();
     let mut sim = SimCard::from_config(&cards, 1, tx).unwrap();
