@@ -367,12 +367,15 @@ impl Engine {
         c.tried.clear();
         c.wait_gen = gen;
         let line = c.line;
+        // Both limits may be armed; whichever acts first cancels the other (wait_gen).
         if let Some(w) = max_wait {
             self.arm(now + w, Timer::MaxWait { call, gen });
-        } else if let Some((w, _)) = no_agents {
+        }
+        if let Some((w, _)) = no_agents {
             self.arm(now + w, Timer::NoAgents { call, gen });
         }
-        let (every, offer) = qc_announce(&self.queues[q as usize].conf);
+        let qc = &self.queues[q as usize].conf;
+        let (every, offer) = (qc.announce_every, qc.callback_offer_after);
         let offered = self.calls[&call].callback_offered;
         if every.is_some() || (offer.is_some() && !offered) {
             let agen = self.fresh_gen();
@@ -384,8 +387,11 @@ impl Engine {
                 self.arm(now + o, Timer::CallbackOffer { call, gen: agen });
             }
         }
-        self.queues[q as usize].waiting.insert(line, call);
-        let position = self.queues[q as usize].waiting.range(..=line).count();
+        let waiting = &mut self.queues[q as usize].waiting;
+        waiting.insert(line, call);
+        // An ordinary caller is last in line; only a VIP needs counting (past the
+        // few returned and VIP calls ahead of it).
+        let position = if line.0 == CLASS_NORMAL { waiting.len() } else { waiting.range(..=line).count() };
         let name = self.queues[q as usize].conf.name.clone();
         self.emit(CstaEvent::Queued { call, queue: name, position, cause });
         self.start_music(call, music);
@@ -806,8 +812,4 @@ impl Engine {
             Playing::Prompt(path) => PlaySource::Prompt(path.into()),
         }
     }
-}
-
-fn qc_announce(q: &QueueConf) -> (Option<Duration>, Option<Duration>) {
-    (q.announce_every, q.callback_offer_after)
 }

@@ -412,7 +412,8 @@ impl Engine {
         let sup_conf = self.cfg.supervisors.iter().find(|s| s.id == supervisor);
         let Some(sup_conf) = sup_conf else { return Err(CstaError::PrivilegeViolation) };
         if !sup_conf.groups.is_empty() {
-            let agent_conf = self.cfg.agents.iter().position(|x| x.id == agent);
+            // Agents keep their configuration's order in the engine, so `a` indexes both.
+            let agent_conf = ((a as usize) < self.cfg.agents.len()).then_some(a as usize);
             let allowed = agent_conf.is_some_and(|ai| {
                 sup_conf.groups.iter().any(|&g| self.cfg.agent_groups[g].agents.contains(&ai))
             });
