@@ -537,3 +537,20 @@ fn dialling_its_own_number_is_a_loopback_test_that_rings_the_phone() {
     r.card(EventKind::OnHook { ch: fxs(3) });
     assert_eq!(r.engine.call_count(), 0);
 }
+
+#[test]
+fn a_supervisor_may_only_join_calls_of_their_own_groups() {
+    let text = common::BASE.replace(r#"agents = ["1001", "1002", "1003", "1004"]"#, r#"agents = ["1002"]"#);
+    let mut r = Rig::new(&text);
+    r.login("1001", "2001");
+    r.offer(1, "01066668888", "4008001000");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    supervisor_ready(&mut r);
+    let res = r.request(Service::Supervise {
+        supervisor: "9001".into(),
+        agent: "1001".into(),
+        mode: SupervisionMode::Monitor,
+    });
+    assert_eq!(res, Err(CstaError::PrivilegeViolation));
+    assert!(!r.has_command(|c| matches!(c, Command::JoinConference { .. })));
+}
