@@ -554,3 +554,18 @@ fn a_supervisor_may_only_join_calls_of_their_own_groups() {
     assert_eq!(res, Err(CstaError::PrivilegeViolation));
     assert!(!r.has_command(|c| matches!(c, Command::JoinConference { .. })));
 }
+
+#[test]
+fn single_step_transfer_to_an_ivr_flow_hands_the_call_off() {
+    let mut r = agent_in_a_call();
+    let call = r.engine.call_on(ts(1)).unwrap();
+    let res = r.request(Service::SingleStepTransferCall {
+        call,
+        device: DeviceId::Station("2001".into()),
+        to: "ivr:survey".into(),
+    });
+    assert_eq!(res, Ok(ServiceResult::Ok));
+    assert!(r.has_event(|e| matches!(e, CstaEvent::HandedOff { to: DeviceId::Ivr(f), .. } if f == "survey")));
+    assert!(r.has_command(|c| matches!(c, Command::Disconnect { .. })), "the agent is taken off the caller");
+    assert_eq!(r.engine.call_on(ts(1)), Some(call), "the call lives on with the IVR");
+}

@@ -275,6 +275,32 @@ impl Engine {
             StationMode::Talking { call: c, held: None } if c == call => {}
             _ => return Err(CstaError::InvalidConnectionState),
         }
+        if let Some(flow) = to.strip_prefix("ivr:").or_else(|| to.strip_prefix("voicemail:")) {
+            // To an IVR flow or a voicemail box: the station drops, the IVR takes over.
+            let target = if to.starts_with("ivr:") {
+                crate::config::Target::Ivr(flow.to_string())
+            } else {
+                crate::config::Target::Voicemail(flow.to_string())
+            };
+            self.withdraw(call);
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.parties.retain(|p| p.device != device);
+            }
+            self.stations[s as usize].mode = StationMode::Cut { held: None };
+            if let Some(a) = self.stations[s as usize].agent {
+                self.agent_call_ended(a, call);
+            }
+            let to_dev = DeviceId::Ivr(flow.to_string());
+            self.emit(CstaEvent::Transferred {
+                primary: call,
+                secondary: call,
+                transferring: device,
+                transferred_to: Some(to_dev),
+            });
+            self.remix(call);
+            self.send_to_target(call, None, target);
+            return Ok(ServiceResult::Ok);
+        }
         if !self.numbers.contains_key(to)
             && !self
                 .cfg
