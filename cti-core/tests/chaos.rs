@@ -56,6 +56,15 @@ fn run(seed: u64, steps: usize) {
                 }
             }),
             11 => Some(EventKind::Digit { ch: ts(t), digit: '1', start: Instant::ZERO, end: Instant::ZERO }),
+            12 => {
+                let call = CallId(1 + rng.below(r.engine.call_count() as u64 + 3));
+                let next = ["queue:sales", "hangup", "external:0108888", "ivr:again"][rng.below(4) as usize];
+                r.engine.handle(r.now, hotline_cti::Input::IvrDone { call, next: next.into() });
+                while let Some(o) = r.engine.poll_output() {
+                    r.out.push(o);
+                }
+                None
+            }
             _ => None,
         };
         let last;
@@ -97,7 +106,11 @@ fn run(seed: u64, steps: usize) {
                 15 => Service::DeflectCall { call, device: dev, to: "2004".into() },
                 16 => Service::ClearCall { call },
                 17 => Service::RetrieveCall { call, device: dev },
-                18 => Service::SingleStepTransferCall { call, device: dev, to: "2002".into() },
+                18 => Service::SingleStepTransferCall {
+                    call,
+                    device: dev,
+                    to: ["2002", "ivr:survey", "3001", "9123"][rng.below(4) as usize].into(),
+                },
                 _ => Service::ClearConnection { call, device: DeviceId::Trunk(ts(t)) },
             };
             last = format!("{service:?}");

@@ -452,6 +452,54 @@ impl Engine {
                 }
             }
         }
+        // The bus: a call's applied media joins only its own connected parties, and no
+        // channel is switched into two calls.
+        let mut on_bus: HashMap<ChannelId, CallId> = HashMap::new();
+        for (id, c) in &self.calls {
+            let connected = |ch: &ChannelId| {
+                c.parties
+                    .iter()
+                    .any(|p| p.ch == Some(*ch) && p.state == crate::csta::ConnectionState::Connected)
+            };
+            let chans: Vec<ChannelId> = c
+                .media
+                .pair
+                .map(|(a, b)| vec![a, b])
+                .unwrap_or_default()
+                .into_iter()
+                .chain(c.media.members.keys().copied())
+                .collect();
+            let live: Vec<ChannelId> = c
+                .parties
+                .iter()
+                .filter(|p| p.state == crate::csta::ConnectionState::Connected)
+                .filter_map(|p| p.ch)
+                .collect();
+            let supervised = c.parties.iter().any(|p| {
+                p.supervision.is_some()
+                    && p.state == crate::csta::ConnectionState::Connected
+                    && p.ch.is_some()
+            });
+            if live.len() == 2 && !supervised {
+                let (a, b) = (live[0], live[1]);
+                if c.media.pair != Some((a, b)) && c.media.pair != Some((b, a)) {
+                    return Err(format!(
+                        "{id} has two parties talking ({a}, {b}) but they are not connected"
+                    ));
+                }
+            }
+            if (live.len() >= 3 || supervised) && c.media.members.len() != live.len() {
+                return Err(format!("{id}: {} talking, {} on its bridge", live.len(), c.media.members.len()));
+            }
+            for ch in chans {
+                if !connected(&ch) {
+                    return Err(format!("{id} has {ch} on the bus but not connected in the call"));
+                }
+                if let Some(other) = on_bus.insert(ch, *id) {
+                    return Err(format!("{ch} is on the bus for {other} and {id}"));
+                }
+            }
+        }
         for (ch, t) in &self.trunks {
             if let Some(c) = t.call {
                 let ok =

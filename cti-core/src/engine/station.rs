@@ -240,11 +240,13 @@ impl Engine {
         self.arm(self.now + RECALL_RING, Timer::Ring { call: held, gen });
     }
 
-    /// A call can be held once someone else in it has answered.
+    /// A call can be held once someone else in it has answered, and not by a
+    /// supervisor listening in.
     pub(crate) fn holdable(&self, s: StationIx, call: CallId) -> bool {
         let dev = self.dev(s);
         self.calls.get(&call).is_some_and(|c| {
-            c.parties.iter().any(|p| p.device != dev && p.state == ConnectionState::Connected)
+            c.parties.iter().any(|p| p.device == dev && p.supervision.is_none())
+                && c.parties.iter().any(|p| p.device != dev && p.state == ConnectionState::Connected)
         })
     }
 
