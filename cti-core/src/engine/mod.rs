@@ -422,6 +422,11 @@ impl Engine {
                 if !self.calls.contains_key(&c) {
                     return Err(format!("agent {} holds gone call {c}", a.id));
                 }
+                let mode = a.station.map(|s| &self.stations[s as usize].mode);
+                let at_phone = mode.is_some_and(|m| m.active_call() == Some(c) || m.held() == Some(c));
+                if !at_phone {
+                    return Err(format!("agent {} ({:?}) has {c} but the phone is {mode:?}", a.id, a.state));
+                }
             }
             if let Some(s) = a.station {
                 if self.stations[s as usize].agent != Some(ai as AgentIx) {

@@ -364,6 +364,13 @@ impl Engine {
             StationMode::Ringing { call: c } | StationMode::OffHookAlerting { call: c } if c == call => {}
             _ => return Err(CstaError::InvalidConnectionState),
         }
+        let alerting = self.calls.get(&call).is_some_and(|c| {
+            c.parties.iter().any(|p| p.device == device && p.state == ConnectionState::Alerting)
+        });
+        if !alerting {
+            // A recall of the station's own held call is not deflected.
+            return Err(CstaError::InvalidConnectionState);
+        }
         if matches!(self.calls.get(&call).map(|c| c.stage), Some(Stage::Offering(..))) {
             // An ACD offer: the agent gives it back to the queue instead.
             return Err(CstaError::InvalidConnectionState);

@@ -128,7 +128,12 @@ impl Engine {
         // Dialling a number makes the agent busy; keying a feature code does not.
         let dialling = matches!(mode, StationMode::Dialing { digits, .. }
             if !digits.is_empty() && !self.cfg.is_feature_code(digits));
-        let busy = matches!(mode, StationMode::Talking { .. }) || dialling || mode.held().is_some();
+        // Ringing back for its own held call counts as busy too.
+        let recalling = matches!(mode, StationMode::Ringing { call } if self.calls.get(call).is_some_and(|c| {
+            c.parties.iter().any(|p| p.ch == Some(self.stations[s as usize].ch) && p.state == ConnectionState::Held)
+        }));
+        let busy =
+            matches!(mode, StationMode::Talking { .. }) || dialling || recalling || mode.held().is_some();
         let agent = &self.agents[a as usize];
         if agent.call.is_some() {
             return;
@@ -169,11 +174,15 @@ impl Engine {
             StationMode::Idle | StationMode::Ringing { .. } => {}
             StationMode::Dialing { held, .. } | StationMode::Cut { held } => {
                 self.set_play(ch, None);
-                self.set_mode(s, StationMode::Idle);
                 if let Some(h) = held {
+                    // Straight from holding to ringing back: the agent stays busy.
                     self.recall(s, h);
-                } else if std::mem::take(&mut self.stations[s as usize].loopback) {
-                    self.ring_loopback(s);
+                    self.station_busy_changed(s);
+                } else {
+                    self.set_mode(s, StationMode::Idle);
+                    if std::mem::take(&mut self.stations[s as usize].loopback) {
+                        self.ring_loopback(s);
+                    }
                 }
             }
             StationMode::OffHookAlerting { call } => {
