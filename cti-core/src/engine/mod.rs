@@ -514,10 +514,39 @@ impl Engine {
                 }
             }
         }
+        use crate::csta::ConnectionState as Cs;
         for s in &self.stations {
             for c in [s.mode.active_call(), s.mode.held()].into_iter().flatten() {
                 if !self.calls.contains_key(&c) {
                     return Err(format!("station {} refers to gone call {c} ({:?})", s.ext, s.mode));
+                }
+            }
+            let state_in = |c: CallId| {
+                self.calls
+                    .get(&c)
+                    .and_then(|call| call.parties.iter().find(|p| p.ch == Some(s.ch)).map(|p| p.state))
+            };
+            let ok = match s.mode {
+                station::StationMode::Talking { call, .. } => state_in(call) == Some(Cs::Connected),
+                station::StationMode::Ringing { call } => {
+                    matches!(state_in(call), Some(Cs::Alerting | Cs::Held))
+                }
+                station::StationMode::OffHookAlerting { call } => state_in(call) == Some(Cs::Alerting),
+                _ => true,
+            } && s.mode.held().map_or(true, |h| state_in(h) == Some(Cs::Held));
+            if !ok {
+                return Err(format!("station {} is {:?} but its connections disagree", s.ext, s.mode));
+            }
+        }
+        for (id, c) in &self.calls {
+            for p in &c.parties {
+                let Some(&si) = p.ch.and_then(|ch| self.station_by_ch.get(&ch)) else { continue };
+                let m = &self.stations[si as usize].mode;
+                if m.active_call() != Some(*id) && m.held() != Some(*id) {
+                    return Err(format!(
+                        "{id} has station {} ({:?}) which is {m:?}",
+                        self.stations[si as usize].ext, p.state
+                    ));
                 }
             }
         }
