@@ -172,8 +172,8 @@ fn the_wrap_up_timer_returns_the_agent_to_ready() {
     r.advance(SEC * 30);
     r.caller_hangs_up(1);
     assert_eq!(r.engine.agent_state("1004").unwrap().0, AgentState::WorkingAfterCall);
-    // The agent hears busy tone until they hang up.
-    assert!(r.has_command(|c| matches!(c, Command::Play { ch, .. } if *ch == fxs(4))));
+    // The agent's phone is cut (busy tone from the card until they hang up).
+    assert!(r.has_command(|c| matches!(c, Command::Release { ch, .. } if *ch == fxs(4))));
     r.card(EventKind::OnHook { ch: fxs(4) });
     // A call arriving during wrap-up waits.
     r.offer(2, "01000000002", "4008002000");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crossbeam_channel::unbounded;
-use hotline_cti::csta::{AgentRequest, CstaEvent, DeviceId, EventCause, Service};
+use hotline_cti::csta::{AgentEventKind, AgentRequest, CstaEvent, DeviceId, EventCause, Service};
 use hotline_cti::{AgentState, Config, Engine, Input, Output};
 use hotline_drivers::sim::SimCard;
 use hotline_drivers::{Card, ChannelId, Instant};
@@ -205,4 +205,117 @@ fn an_agent_consults_a_colleague_by_hook_flash_and_hangs_up_to_transfer() {
     );
     assert_eq!(sim.stats().caller_cleared, 1);
     assert_eq!(engine.call_count(), 0);
+}
+
+#[test]
+fn an_hour_of_random_traffic_on_the_simulator_and_the_card_refuses_nothing() {
+    let text = r#"
+[[card]]
+id = 1
+backend = "simulator"
+
+[[card.span]]
+span = 1
+signalling = "china_no1"
+
+[card.fxs]
+ports = "1-6"
+
+[simulator]
+media = "signalling"
+seed = 5
+
+[[simulator.arrivals]]
+trunk = "1/1"
+rate_per_hour = 150
+dnis = ["4008001000", "4008002000"]
+ani = "01XXXXXXXXX"
+caller = { patience_s = [10, 90], script = ["talk 20-200", "hang_up"] }
+
+[[simulator.station]]
+ports = "1-6"
+answer_after_s = [1, 8]
+hang_up_after_release_s = 1
+
+[[trunk_group]]
+name = "pstn"
+channels = ["1/1/1-1/1/31"]
+
+[[station]]
+port = "1/fxs/1-6"
+extension = "2001"
+
+[[queue]]
+name = "sales"
+ring_timeout = 12
+max_misses = 2
+wrap_up = 5
+max_wait = 100
+max_wait_action = "queue:support"
+announce_every = 30
+
+[[queue]]
+name = "support"
+wrap_up = 0
+max_wait = 60
+max_wait_action = "hangup:17"
+
+[[access_number]]
+dnis = "4008001000"
+target = "queue:sales"
+
+[[access_number]]
+dnis = "4008002000"
+target = "queue:support"
+"#
+    .to_string()
+        + &(1..=6)
+            .map(|i| {
+                format!(
+                    "[[agent]]\nid = \"{i}\"\nname = \"A{i}\"\nqueues = {{ sales = {i}, support = 5 }}\n\n"
+                )
+            })
+            .collect::<String>();
+    let cards = hotline_drivers::config::parse(&text, "traffic.toml").unwrap();
+    let (tx, rx) = unbounded();
+    let mut sim = SimCard::from_config(&cards, 1, tx).unwrap();
+    let mut engine = Engine::new(Config::parse(&text, "traffic.toml").unwrap());
+    let (mut events, mut refused) = (Vec::new(), Vec::new());
+    for i in 1..=6 {
+        let login = AgentRequest::LogIn { station: Some(format!("{}", 2000 + i)), password: None };
+        engine.handle(
+            Instant::ZERO,
+            Input::Request {
+                client: 1,
+                invoke: i,
+                service: Service::SetAgentState { agent: i.to_string(), request: login },
+            },
+        );
+    }
+    carry(&mut engine, &mut sim, Instant::ZERO, &mut events, &mut refused);
+    run(&mut engine, &mut sim, &rx, Instant::ZERO, Duration::from_secs(3600), &mut events, &mut refused);
+    let stats = sim.stats().clone();
+    assert!(
+        refused.is_empty(),
+        "the card refused {} commands, first: {:#?}",
+        refused.len(),
+        &refused[..refused.len().min(5)]
+    );
+    assert!(stats.inbound_offered > 100, "{stats:?}");
+    assert!(stats.inbound_answered > 0 && stats.caller_cleared > 0, "{stats:?}");
+    engine.check_invariants().unwrap();
+    let answered = events
+        .iter()
+        .filter(|e| matches!(e, CstaEvent::Established { answering: DeviceId::Station(_), .. }))
+        .count();
+    println!("answered {answered}, stats {stats:?}");
+    assert!(answered > 100, "agents answered {answered} calls");
+    // Phones answer within the ring timeout, so no agent was ever made not ready.
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, CstaEvent::Agent { kind: AgentEventKind::Missed { .. }, .. })));
+    for i in 1..=6 {
+        let state = engine.agent_state(&i.to_string()).unwrap().0;
+        assert!(!matches!(state, AgentState::NotReady(_) | AgentState::LoggedOut), "agent {i} is {state:?}");
+    }
 }

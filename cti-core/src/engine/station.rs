@@ -321,7 +321,10 @@ impl Engine {
                 StationMode::Cut { held: None }
             }
             StationMode::Talking { call: c, held } if c == call => {
-                self.set_play(ch, Some(Playing::Tone(Tone::Busy)));
+                // Cut the station: the card gives it busy tone until the handset goes
+                // down (and stops whatever played to it).
+                self.playing.remove(&ch);
+                self.cmd(Command::Release { ch, cause: Cause::NORMAL_CLEARING });
                 StationMode::Cut { held }
             }
             StationMode::Talking { call: c, held: Some(h) } if h == call => {
@@ -523,9 +526,12 @@ impl Engine {
         let dev = self.dev(s);
         self.emit(CstaEvent::Originated { call, calling: dev, called: number.to_string() });
         if let Err(cause) = self.route_number(call, number, to, Some(s)) {
+            // Clearing cuts the station, which gives busy tone; other failures say so
+            // with congestion tone.
             self.clear_call(call, cause);
-            let tone = if cause == Cause::USER_BUSY { Tone::Busy } else { Tone::Congestion };
-            self.set_play(ch, Some(Playing::Tone(tone)));
+            if cause != Cause::USER_BUSY {
+                self.set_play(ch, Some(Playing::Tone(Tone::Congestion)));
+            }
         }
     }
 
