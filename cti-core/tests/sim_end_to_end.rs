@@ -207,8 +207,9 @@ fn an_agent_consults_a_colleague_by_hook_flash_and_hangs_up_to_transfer() {
     assert_eq!(engine.call_count(), 0);
 }
 
-#[test]
-fn an_hour_of_random_traffic_on_the_simulator_and_the_card_refuses_nothing() {
+/// An hour of Poisson traffic on an R2 span with six agents; phones answer after
+/// `answer_after` seconds (a TOML range).
+fn traffic_hour(answer_after: &str) -> (Engine, SimCard, Vec<CstaEvent>, Vec<String>) {
     let text = r#"
 [[card]]
 id = 1
@@ -234,7 +235,7 @@ caller = { patience_s = [10, 90], script = ["talk 20-200", "hang_up"] }
 
 [[simulator.station]]
 ports = "1-6"
-answer_after_s = [1, 8]
+answer_after_s = ANSWER_AFTER
 hang_up_after_release_s = 1
 
 [[trunk_group]]
@@ -268,7 +269,7 @@ target = "queue:sales"
 dnis = "4008002000"
 target = "queue:support"
 "#
-    .to_string()
+    .replace("ANSWER_AFTER", answer_after)
         + &(1..=6)
             .map(|i| {
                 format!(
@@ -294,6 +295,12 @@ target = "queue:support"
     }
     carry(&mut engine, &mut sim, Instant::ZERO, &mut events, &mut refused);
     run(&mut engine, &mut sim, &rx, Instant::ZERO, Duration::from_secs(3600), &mut events, &mut refused);
+    (engine, sim, events, refused)
+}
+
+#[test]
+fn an_hour_of_random_traffic_on_the_simulator_and_the_card_refuses_nothing() {
+    let (engine, sim, events, refused) = traffic_hour("[1, 8]");
     let stats = sim.stats().clone();
     assert!(
         refused.is_empty(),
@@ -318,4 +325,18 @@ target = "queue:support"
         let state = engine.agent_state(&i.to_string()).unwrap().0;
         assert!(!matches!(state, AgentState::NotReady(_) | AgentState::LoggedOut), "agent {i} is {state:?}");
     }
+}
+
+#[test]
+fn slow_phones_miss_calls_overflow_and_the_card_still_refuses_nothing() {
+    let (engine, _sim, events, refused) = traffic_hour("[1, 25]");
+    assert!(
+        refused.is_empty(),
+        "the card refused {} commands, first: {:#?}",
+        refused.len(),
+        &refused[..refused.len().min(5)]
+    );
+    engine.check_invariants().unwrap();
+    assert!(events.iter().any(|e| matches!(e, CstaEvent::Agent { kind: AgentEventKind::Missed { .. }, .. })));
+    assert!(events.iter().any(|e| matches!(e, CstaEvent::Diverted { cause: EventCause::Overflow, .. })));
 }
