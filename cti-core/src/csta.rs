@@ -376,9 +376,13 @@ pub enum ServiceResult {
     Ok,
     /// A new call was created (MakeCall, ConsultationCall).
     Call(CallId),
+    /// An agent's state, since when, and their counters (kept across a desktop
+    /// reconnect): calls answered per queue, and calls missed in a row.
     AgentState {
         state: AgentState,
         since: Instant,
+        answered: Vec<(String, u64)>,
+        missed_in_a_row: u32,
     },
     /// The connections of a call and its attached data.
     CallSnapshot {

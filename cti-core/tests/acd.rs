@@ -286,3 +286,24 @@ fn a_forced_logout_during_a_call_happens_when_it_ends() {
     r.caller_hangs_up(1);
     assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::LoggedOut);
 }
+
+#[test]
+fn get_agent_state_reports_counters_that_survive_a_desktop_reconnect() {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.offer(1, "01000000001", "4008001000");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    r.caller_hangs_up(1);
+    r.card(EventKind::OnHook { ch: fxs(1) });
+    r.engine.handle(r.now, hotline_cti::Input::ClientGone { client: 7 });
+    r.advance(SEC * 10);
+    r.login("1001", "2001");
+    let Ok(hotline_cti::ServiceResult::AgentState { state, answered, missed_in_a_row, .. }) =
+        r.request(Service::GetAgentState { agent: "1001".into() })
+    else {
+        panic!("agent state")
+    };
+    assert_eq!(state, AgentState::Ready);
+    assert_eq!(answered, vec![("sales".to_string(), 1), ("support".to_string(), 0)]);
+    assert_eq!(missed_in_a_row, 0);
+}

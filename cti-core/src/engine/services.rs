@@ -124,7 +124,17 @@ impl Engine {
             Service::SetAgentState { agent, request } => self.set_agent_request(client, &agent, request),
             Service::GetAgentState { agent } => {
                 let a = &self.agents[self.agent_ix(&agent)? as usize];
-                Ok(ServiceResult::AgentState { state: a.state.clone(), since: a.since })
+                let answered = a
+                    .memberships
+                    .iter()
+                    .map(|m| (self.queues[m.queue as usize].conf.name.clone(), m.answered))
+                    .collect();
+                Ok(ServiceResult::AgentState {
+                    state: a.state.clone(),
+                    since: a.since,
+                    answered,
+                    missed_in_a_row: a.misses,
+                })
             }
             Service::Supervise { supervisor, agent, mode } => self.supervise(&supervisor, &agent, mode),
             Service::AlternateCall { held, active, device } => {
