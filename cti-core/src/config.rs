@@ -89,6 +89,9 @@ pub struct TrunkGroup {
     pub caller_id: Option<String>,
     /// Digits a station dials before an external number to use this group ("9", "0").
     pub dial_prefix: Option<String>,
+    /// Calls arriving on the group without a called number (analog lines) are routed
+    /// as if to this number.
+    pub inbound_dnis: Option<String>,
 }
 
 /// An analog phone on an FXS port and its extension number.
@@ -345,6 +348,7 @@ struct RawTrunkGroup {
     channels: Vec<S<String>>,
     caller_id: Option<String>,
     dial_prefix: Option<S<String>>,
+    inbound_dnis: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -688,6 +692,7 @@ impl<'a> Parser<'a> {
                 channels,
                 caller_id: t.caller_id,
                 dial_prefix: t.dial_prefix.map(Spanned::into_inner),
+                inbound_dnis: t.inbound_dnis,
             });
         }
 

@@ -176,3 +176,28 @@ fn the_shipped_example_installation_has_no_engine_problems() {
     let text = include_str!("../../examples/hotline.toml");
     assert_eq!(check_config(text, "examples/hotline.toml"), vec![]);
 }
+
+#[test]
+fn a_call_on_an_analog_line_is_routed_by_its_groups_inbound_number() {
+    let text = r#"
+[[trunk_group]]
+name = "lines"
+channels = ["1/fxo/1-4"]
+inbound_dnis = "88886666"
+
+[[queue]]
+name = "sales"
+
+[[access_number]]
+dnis = "88886666"
+target = "queue:sales"
+"#;
+    let mut r = Rig::new(text);
+    r.card(hotline_drivers::EventKind::Offered {
+        ch: hotline_drivers::ChannelId::fxo(1, 2),
+        ani: Some("01012345678".into()),
+        dnis: String::new(),
+        category: Default::default(),
+    });
+    assert!(r.has_event(|e| matches!(e, CstaEvent::Queued { queue, .. } if queue == "sales")));
+}

@@ -96,6 +96,21 @@ impl Engine {
             }
             return self.clear_call(call, cause);
         }
+        // An analog line carries no called number: its trunk group says which it is.
+        let group_dnis = self
+            .trunks
+            .get(&ch)
+            .and_then(|t| t.group)
+            .and_then(|g| self.cfg.trunk_groups[g as usize].inbound_dnis.clone());
+        let dnis = match group_dnis {
+            Some(d) if dnis.is_empty() => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.dnis = d.clone();
+                }
+                d
+            }
+            _ => dnis,
+        };
         let access = self.access.get(&dnis).or_else(|| self.access.get("*")).copied();
         let Some(access) = access else {
             self.emit(CstaEvent::Failed { call, failing: trunk, cause: Cause::UNALLOCATED_NUMBER });
