@@ -116,9 +116,27 @@ fn run(seed: u64, steps: usize) {
             last = format!("{service:?}");
             let _ = r.request(service);
         }
+        let mut refuse = Vec::new();
         for c in r.commands() {
             if let Command::PlaceCall { ch, .. } = c {
                 placed.push(*ch);
+            }
+            // Now and then the card refuses a command that matters to call state.
+            if matches!(c, Command::PlaceCall { .. } | Command::RingStation { .. } | Command::Answer { .. })
+                && rng.below(12) == 0
+            {
+                refuse.push(c.clone());
+            }
+        }
+        for command in refuse {
+            if let Command::PlaceCall { ch, .. } = &command {
+                placed.retain(|p| p != ch);
+            }
+            let kind = [hotline_drivers::ErrorKind::Blocked, hotline_drivers::ErrorKind::InvalidState]
+                [rng.below(2) as usize];
+            r.engine.handle(r.now, hotline_cti::Input::CommandFailed { command, kind });
+            while let Some(o) = r.engine.poll_output() {
+                r.out.push(o);
             }
         }
         if rng.below(4) == 0 {

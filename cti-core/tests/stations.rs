@@ -574,3 +574,44 @@ fn single_step_transfer_to_an_ivr_flow_hands_the_call_off() {
     assert!(r.has_command(|c| matches!(c, Command::Disconnect { .. })), "the agent is taken off the caller");
     assert_eq!(r.engine.call_on(ts(1)), Some(call), "the call lives on with the IVR");
 }
+
+#[test]
+fn a_refused_outside_call_fails_and_a_phone_that_cannot_ring_is_passed_over() {
+    let mut r = Rig::base();
+    r.card(EventKind::OffHook { ch: fxs(5) });
+    dial(&mut r, 5, "9555#");
+    let command =
+        r.commands().into_iter().find(|c| matches!(c, Command::PlaceCall { .. })).cloned().expect("placed");
+    r.take();
+    r.engine.handle(
+        r.now,
+        hotline_cti::Input::CommandFailed { command, kind: hotline_drivers::ErrorKind::Blocked },
+    );
+    while let Some(o) = r.engine.poll_output() {
+        r.out.push(o);
+    }
+    assert!(r.has_event(
+        |e| matches!(e, CstaEvent::Failed { cause, .. } if *cause == Cause::NO_CIRCUIT_AVAILABLE)
+    ));
+    assert!(cut(&r, 5));
+    r.engine.check_invariants().unwrap();
+
+    // An agent's phone that the card cannot ring: the call moves on, the agent stops.
+    r.login("1001", "2001");
+    r.advance(Duration::from_secs(1));
+    r.login("1002", "2002");
+    r.take();
+    r.offer(2, "01066668888", "4008001000");
+    let ring = r.commands().into_iter().find(|c| matches!(c, Command::RingStation { .. })).cloned().unwrap();
+    r.take();
+    r.engine.handle(
+        r.now,
+        hotline_cti::Input::CommandFailed { command: ring, kind: hotline_drivers::ErrorKind::InvalidState },
+    );
+    while let Some(o) = r.engine.poll_output() {
+        r.out.push(o);
+    }
+    assert_eq!(r.rung(), vec![(fxs(2), Some("01066668888".into()))]);
+    assert_eq!(r.engine.agent_state("1001").unwrap().0, AgentState::NotReady("station unavailable".into()));
+    r.engine.check_invariants().unwrap();
+}

@@ -44,6 +44,10 @@ pub enum Input {
     /// written as in the configuration (`queue:NAME`, `external:NUMBER`, `hangup:CAUSE`,
     /// `ivr:FLOW`, `voicemail:BOX`). An unknown call or a bad target clears the call.
     IvrDone { call: CallId, next: String },
+    /// The card refused a command the engine gave (the runtime reports it with the
+    /// error's kind). The engine undoes what depended on it: a call that could not be
+    /// placed fails, a station that could not ring is passed over.
+    CommandFailed { command: Command, kind: hotline_drivers::ErrorKind },
     /// A client connection closed. Agents who logged in from it keep their state for
     /// the configured grace period; logging in again from a new connection resumes.
     ClientGone { client: ClientId },
@@ -322,6 +326,7 @@ impl Engine {
             Input::Card(ev) => self.on_card_event(ev.kind),
             Input::ClientGone { client } => self.client_gone(client),
             Input::IvrDone { call, next } => self.ivr_done(call, &next),
+            Input::CommandFailed { command, kind } => self.command_failed(command, kind),
             Input::Request { client, invoke, service } => {
                 let result = self.on_service(client, service);
                 self.out.push_back(Output::Response { client, invoke, result });
@@ -693,6 +698,53 @@ impl Engine {
         self.playing.remove(&ch);
         if let Some(call) = call {
             self.party_left(call, &crate::csta::DeviceId::Trunk(ch), cause, false);
+        }
+    }
+
+    fn command_failed(&mut self, command: Command, kind: hotline_drivers::ErrorKind) {
+        use hotline_drivers::{Cause, ErrorKind};
+        match command {
+            Command::PlaceCall { ch, .. } => {
+                let Some(t) = self.trunks.get_mut(&ch) else { return };
+                let Some(call) = t.call.take() else { return };
+                // A blocked channel stays out of the free list until unblocked.
+                if kind == ErrorKind::Blocked {
+                    t.blocked = true;
+                } else if let Some(g) = t.group {
+                    self.free_trunks[g as usize].insert(ch);
+                }
+                let cause = match kind {
+                    ErrorKind::Blocked | ErrorKind::Resource => Cause::NO_CIRCUIT_AVAILABLE,
+                    _ => Cause::TEMPORARY_FAILURE,
+                };
+                self.party_left(call, &crate::csta::DeviceId::Trunk(ch), cause, true);
+            }
+            Command::RingStation { ch, .. } => {
+                let Some(&s) = self.station_by_ch.get(&ch) else { return };
+                let station::StationMode::Ringing { call } = self.stations[s as usize].mode else { return };
+                match self.calls.get(&call).map(|c| c.stage) {
+                    Some(Stage::Offering(_, a)) => {
+                        // Give the call to the next agent and keep this phone out of it.
+                        self.on_ring_timeout(call);
+                        if self.agents[a as usize].state == AgentState::Ready {
+                            self.set_agent_state(a, AgentState::NotReady("station unavailable".into()));
+                        }
+                    }
+                    Some(_) => {
+                        let dev = crate::csta::DeviceId::Station(self.stations[s as usize].ext.clone());
+                        self.stations[s as usize].mode = station::StationMode::Idle;
+                        self.party_left(call, &dev, Cause::DESTINATION_OUT_OF_ORDER, true);
+                    }
+                    None => {}
+                }
+            }
+            Command::Answer { ch } => {
+                if let Some(call) = self.trunks.get(&ch).and_then(|t| t.call) {
+                    self.clear_call(call, Cause::TEMPORARY_FAILURE);
+                }
+            }
+            // Bus, play and tap failures leave the call as it is; the runtime logs them.
+            _ => {}
         }
     }
 
