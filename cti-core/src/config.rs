@@ -174,6 +174,8 @@ pub struct QueueConf {
     pub missed_reason: String,
     /// After-call work; `None` is manual (the agent makes themself ready).
     pub wrap_up: Option<Duration>,
+    /// The shortest after-call work: a ready request comes into force only after it.
+    pub min_wrap_up: Duration,
     pub max_wait: Option<(Duration, Target)>,
     pub no_agents: Option<(Duration, Target)>,
     pub max_length: Option<(usize, Target)>,
@@ -406,6 +408,7 @@ struct RawQueue {
     wrap_up: Option<u64>,
     #[serde(default)]
     manual_wrap_up: bool,
+    min_wrap_up: Option<u64>,
     max_wait: Option<u64>,
     max_wait_action: Option<S<String>>,
     no_agents_wait: Option<u64>,
@@ -822,6 +825,7 @@ impl<'a> Parser<'a> {
                 } else {
                     Some(Duration::from_secs(q.wrap_up.unwrap_or(0)))
                 },
+                min_wrap_up: Duration::from_secs(q.min_wrap_up.unwrap_or(0)),
                 max_wait,
                 no_agents,
                 max_length,

@@ -372,3 +372,39 @@ fn agents_without_a_queues_required_skills_do_not_serve_it() {
     r.login("1", "2001");
     assert_eq!(r.rung(), vec![(fxs(1), Some("01000000001".into()))]);
 }
+
+#[test]
+fn with_manual_wrap_up_a_ready_request_waits_for_the_minimum_after_call_work() {
+    let mut r = center("manual_wrap_up = true\nmin_wrap_up = 30", &agents(1, plain));
+    log_in_all(&mut r, 1);
+    r.offer(1, "01000000001", "100");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    r.caller_hangs_up(1);
+    r.card(EventKind::OnHook { ch: fxs(1) });
+    r.advance(SEC * 60);
+    assert_eq!(
+        r.engine.agent_state("1").unwrap().0,
+        AgentState::WorkingAfterCall,
+        "manual: stays until asked"
+    );
+    r.request(hotline_cti::Service::SetAgentState {
+        agent: "1".into(),
+        request: hotline_cti::AgentRequest::Ready,
+    })
+    .unwrap();
+    assert_eq!(r.engine.agent_state("1").unwrap().0, AgentState::Ready, "past the minimum: at once");
+
+    r.offer(2, "01000000002", "100");
+    r.card(EventKind::OffHook { ch: fxs(1) });
+    r.caller_hangs_up(2);
+    r.card(EventKind::OnHook { ch: fxs(1) });
+    r.advance(SEC * 10);
+    r.request(hotline_cti::Service::SetAgentState {
+        agent: "1".into(),
+        request: hotline_cti::AgentRequest::Ready,
+    })
+    .unwrap();
+    assert_eq!(r.engine.agent_state("1").unwrap().0, AgentState::WorkingAfterCall, "too early");
+    r.advance(SEC * 20);
+    assert_eq!(r.engine.agent_state("1").unwrap().0, AgentState::Ready);
+}

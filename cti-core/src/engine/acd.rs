@@ -59,6 +59,8 @@ pub(crate) struct Agent {
     pub grace_gen: u64,
     /// Logout asked for during a call: done when it ends.
     pub pending_logout: bool,
+    /// The end of the minimum after-call work of the last call.
+    pub ready_not_before: Instant,
 }
 
 use hotline_drivers::Instant;
@@ -90,6 +92,7 @@ impl Agent {
             client: None,
             grace_gen: 0,
             pending_logout: false,
+            ready_not_before: Instant::ZERO,
         }
     }
 }
@@ -684,7 +687,9 @@ impl Engine {
                 }
                 let wrap = self.queues.get(q as usize).and_then(|q| q.conf.wrap_up);
                 self.agents[a as usize].idle_since = self.now;
-                match wrap {
+                let min = self.queues.get(q as usize).map_or(Duration::ZERO, |q| q.conf.min_wrap_up);
+                self.agents[a as usize].ready_not_before = self.now + min;
+                match wrap.map(|d| d.max(min)) {
                     Some(d) if d.is_zero() => self.after_work_done(a),
                     Some(d) => {
                         let gen = self.fresh_gen();
@@ -795,6 +800,14 @@ impl Engine {
                 Ok(())
             }
             (_, None) if agent.station.is_none() || agent.supervisor => Err(CstaError::InvalidAgentState),
+            (AgentState::WorkingAfterCall, None) if self.now < agent.ready_not_before => {
+                // Too early: ready once the minimum after-call work is done.
+                let at = agent.ready_not_before;
+                let gen = self.fresh_gen();
+                self.agents[a as usize].wrap_gen = gen;
+                self.arm(at, Timer::WrapUp { agent: a, gen });
+                Ok(())
+            }
             (_, None) => {
                 agent.wrap_gen = 0;
                 agent.misses = 0;
