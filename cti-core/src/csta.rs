@@ -368,6 +368,10 @@ pub enum Service {
     SnapshotQueue {
         queue: String,
     },
+    /// Every agent's state (of one agent group, or all), for a supervisor's wallboard.
+    SnapshotAgents {
+        group: Option<String>,
+    },
 }
 
 /// What a successful service returns.
@@ -392,6 +396,10 @@ pub enum ServiceResult {
     /// The calls a device takes part in.
     DeviceSnapshot {
         calls: Vec<(CallId, ConnectionState)>,
+    },
+    /// (agent id, state, since), in configuration order.
+    AgentsSnapshot {
+        agents: Vec<(String, AgentState, Instant)>,
     },
     QueueSnapshot {
         waiting: usize,

@@ -307,3 +307,27 @@ fn get_agent_state_reports_counters_that_survive_a_desktop_reconnect() {
     assert_eq!(answered, vec![("sales".to_string(), 1), ("support".to_string(), 0)]);
     assert_eq!(missed_in_a_row, 0);
 }
+
+#[test]
+fn a_supervisor_sees_every_agent_of_a_group_on_the_wallboard() {
+    let mut r = Rig::base();
+    r.login("1001", "2001");
+    r.login("1002", "2002");
+    r.offer(1, "01000000001", "4008001000");
+    let Ok(hotline_cti::ServiceResult::AgentsSnapshot { agents }) =
+        r.request(Service::SnapshotAgents { group: Some("team-a".into()) })
+    else {
+        panic!("agents snapshot")
+    };
+    let states: Vec<(String, AgentState)> = agents.into_iter().map(|(id, s, _)| (id, s)).collect();
+    assert_eq!(
+        states,
+        vec![
+            ("1001".into(), AgentState::Ringing),
+            ("1002".into(), AgentState::Ready),
+            ("1003".into(), AgentState::LoggedOut),
+            ("1004".into(), AgentState::LoggedOut),
+        ]
+    );
+    assert!(r.request(Service::SnapshotAgents { group: Some("nobody".into()) }).is_err());
+}

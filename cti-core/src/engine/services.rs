@@ -223,6 +223,28 @@ impl Engine {
                     oldest_since,
                 })
             }
+            Service::SnapshotAgents { group } => {
+                let members: Option<&[usize]> = match &group {
+                    Some(name) => Some(
+                        &self
+                            .cfg
+                            .agent_groups
+                            .iter()
+                            .find(|g| &g.name == name)
+                            .ok_or_else(|| CstaError::InvalidDeviceId(name.clone()))?
+                            .agents,
+                    ),
+                    None => None,
+                };
+                let agents = self
+                    .agents
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| members.map_or(true, |m| m.contains(i)))
+                    .map(|(_, a)| (a.id.clone(), a.state.clone(), a.since))
+                    .collect();
+                Ok(ServiceResult::AgentsSnapshot { agents })
+            }
             Service::SetCallData { call, key, value } => {
                 let c = self.calls.get_mut(&call).ok_or(CstaError::InvalidCallId)?;
                 c.data.insert(key, value);
