@@ -91,6 +91,8 @@ pub const FILE_FORMAT_WAVE: c_ushort = 2;
 pub const DATA_FORMAT_PCM: c_ushort = 1;
 /// `DX_XPB::nSamplesPerSec`: 8 kHz.
 pub const DRT_8KHZ: c_ulong = 0x30;
+/// `ATDX_TERMMSK` bit: the I/O ended on the `DX_MAXDTMF` digit count (less certain).
+pub const TM_MAXDTMF: c_long = 0x01;
 /// Digits `DV_DIGIT` holds.
 pub const DG_MAXDIGS: usize = 31;
 
@@ -282,7 +284,8 @@ pub struct DialogicApi {
     /// The current event's type (the argument is the event handle, 0 for the current one).
     pub sr_getevttype: unsafe extern "C" fn(handle: c_long) -> c_long,
     pub sr_getevtdev: unsafe extern "C" fn(handle: c_long) -> c_long,
-    pub sr_getevtdatap: unsafe extern "C" fn(handle: c_long) -> *mut c_void,
+    /// Why a voice device's last I/O ended: a `TM_…` bit mask.
+    pub ATDX_TERMMSK: unsafe extern "C" fn(chdev: c_int) -> c_long,
     pub nr_scroute: unsafe extern "C" fn(
         devh1: c_int,
         type1: c_ushort,
@@ -327,7 +330,7 @@ pub const SYMBOLS: [&str; 29] = [
     "sr_waitevt\0",
     "sr_getevttype\0",
     "sr_getevtdev\0",
-    "sr_getevtdatap\0",
+    "ATDX_TERMMSK\0",
     "nr_scroute\0",
     "nr_scunroute\0",
 ];
@@ -374,7 +377,7 @@ impl DialogicApi {
             sr_waitevt: next!(),
             sr_getevttype: next!(),
             sr_getevtdev: next!(),
-            sr_getevtdatap: next!(),
+            ATDX_TERMMSK: next!(),
             nr_scroute: next!(),
             nr_scunroute: next!(),
         })
