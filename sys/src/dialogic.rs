@@ -302,84 +302,53 @@ pub struct DialogicApi {
     ) -> c_int,
 }
 
-/// The symbol names [`DialogicApi::load`] resolves, in field order.
-pub const SYMBOLS: [&str; 29] = [
-    "gc_Start\0",
-    "gc_Stop\0",
-    "gc_OpenEx\0",
-    "gc_Close\0",
-    "gc_WaitCall\0",
-    "gc_GetMetaEvent\0",
-    "gc_GetCallInfo\0",
-    "gc_AcceptCall\0",
-    "gc_AnswerCall\0",
-    "gc_SetCallingNum\0",
-    "gc_MakeCall\0",
-    "gc_DropCall\0",
-    "gc_ReleaseCallEx\0",
-    "gc_ResultInfo\0",
-    "gc_ErrorInfo\0",
-    "gc_GetNetworkH\0",
-    "dx_open\0",
-    "dx_close\0",
-    "dx_playiottdata\0",
-    "dx_stopch\0",
-    "dx_dial\0",
-    "dx_getdig\0",
-    "ATDV_ERRMSGP\0",
-    "sr_waitevt\0",
-    "sr_getevttype\0",
-    "sr_getevtdev\0",
-    "ATDX_TERMMSK\0",
-    "nr_scroute\0",
-    "nr_scunroute\0",
-];
-
 impl DialogicApi {
     /// Resolve every function with `resolve` (given a NUL-terminated symbol name).
     ///
     /// # Safety
     /// Every address `resolve` returns must be the named function with the signature
     /// declared here, valid for as long as the returned `DialogicApi` is used.
+    #[allow(clippy::missing_transmute_annotations)]
     pub unsafe fn load<E>(
         mut resolve: impl FnMut(&'static str) -> Result<*const c_void, E>,
     ) -> Result<DialogicApi, E> {
-        let mut p = SYMBOLS.iter().map(|s| resolve(s));
-        macro_rules! next {
-            () => {
-                std::mem::transmute::<*const c_void, _>(p.next().expect("one name per field")?)
+        // Each field is resolved by its own name, so a field and its symbol cannot drift
+        // apart; the transmute's target is the field's declared type.
+        macro_rules! sym {
+            ($name:ident) => {
+                std::mem::transmute::<*const c_void, _>(resolve(concat!(stringify!($name), "\0"))?)
             };
         }
         Ok(DialogicApi {
-            gc_Start: next!(),
-            gc_Stop: next!(),
-            gc_OpenEx: next!(),
-            gc_Close: next!(),
-            gc_WaitCall: next!(),
-            gc_GetMetaEvent: next!(),
-            gc_GetCallInfo: next!(),
-            gc_AcceptCall: next!(),
-            gc_AnswerCall: next!(),
-            gc_SetCallingNum: next!(),
-            gc_MakeCall: next!(),
-            gc_DropCall: next!(),
-            gc_ReleaseCallEx: next!(),
-            gc_ResultInfo: next!(),
-            gc_ErrorInfo: next!(),
-            gc_GetNetworkH: next!(),
-            dx_open: next!(),
-            dx_close: next!(),
-            dx_playiottdata: next!(),
-            dx_stopch: next!(),
-            dx_dial: next!(),
-            dx_getdig: next!(),
-            ATDV_ERRMSGP: next!(),
-            sr_waitevt: next!(),
-            sr_getevttype: next!(),
-            sr_getevtdev: next!(),
-            ATDX_TERMMSK: next!(),
-            nr_scroute: next!(),
-            nr_scunroute: next!(),
+            gc_Start: sym!(gc_Start),
+            gc_Stop: sym!(gc_Stop),
+            gc_OpenEx: sym!(gc_OpenEx),
+            gc_Close: sym!(gc_Close),
+            gc_WaitCall: sym!(gc_WaitCall),
+            gc_GetMetaEvent: sym!(gc_GetMetaEvent),
+            gc_GetCallInfo: sym!(gc_GetCallInfo),
+            gc_AcceptCall: sym!(gc_AcceptCall),
+            gc_AnswerCall: sym!(gc_AnswerCall),
+            gc_SetCallingNum: sym!(gc_SetCallingNum),
+            gc_MakeCall: sym!(gc_MakeCall),
+            gc_DropCall: sym!(gc_DropCall),
+            gc_ReleaseCallEx: sym!(gc_ReleaseCallEx),
+            gc_ResultInfo: sym!(gc_ResultInfo),
+            gc_ErrorInfo: sym!(gc_ErrorInfo),
+            gc_GetNetworkH: sym!(gc_GetNetworkH),
+            dx_open: sym!(dx_open),
+            dx_close: sym!(dx_close),
+            dx_playiottdata: sym!(dx_playiottdata),
+            dx_stopch: sym!(dx_stopch),
+            dx_dial: sym!(dx_dial),
+            dx_getdig: sym!(dx_getdig),
+            ATDV_ERRMSGP: sym!(ATDV_ERRMSGP),
+            sr_waitevt: sym!(sr_waitevt),
+            sr_getevttype: sym!(sr_getevttype),
+            sr_getevtdev: sym!(sr_getevtdev),
+            ATDX_TERMMSK: sym!(ATDX_TERMMSK),
+            nr_scroute: sym!(nr_scroute),
+            nr_scunroute: sym!(nr_scunroute),
         })
     }
 }

@@ -240,39 +240,6 @@ pub struct SsmApi {
     pub SsmUnblockLocalCh: unsafe extern "system" fn(ch: c_int) -> c_int,
 }
 
-/// The symbol names [`SsmApi::load`] resolves, NUL-terminated, in field order.
-pub const SYMBOLS: [&str; 29] = [
-    "SsmStartCti\0",
-    "SsmCloseCti\0",
-    "SsmGetLastErrMsg\0",
-    "SsmGetMaxCh\0",
-    "SsmGetChType\0",
-    "SsmGetChState\0",
-    "SsmSetEvent\0",
-    "SsmPickup\0",
-    "SsmHangup\0",
-    "SsmAutoDial\0",
-    "SsmSetTxCallerId\0",
-    "SsmGetCallerId\0",
-    "SsmGetPhoNumStr\0",
-    "SsmGetPendingReason\0",
-    "SsmGetAutoDialFailureReason\0",
-    "SsmGetReleaseReason\0",
-    "SsmPlayFile\0",
-    "SsmStopPlay\0",
-    "SsmSetDtmfStopPlay\0",
-    "SsmTxDtmf\0",
-    "SsmTalkWith\0",
-    "SsmStopTalkWith\0",
-    "SsmListenTo\0",
-    "SsmStopListenTo\0",
-    "SsmStartRing\0",
-    "SsmStartRingWithCIDStr\0",
-    "SsmStopRing\0",
-    "SsmBlockLocalCh\0",
-    "SsmUnblockLocalCh\0",
-];
-
 impl SsmApi {
     /// Resolve every function with `resolve`, which is given a NUL-terminated symbol
     /// name and returns its address (never null) or an error naming what is missing.
@@ -281,45 +248,47 @@ impl SsmApi {
     /// Every address `resolve` returns must be the named SynCTI function with the
     /// signature declared here, and must stay valid (the library loaded) for as long
     /// as the returned `SsmApi` is used.
+    #[allow(clippy::missing_transmute_annotations)]
     pub unsafe fn load<E>(
         mut resolve: impl FnMut(&'static str) -> Result<*const c_void, E>,
     ) -> Result<SsmApi, E> {
-        let mut p = SYMBOLS.iter().map(|s| resolve(s));
-        macro_rules! next {
-            () => {
-                std::mem::transmute::<*const c_void, _>(p.next().expect("one name per field")?)
+        // Each field is resolved by its own name, so a field and its symbol cannot drift
+        // apart; the transmute's target is the field's declared type.
+        macro_rules! sym {
+            ($name:ident) => {
+                std::mem::transmute::<*const c_void, _>(resolve(concat!(stringify!($name), "\0"))?)
             };
         }
         Ok(SsmApi {
-            SsmStartCti: next!(),
-            SsmCloseCti: next!(),
-            SsmGetLastErrMsg: next!(),
-            SsmGetMaxCh: next!(),
-            SsmGetChType: next!(),
-            SsmGetChState: next!(),
-            SsmSetEvent: next!(),
-            SsmPickup: next!(),
-            SsmHangup: next!(),
-            SsmAutoDial: next!(),
-            SsmSetTxCallerId: next!(),
-            SsmGetCallerId: next!(),
-            SsmGetPhoNumStr: next!(),
-            SsmGetPendingReason: next!(),
-            SsmGetAutoDialFailureReason: next!(),
-            SsmGetReleaseReason: next!(),
-            SsmPlayFile: next!(),
-            SsmStopPlay: next!(),
-            SsmSetDtmfStopPlay: next!(),
-            SsmTxDtmf: next!(),
-            SsmTalkWith: next!(),
-            SsmStopTalkWith: next!(),
-            SsmListenTo: next!(),
-            SsmStopListenTo: next!(),
-            SsmStartRing: next!(),
-            SsmStartRingWithCIDStr: next!(),
-            SsmStopRing: next!(),
-            SsmBlockLocalCh: next!(),
-            SsmUnblockLocalCh: next!(),
+            SsmStartCti: sym!(SsmStartCti),
+            SsmCloseCti: sym!(SsmCloseCti),
+            SsmGetLastErrMsg: sym!(SsmGetLastErrMsg),
+            SsmGetMaxCh: sym!(SsmGetMaxCh),
+            SsmGetChType: sym!(SsmGetChType),
+            SsmGetChState: sym!(SsmGetChState),
+            SsmSetEvent: sym!(SsmSetEvent),
+            SsmPickup: sym!(SsmPickup),
+            SsmHangup: sym!(SsmHangup),
+            SsmAutoDial: sym!(SsmAutoDial),
+            SsmSetTxCallerId: sym!(SsmSetTxCallerId),
+            SsmGetCallerId: sym!(SsmGetCallerId),
+            SsmGetPhoNumStr: sym!(SsmGetPhoNumStr),
+            SsmGetPendingReason: sym!(SsmGetPendingReason),
+            SsmGetAutoDialFailureReason: sym!(SsmGetAutoDialFailureReason),
+            SsmGetReleaseReason: sym!(SsmGetReleaseReason),
+            SsmPlayFile: sym!(SsmPlayFile),
+            SsmStopPlay: sym!(SsmStopPlay),
+            SsmSetDtmfStopPlay: sym!(SsmSetDtmfStopPlay),
+            SsmTxDtmf: sym!(SsmTxDtmf),
+            SsmTalkWith: sym!(SsmTalkWith),
+            SsmStopTalkWith: sym!(SsmStopTalkWith),
+            SsmListenTo: sym!(SsmListenTo),
+            SsmStopListenTo: sym!(SsmStopListenTo),
+            SsmStartRing: sym!(SsmStartRing),
+            SsmStartRingWithCIDStr: sym!(SsmStartRingWithCIDStr),
+            SsmStopRing: sym!(SsmStopRing),
+            SsmBlockLocalCh: sym!(SsmBlockLocalCh),
+            SsmUnblockLocalCh: sym!(SsmUnblockLocalCh),
         })
     }
 }
