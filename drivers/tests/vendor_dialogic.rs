@@ -173,7 +173,7 @@ fn a_prompt_plays_stops_and_barges_in_on_a_digit() {
     r.card.execute(T, Command::StopPlay { ch: B1 }).unwrap();
     assert_eq!(r.next(), EventKind::PlayFinished { ch: B1, id: 5, reason: PlayEnd::Stopped });
 
-    r.card.play(T, B1, 6, PlaySource::Prompt(prompt), true).unwrap();
+    r.card.play(T, B1, 6, PlaySource::Prompt(prompt.clone()), true).unwrap();
     r.wait_log("dx_playiottdata(101,barge-in)");
     r.dtmf(1, '5');
     assert_eq!(r.next(), EventKind::PlayFinished { ch: B1, id: 6, reason: PlayEnd::Digit });
@@ -181,6 +181,13 @@ fn a_prompt_plays_stops_and_barges_in_on_a_digit() {
         matches!(r.next(), EventKind::Digit { ch: B1, digit: '5', .. }),
         "the barge-in digit is collected"
     );
+
+    // A new play replaces a running one, which ends as stopped; the next end is the new one's.
+    r.card.play(T, B1, 8, PlaySource::Prompt(prompt.clone()), false).unwrap();
+    r.card.play(T, B1, 9, PlaySource::Prompt(prompt), false).unwrap();
+    assert_eq!(r.next(), EventKind::PlayFinished { ch: B1, id: 8, reason: PlayEnd::Stopped });
+    r.line("emu_play_end", 1);
+    assert_eq!(r.next(), EventKind::PlayFinished { ch: B1, id: 9, reason: PlayEnd::Completed });
 
     let err = r.card.play(T, B1, 7, PlaySource::Prompt("/nonexistent/p.wav".into()), false).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Media);

@@ -169,10 +169,18 @@ fn a_prompt_plays_stops_and_barges_in_on_a_digit() {
     assert!(r.emu.log().contains("SsmStopPlay(6)"));
     assert_eq!(r.next(), EventKind::PlayFinished { ch: ISDN_1, id: 5, reason: PlayEnd::Stopped });
 
-    r.card.play(T, ISDN_1, 6, hotline_drivers::command::PlaySource::Prompt(prompt), true).unwrap();
+    r.card.play(T, ISDN_1, 6, hotline_drivers::command::PlaySource::Prompt(prompt.clone()), true).unwrap();
     r.dtmf(6, '5');
     assert!(matches!(r.next(), EventKind::Digit { ch: ISDN_1, digit: '5', .. }));
     assert_eq!(r.next(), EventKind::PlayFinished { ch: ISDN_1, id: 6, reason: PlayEnd::Digit });
+
+    // A new play replaces a running one, which ends as stopped.
+    r.card.play(T, ISDN_1, 8, hotline_drivers::command::PlaySource::Prompt(prompt.clone()), false).unwrap();
+    r.card.play(T, ISDN_1, 9, hotline_drivers::command::PlaySource::Prompt(prompt), false).unwrap();
+    assert_eq!(r.next(), EventKind::PlayFinished { ch: ISDN_1, id: 8, reason: PlayEnd::Stopped });
+    let end: unsafe extern "C" fn(c_int) = r.emu.f("emu_play_end");
+    unsafe { end(6) };
+    assert_eq!(r.next(), EventKind::PlayFinished { ch: ISDN_1, id: 9, reason: PlayEnd::Completed });
 
     let missing = std::path::PathBuf::from("/nonexistent/prompt.wav");
     let err =

@@ -98,6 +98,8 @@ struct Chan {
     crn: gc::CRN,
     ending: Option<(Cause, Side)>,
     play: Option<Play>,
+    /// `TDX_PLAY`s still to come for plays already reported (replaced by a new play).
+    stale_play_ends: u32,
     getdig_armed: bool,
     /// `dx_getdig` writes here until `TDX_GETDIG`: boxed for a stable address.
     digits: Box<gc::DV_DIGIT>,
@@ -306,6 +308,7 @@ impl Inner {
             gc::GCEV_RELEASECALL => {
                 self.stop_voice(c);
                 if let Some(p) = c.play.take() {
+                    c.stale_play_ends += 1;
                     self.emit(EventKind::PlayFinished { ch, id: p.id, reason: PlayEnd::Released });
                 }
                 let (cause, by) = c.ending.take().unwrap_or((Cause::NORMAL_CLEARING, Side::Remote));
@@ -323,6 +326,7 @@ impl Inner {
         let c = &mut chans[i];
         let ch = c.id;
         match kind {
+            gc::TDX_PLAY if c.stale_play_ends > 0 => c.stale_play_ends -= 1,
             gc::TDX_PLAY => {
                 let Some(p) = c.play.take() else { return };
                 // Safety: plain query on an open voice device.
@@ -423,6 +427,7 @@ impl DialogicCard {
                 crn: 0,
                 ending: None,
                 play: None,
+                stale_play_ends: 0,
                 getdig_armed: false,
                 digits: Box::default(),
                 digit_tpt: Box::new(gc::DV_TPT {
@@ -553,12 +558,17 @@ impl DialogicCard {
                         format!("{ch}: the Dialogic adapter plays prompt files only (tones and frame streams are not mapped)"),
                     ));
                 };
-                if c.play.is_some() {
-                    return invalid(c, "start a second play (stop the first)");
-                }
                 let file = File::open(&path)
                     .map_err(|e| Error::new(ErrorKind::Media, format!("{ch}: cannot open prompt {}: {e}", path.display())))?;
+                // A new play replaces the one running, which ends as stopped (as on every
+                // card); the synchronous stop frees the old I/O tables before they drop.
+                let replaced = c.play.as_ref().map(|p| p.id);
                 inner.stop_voice(c);
+                if let Some(old) = replaced {
+                    c.play = None;
+                    c.stale_play_ends += 1;
+                    inner.emit(EventKind::PlayFinished { ch, id: old, reason: PlayEnd::Stopped });
+                }
                 let mut iott = Box::new(gc::DX_IOTT {
                     io_type: gc::IO_DEV | gc::IO_EOT,
                     rfu: 0,

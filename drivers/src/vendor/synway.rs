@@ -172,6 +172,8 @@ struct Chan {
     /// How the call is ending, once we know: the cause and who ended it.
     ending: Option<(Cause, Side)>,
     play: Option<Play>,
+    /// `E_PROC_PlayEnd`s still to come for plays already reported (replaced by a new play).
+    stale_play_ends: u32,
     /// Bus links: (other channel's SDK number, full duplex).
     links: Vec<(c_int, bool)>,
 }
@@ -252,6 +254,7 @@ impl Inner {
                     self.emit(EventKind::Digit { ch, digit, start: t, end: t });
                 }
             }
+            ssm::E_PROC_PlayEnd if c.stale_play_ends > 0 => c.stale_play_ends -= 1,
             ssm::E_PROC_PlayEnd => {
                 if let Some(p) = c.play.take() {
                     let reason = if p.stop_requested {
@@ -552,6 +555,7 @@ impl SynwayCard {
                 state: ChannelState::Idle,
                 ending: None,
                 play: None,
+                stale_play_ends: 0,
                 links: Vec::new(),
             });
         }
@@ -722,10 +726,14 @@ impl SynwayCard {
                         format!("{ch}: the Synway adapter plays prompt files only (tones and frame streams are not mapped)"),
                     ));
                 };
-                if c.play.is_some() {
-                    return invalid(c, "start a second play (stop the first)");
-                }
                 let file = c_string("prompt path", &path.to_string_lossy())?;
+                // A new play replaces the one running, which ends as stopped (as on every card).
+                if let Some(old) = c.play.take() {
+                    // Safety: plain call on a valid channel number.
+                    inner.check("SsmStopPlay", ch, unsafe { (api.SsmStopPlay)(c.sdk) })?;
+                    c.stale_play_ends += 1;
+                    inner.emit(EventKind::PlayFinished { ch, id: old.id, reason: PlayEnd::Stopped });
+                }
                 // Safety: plain calls; the path is a valid string for the call.
                 inner.check("SsmSetDtmfStopPlay", ch, unsafe {
                     (api.SsmSetDtmfStopPlay)(c.sdk, barge_in as c_int)
