@@ -249,3 +249,34 @@ fn a_panic_in_our_sdk_callback_does_not_cross_into_the_sdk() {
     let null: unsafe extern "C" fn() -> c_int = r.emu.f("emu_fire_null");
     assert_eq!(unsafe { null() }, -1, "a null event is refused, not dereferenced");
 }
+
+#[test]
+fn a_supervisor_barges_in_and_a_monitor_listens_through_a_conference_group() {
+    use hotline_drivers::command::MemberRights;
+    use hotline_drivers::ConferenceId;
+    let mut r = rig();
+    let conf = ConferenceId { card: 1, bridge: 3 };
+    let join = |rights| hotline_drivers::Command::JoinConference { conf, ch: ISDN_1, rights };
+    r.card.execute(T, join(MemberRights::full())).unwrap();
+    r.card
+        .execute(
+            T,
+            hotline_drivers::Command::JoinConference {
+                conf,
+                ch: ISDN_2,
+                rights: MemberRights::listen_only(),
+            },
+        )
+        .unwrap();
+    r.card.execute(T, hotline_drivers::Command::LeaveConference { conf, ch: ISDN_2 }).unwrap();
+    let log = r.emu.log();
+    for call in
+        ["SsmJoinConfGroup(3,6,speak+listen,-1)", "SsmJoinConfGroup(3,7,listen,-1)", "SsmExitConfGroup(7,1)"]
+    {
+        assert!(log.contains(call), "{call} missing from\n{log}");
+    }
+    let whisper = MemberRights { talk: true, listen: true, hidden_from: vec![ISDN_2] };
+    assert_eq!(r.card.execute(T, join(whisper)).unwrap_err().kind(), ErrorKind::Unsupported);
+    let leave_again = hotline_drivers::Command::LeaveConference { conf, ch: ISDN_2 };
+    assert_eq!(r.card.execute(T, leave_again).unwrap_err().kind(), ErrorKind::InvalidState);
+}

@@ -149,6 +149,13 @@ pub const ALL_EVENTS: c_int = 0xffff;
 /// Voice file format for `SsmPlayFile`: `-1` lets the SDK read the WAV header.
 pub const FORMAT_FROM_HEADER: c_int = -1;
 
+/// `SsmJoinConfGroup` join modes (less certain: read from public applications, which
+/// join speakers with 0 and listeners with 1).
+pub const CONF_SPEAK_AND_LISTEN: u16 = 0;
+pub const CONF_LISTEN_ONLY: u16 = 1;
+/// `SsmJoinConfGroup` mixer volume: the SDK's default.
+pub const CONF_DEFAULT_VOLUME: c_int = -1;
+
 /// One event, as the extended callback receives it. `DWORD` fields are 32 bits in the
 /// Linux SDK's documentation (less certain on 64-bit builds: check the header's `DWORD`).
 #[repr(C)]
@@ -236,6 +243,18 @@ pub struct SsmApi {
         first_ring_off_delay: DWORD,
     ) -> c_int,
     pub SsmStopRing: unsafe extern "system" fn(ch: c_int) -> c_int,
+    /// Join a conference group (created on first join with `create_always`), leaving
+    /// any group the channel was in first with `exit_previous`.
+    pub SsmJoinConfGroup: unsafe extern "system" fn(
+        group: c_int,
+        ch: c_int,
+        join_mode: u16,
+        mixer_volume: c_int,
+        create_always: c_int,
+        exit_previous: c_int,
+    ) -> c_int,
+    /// Leave the channel's conference group; `free_always`: free the group when empty.
+    pub SsmExitConfGroup: unsafe extern "system" fn(ch: c_int, free_always: c_int) -> c_int,
     pub SsmBlockLocalCh: unsafe extern "system" fn(ch: c_int) -> c_int,
     pub SsmUnblockLocalCh: unsafe extern "system" fn(ch: c_int) -> c_int,
 }
@@ -287,6 +306,8 @@ impl SsmApi {
             SsmStartRing: sym!(SsmStartRing),
             SsmStartRingWithCIDStr: sym!(SsmStartRingWithCIDStr),
             SsmStopRing: sym!(SsmStopRing),
+            SsmJoinConfGroup: sym!(SsmJoinConfGroup),
+            SsmExitConfGroup: sym!(SsmExitConfGroup),
             SsmBlockLocalCh: sym!(SsmBlockLocalCh),
             SsmUnblockLocalCh: sym!(SsmUnblockLocalCh),
         })

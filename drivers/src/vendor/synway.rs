@@ -176,6 +176,8 @@ struct Chan {
     stale_play_ends: u32,
     /// Bus links: (other channel's SDK number, full duplex).
     links: Vec<(c_int, bool)>,
+    /// The conference bridge the channel is in.
+    conf: Option<u16>,
 }
 
 impl Chan {
@@ -557,6 +559,7 @@ impl SynwayCard {
                 play: None,
                 stale_play_ends: 0,
                 links: Vec::new(),
+                conf: None,
             });
         }
         let by_sdk = chans.iter().enumerate().map(|(i, c)| (c.sdk, i)).collect();
@@ -606,6 +609,10 @@ impl SynwayCard {
         caps.dtmf_detection = true;
         caps.caller_id_generation = true;
         caps.bus_switching = true;
+        // SynCTI's conference resource is sized in its own configuration; these are the
+        // limits Hotline uses (the same defaults as the simulator's).
+        caps.conference_bridges = 32;
+        caps.conference_members = 16;
         Ok(SynwayCard { caps, inner, by_id, translator: Some(translator), dropped, faults, _lib: lib })
     }
 
@@ -820,12 +827,48 @@ impl SynwayCard {
                 ErrorKind::Unsupported,
                 format!("{ch}: taps are not mapped on the Synway adapter yet (SsmRecToMem)"),
             )),
-            Command::JoinConference { ch, .. }
-            | Command::SetMemberRights { ch, .. }
-            | Command::LeaveConference { ch, .. } => Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("{ch}: conference bridges are not mapped on the Synway adapter yet"),
-            )),
+            Command::JoinConference { conf, ch, rights } | Command::SetMemberRights { conf, ch, rights } => {
+                let c = &mut chans[self.index(ch)?];
+                if conf.card != ch.card || conf.bridge >= self.caps.conference_bridges {
+                    return Err(Error::new(
+                        ErrorKind::NoSuchChannel,
+                        format!("{conf}: no such bridge on this card"),
+                    ));
+                }
+                if !rights.listen || !rights.hidden_from.is_empty() {
+                    // SynCTI groups have speakers and listeners, no per-member matrix.
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("{conf}: Synway conference groups cannot hide a member from another or mute listening"),
+                    ));
+                }
+                let mode = if rights.talk { ssm::CONF_SPEAK_AND_LISTEN } else { ssm::CONF_LISTEN_ONLY };
+                // Safety: plain call on a valid channel; the SDK creates the group on first
+                // join and moves the channel out of any other group.
+                let rc = unsafe {
+                    (api.SsmJoinConfGroup)(
+                        c_int::from(conf.bridge),
+                        c.sdk,
+                        mode,
+                        ssm::CONF_DEFAULT_VOLUME,
+                        1,
+                        1,
+                    )
+                };
+                inner.check("SsmJoinConfGroup", ch, rc)?;
+                c.conf = Some(conf.bridge);
+                Ok(())
+            }
+            Command::LeaveConference { conf, ch } => {
+                let c = &mut chans[self.index(ch)?];
+                if c.conf != Some(conf.bridge) {
+                    return invalid(c, &format!("leave {conf}, which it is not in,"));
+                }
+                // Safety: plain call on a valid channel; the group is freed when empty.
+                inner.check("SsmExitConfGroup", ch, unsafe { (api.SsmExitConfGroup)(c.sdk, 1) })?;
+                c.conf = None;
+                Ok(())
+            }
         }
     }
 }

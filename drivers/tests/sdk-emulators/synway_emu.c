@@ -177,6 +177,13 @@ int SsmStartRingWithCIDStr(int ch, const char *t, DWORD len, DWORD d) {
     return 0;
 }
 int SsmStopRing(int ch) { if (bad(ch)) return -1; logf_("SsmStopRing(%d)", ch); chans[ch].state = S_STANDBY; return 0; }
+int SsmJoinConfGroup(int grp, int ch, unsigned short mode, int vol, int create, int exit_prev) {
+    if (bad(ch)) return -1;
+    if (!create || !exit_prev) { snprintf(last_err, sizeof last_err, "emulator: only create/exit-previous joins"); return -1; }
+    logf_("SsmJoinConfGroup(%d,%d,%s,%d)", grp, ch, mode == 0 ? "speak+listen" : mode == 1 ? "listen" : "?", vol);
+    return 0;
+}
+int SsmExitConfGroup(int ch, int free_always) { if (bad(ch)) return -1; logf_("SsmExitConfGroup(%d,%d)", ch, free_always); return 0; }
 int SsmBlockLocalCh(int ch) { if (bad(ch)) return -1; logf_("SsmBlockLocalCh(%d)", ch); set_state(ch, S_LOCAL_BLOCK); return 0; }
 int SsmUnblockLocalCh(int ch) { if (bad(ch)) return -1; logf_("SsmUnblockLocalCh(%d)", ch); set_state(ch, S_STANDBY); return 0; }
 
