@@ -245,3 +245,17 @@ fn a_library_that_lacks_an_sdk_function_is_refused_by_name() {
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.message().contains("no function gc_Start"), "{}", err.message());
 }
+
+#[test]
+fn probing_finds_the_library_and_checks_every_function_without_starting_it() {
+    let _serial = emu::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let path = emu::build("dialogic_emu");
+    hotline_drivers::vendor::dialogic::probe(&path).expect("the emulator has every function");
+    let synway = emu::build("synway_emu");
+    hotline_drivers::vendor::synway::probe(&synway).expect("the SynCTI emulator has every function");
+    let err = hotline_drivers::vendor::synway::probe(&path).unwrap_err();
+    assert!(err.message().contains("no function SsmStartCti"), "{}", err.message());
+    let err =
+        hotline_drivers::vendor::dialogic::probe(std::path::Path::new("/nonexistent/libgc.so")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+}

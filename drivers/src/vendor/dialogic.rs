@@ -376,6 +376,14 @@ impl std::fmt::Debug for DialogicCard {
     }
 }
 
+/// Check that `sdk_path` is a loadable GlobalCall/Voice/SRL library with every function
+/// the adapter calls, without starting it (for `hotline cards probe`).
+pub fn probe(sdk_path: &std::path::Path) -> Result<()> {
+    let lib = SdkLibrary::open(sdk_path, WHAT)?;
+    // Safety: the table is only built to check the symbols, never called.
+    unsafe { gc::DialogicApi::load(|name| lib.symbol(name)) }.map(|_| ())
+}
+
 impl DialogicCard {
     /// Load the SDK, start GlobalCall, open every channel's devices and start the event thread.
     pub fn open(options: DialogicOptions, events: Sender<CardEvent>) -> Result<DialogicCard> {

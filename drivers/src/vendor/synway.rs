@@ -475,6 +475,14 @@ impl std::fmt::Debug for SynwayCard {
     }
 }
 
+/// Check that `sdk_path` is a loadable SynCTI library with every function the adapter
+/// calls, without starting it (for `hotline cards probe`).
+pub fn probe(sdk_path: &Path) -> Result<()> {
+    let lib = SdkLibrary::open(sdk_path, WHAT)?;
+    // Safety: the table is only built to check the symbols, never called.
+    unsafe { ssm::SsmApi::load(|name| lib.symbol(name)) }.map(|_| ())
+}
+
 impl SynwayCard {
     /// Load the SDK, start it, list its channels and start taking its events.
     pub fn open(options: SynwayOptions, events: Sender<CardEvent>) -> Result<SynwayCard> {
