@@ -15,6 +15,16 @@ pub fn build(name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk-emulators").join(format!("{name}.c"));
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}.so", std::process::id()));
     if !out.exists() {
+        // Earlier runs' builds are stale; unlinking a library another test process has
+        // loaded is harmless on Linux (its mapping stays).
+        if let Ok(dir) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) {
+            for e in dir.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with(&format!("{name}-")) && n.ends_with(".so") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
             .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
             .arg(&out)
