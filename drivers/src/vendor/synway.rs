@@ -4,7 +4,7 @@
 //! stations FXS ports, and digital trunk channels (China No.1, TUP, ISDN, ISUP) E1
 //! bearer channels, 30 per span in SDK order (timeslots 1–15, 17–31).
 //!
-//! Events: the SDK calls [`on_sdk_event`] on its own thread (extended callback mode,
+//! Events: the SDK calls our `on_sdk_event` on its own thread (extended callback mode,
 //! `SsmSetEvent`). The callback copies the event into a bounded crossbeam channel and
 //! returns; it runs under `catch_unwind`, so nothing of ours unwinds into the SDK. A
 //! translator thread maps channel states to [`EventKind`]s:
