@@ -259,3 +259,19 @@ fn probing_finds_the_library_and_checks_every_function_without_starting_it() {
         hotline_drivers::vendor::dialogic::probe(std::path::Path::new("/nonexistent/libgc.so")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 }
+
+#[test]
+fn maintenance_blocking_takes_a_line_out_of_service_and_back() {
+    let mut r = rig();
+    r.card.execute(T, Command::Block { ch: B2 }).unwrap();
+    assert!(matches!(r.next(), EventKind::Blocked { ch: B2, .. }));
+    assert!(r.emu.log().contains("gc_SetChanState(line=2,out-of-service)"));
+    assert_eq!(
+        r.card.place_call(T, B2, "1", None, Default::default()).unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    r.card.execute(T, Command::Unblock { ch: B2 }).unwrap();
+    assert_eq!(r.next(), EventKind::Unblocked { ch: B2 });
+    r.answered_inbound();
+    assert_eq!(r.card.execute(T, Command::Block { ch: B1 }).unwrap_err().kind(), ErrorKind::InvalidState);
+}

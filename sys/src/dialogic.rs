@@ -32,6 +32,8 @@ pub const GCEV_ANSWERED: c_long = DT_GC | 0x02;
 pub const GCEV_ACCEPT: c_long = DT_GC | 0x04;
 /// `gc_DropCall` completed.
 pub const GCEV_DROPCALL: c_long = DT_GC | 0x05;
+/// `gc_SetChanState` completed.
+pub const GCEV_SETCHANSTATE: c_long = DT_GC | 0x09;
 /// `gc_OpenEx` completed.
 pub const GCEV_OPENEX: c_long = DT_GC | 0x17;
 pub const GCEV_OPENEX_FAIL: c_long = DT_GC | 0x18;
@@ -60,6 +62,10 @@ pub const TDX_PLAY: c_long = 0x81;
 pub const TDX_GETDIG: c_long = 0x83;
 /// `dx_dial` ended.
 pub const TDX_DIAL: c_long = 0x84;
+
+/// `gc_SetChanState` states (less certain values).
+pub const GCLS_INSERVICE: c_int = 0;
+pub const GCLS_OUT_OF_SERVICE: c_int = 2;
 
 /// `gc_GetCallInfo` item: the calling number (ANI).
 pub const ORIGINATION_ADDRESS: c_int = 0x107;
@@ -257,6 +263,8 @@ pub struct DialogicApi {
     pub gc_ReleaseCallEx: unsafe extern "C" fn(crn: CRN, mode: c_ulong) -> c_int,
     pub gc_ResultInfo: unsafe extern "C" fn(metaeventp: *const METAEVENT, infop: *mut GC_INFO) -> c_int,
     pub gc_ErrorInfo: unsafe extern "C" fn(infop: *mut GC_INFO) -> c_int,
+    /// Put a line device in or out of service (maintenance blocking).
+    pub gc_SetChanState: unsafe extern "C" fn(linedev: LINEDEV, state: c_int, mode: c_ulong) -> c_int,
     /// The network (timeslot) device of a line device, for SCbus routing.
     pub gc_GetNetworkH: unsafe extern "C" fn(linedev: LINEDEV, networkhp: *mut c_int) -> c_int,
     pub dx_open: unsafe extern "C" fn(name: *const c_char, oflags: c_int) -> c_int,
@@ -335,6 +343,7 @@ impl DialogicApi {
             gc_ReleaseCallEx: sym!(gc_ReleaseCallEx),
             gc_ResultInfo: sym!(gc_ResultInfo),
             gc_ErrorInfo: sym!(gc_ErrorInfo),
+            gc_SetChanState: sym!(gc_SetChanState),
             gc_GetNetworkH: sym!(gc_GetNetworkH),
             dx_open: sym!(dx_open),
             dx_close: sym!(dx_close),

@@ -19,6 +19,7 @@
 //! | `GCEV_DROPCALL` | `gc_ReleaseCallEx` |
 //! | `GCEV_RELEASECALL` | `Released` |
 //! | `GCEV_BLOCKED` | `Blocked` |
+//! | `GCEV_SETCHANSTATE` after `Block`/`Unblock` | `Blocked` / `Unblocked` |
 //! | `TDX_PLAY` | `PlayFinished` (`ATDX_TERMMSK` tells a barge-in digit) |
 //! | `TDX_GETDIG` | `Digit`, and collection is re-armed |
 //!
@@ -101,6 +102,8 @@ struct Chan {
     /// `TDX_PLAY`s still to come for plays already reported (replaced by a new play).
     stale_play_ends: u32,
     getdig_armed: bool,
+    /// A `gc_SetChanState` in flight: out of service (true) or back in (false).
+    blocking: Option<bool>,
     /// `dx_getdig` writes here until `TDX_GETDIG`: boxed for a stable address.
     digits: Box<gc::DV_DIGIT>,
     digit_tpt: Box<gc::DV_TPT>,
@@ -264,6 +267,17 @@ impl Inner {
                     if me.evttype == gc::GCEV_BLOCKED { "line device blocked" } else { "gc_OpenEx failed" };
                 self.emit(EventKind::Blocked { ch, reason: reason.to_string() });
             }
+            gc::GCEV_SETCHANSTATE => match c.blocking.take() {
+                Some(true) => {
+                    c.state = ChannelState::Blocked;
+                    self.emit(EventKind::Blocked { ch, reason: "blocked locally".to_string() });
+                }
+                Some(false) => {
+                    c.state = ChannelState::Idle;
+                    self.emit(EventKind::Unblocked { ch });
+                }
+                None => {}
+            },
             gc::GCEV_OFFERED if c.state == ChannelState::Idle => {
                 c.crn = me.crn;
                 c.ending = None;
@@ -437,6 +451,7 @@ impl DialogicCard {
                 play: None,
                 stale_play_ends: 0,
                 getdig_armed: false,
+                blocking: None,
                 digits: Box::default(),
                 digit_tpt: Box::new(gc::DV_TPT {
                     tp_type: gc::IO_EOT,
@@ -673,10 +688,24 @@ impl DialogicCard {
                 }
                 Ok(())
             }
+            Command::Block { ch } | Command::Unblock { ch } => {
+                let c = &mut chans[self.index(ch)?];
+                let out = matches!(command, Command::Block { .. });
+                let ready = if out { c.state == ChannelState::Idle } else { c.state == ChannelState::Blocked };
+                if !ready || c.blocking.is_some() {
+                    return invalid(c, if out { "block" } else { "unblock" });
+                }
+                let state = if out { gc::GCLS_OUT_OF_SERVICE } else { gc::GCLS_INSERVICE };
+                // Safety: plain call on an open line device.
+                let rc = unsafe { (api.gc_SetChanState)(c.ld, state, gc::EV_ASYNC) };
+                inner.gc_check("gc_SetChanState", ch, rc)?;
+                c.blocking = Some(out);
+                Ok(())
+            }
             other => Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "{}: {} is not mapped on the Dialogic adapter (stations, taps, conferences and blocking are not done)",
+                    "{}: {} is not mapped on the Dialogic adapter (stations, taps and conferences are not done)",
                     other.channel().map(|c| c.to_string()).unwrap_or_default(),
                     command_name(&other)
                 ),
@@ -692,7 +721,6 @@ fn command_name(c: &Command) -> &'static str {
         Command::JoinConference { .. }
         | Command::SetMemberRights { .. }
         | Command::LeaveConference { .. } => "conferencing",
-        Command::Block { .. } | Command::Unblock { .. } => "maintenance blocking",
         _ => "this command",
     }
 }

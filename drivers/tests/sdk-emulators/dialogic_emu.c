@@ -174,6 +174,14 @@ int gc_ResultInfo(const METAEVENT *me, GC_INFO *info) {
     return 0;
 }
 int gc_ErrorInfo(GC_INFO *info) { memset(info, 0, sizeof *info); info->gcMsg = errmsg; return 0; }
+int gc_SetChanState(LINEDEV ld, int state, unsigned long m) {
+    (void)m;
+    pthread_mutex_lock(&lock);
+    logf_("gc_SetChanState(line=%ld,%s)", ld, state == 2 ? "out-of-service" : state == 0 ? "in-service" : "?");
+    post(DT_GC | 0x09, ld, ld, 0, 0);
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
 int gc_GetNetworkH(LINEDEV ld, int *h) { *h = 200 + (int)ld; return 0; }
 int dx_open(const char *name, int flags) {
     (void)flags;
