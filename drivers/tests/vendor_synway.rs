@@ -280,3 +280,30 @@ fn a_supervisor_barges_in_and_a_monitor_listens_through_a_conference_group() {
     let leave_again = hotline_drivers::Command::LeaveConference { conf, ch: ISDN_2 };
     assert_eq!(r.card.execute(T, leave_again).unwrap_err().kind(), ErrorKind::InvalidState);
 }
+
+#[test]
+fn a_station_is_rung_with_caller_id_and_answers_by_lifting_the_handset() {
+    let mut r = rig();
+    let station = ChannelId::fxs(1, 2); // SDK channel 5
+    let id = hotline_drivers::signal::CallerId { number: Some("13800138000".into()), ..Default::default() };
+    r.card.ring_station(T, station, Some(id)).unwrap();
+    assert!(r.emu.log().contains("SsmStartRingWithCIDStr(5,13800138000)"));
+    let hook: unsafe extern "C" fn(c_int, c_int) = r.emu.f("emu_station_hook");
+    unsafe { hook(5, 1) };
+    assert_eq!(r.next(), EventKind::Answered { ch: station });
+    unsafe { hook(5, 0) };
+    assert_eq!(r.next(), EventKind::OnHook { ch: station });
+}
+
+#[test]
+fn maintenance_blocking_takes_a_channel_out_of_service_and_back() {
+    let mut r = rig();
+    r.card.execute(T, hotline_drivers::Command::Block { ch: ISDN_2 }).unwrap();
+    assert_eq!(r.next(), EventKind::Blocked { ch: ISDN_2, reason: "blocked locally".into() });
+    assert_eq!(
+        r.card.place_call(T, ISDN_2, "1", None, Default::default()).unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
+    r.card.execute(T, hotline_drivers::Command::Unblock { ch: ISDN_2 }).unwrap();
+    assert_eq!(r.next(), EventKind::Unblocked { ch: ISDN_2 });
+}
