@@ -34,3 +34,5 @@ pub use time::Instant;
 pub const SAMPLE_RATE: u32 = 8000;
 /// Samples in one 20 ms media frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
+#[cfg(any(feature = "synway", feature = "dialogic"))]
+pub mod vendor;
