@@ -975,12 +975,13 @@ impl<D: ChannelDevice> DahdiCard<D> {
         // This frame ended `frames_left - 1` frames before now.
         let end = Instant::from_micros(now.as_micros().saturating_sub((frames_left as u64 - 1) * 20_000));
         let frame = c.frames[frame_index].clone();
-        let start_index = c.rx_count;
         c.rx_count += frame.len() as u64;
+        // Digit edges are sample indexes of the detector's input; this frame's last
+        // sample is at `end`.
+        let frame_end = c.dtmf.samples_seen() + FRAME_SAMPLES as u64;
         let at = |idx: u64| {
-            Instant::from_micros(end.as_micros().saturating_sub(
-                (start_index + FRAME_SAMPLES as u64 - idx.min(start_index + FRAME_SAMPLES as u64)) * 125,
-            ))
+            let back = frame_end.saturating_sub(idx) * SAMPLE.as_micros() as u64;
+            Instant::from_micros(end.as_micros().saturating_sub(back))
         };
         let in_call = matches!(
             c.state,
