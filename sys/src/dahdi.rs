@@ -98,6 +98,8 @@ mod tests {
 
     #[test]
     #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // ioctl_num_type is c_ulong on glibc and c_int on musl: the cast is needed on one.
+    #[allow(clippy::unnecessary_cast)]
     fn request_numbers_are_linux_encodings_of_dahdi_code_0xda() {
         // _IOW(0xDA, 38, int): direction 1 (write) << 30, size 4 << 16, type << 8, nr.
         assert_eq!(DAHDI_SPECIFY as u64, 0x4004_DA26);

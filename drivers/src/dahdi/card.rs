@@ -434,9 +434,9 @@ impl<D: ChannelDevice> DahdiCard<D> {
                 ChannelAddr::E1 { span, .. } => Some(span),
                 _ => None,
             };
-            if !me.spans.contains_key(&p.spanno) {
+            if let std::collections::btree_map::Entry::Vacant(e) = me.spans.entry(p.spanno) {
                 let alarms = dev.span_status(p.spanno).map(|s| s.alarms).unwrap_or(0);
-                me.spans.insert(p.spanno, SpanInfo { span, alarms });
+                e.insert(SpanInfo { span, alarms });
             }
             let alarm = me.spans[&p.spanno].alarms != 0 || p.alarms != 0;
             let state = if alarm {
@@ -999,7 +999,7 @@ impl<D: ChannelDevice> DahdiCard<D> {
         }
         let idle_line =
             ch.kind() == ChannelKind::Fxo && matches!(c.state, ChannelState::Idle | ChannelState::Offered);
-        if idle_line && c.inbound.as_ref().is_none_or(|i| !i.offered) {
+        if idle_line && !c.inbound.as_ref().is_some_and(|i| i.offered) {
             match &mut c.cid_rx {
                 CidRx::Fsk(r) => r.process(&frame, &mut cids),
                 CidRx::Dtmf(r) => r.process(&frame, &mut cids),

@@ -358,7 +358,8 @@ impl ChannelOpener for DahdiDouble {
             io::Error::new(io::ErrorKind::NotFound, format!("DAHDI_SPECIFY {channo}: no such channel"))
         })?;
         if c.opened {
-            return Err(io::Error::new(io::ErrorKind::ResourceBusy, format!("channel {channo} is open")));
+            // DAHDI lets one opener bind a channel at a time.
+            return Err(io::Error::from_raw_os_error(nix::libc::EBUSY));
         }
         c.opened = true;
         Ok(DoubleChannel { state: self.state.clone(), channo })
