@@ -464,3 +464,27 @@ fn call_control_on_an_e1_channel_without_pri_signalling_is_unsupported_and_says_
     assert_eq!(err.kind(), hotline_drivers::ErrorKind::Unsupported);
     assert!(err.message().contains("libpri"), "{}", err.message());
 }
+
+#[test]
+fn on_a_line_without_answer_supervision_speech_after_ringback_is_the_answer() {
+    let mut r = rig();
+    r.exec(Command::PlaceCall { ch: FXO2, called: "8".into(), calling: None, category: Default::default() });
+    let dial = r.tone(Tone::Dial, Duration::from_millis(1300));
+    r.dahdi.line_sends(CH_FXO2, &dial);
+    r.dahdi.line_sends(CH_FXO2, &vec![0; 4000]);
+    // China ringback: 1 s on, 4 s off, twice; answered 1.5 s into the second silence.
+    let ringback = r.tone(Tone::Ringback, Duration::from_millis(6500));
+    r.dahdi.line_sends(CH_FXO2, &ringback);
+    let ev = r.run(Duration::from_millis(8300));
+    assert!(ev.contains(&EventKind::Alerting { ch: FXO2 }), "{ev:?}");
+    assert!(!ev.contains(&EventKind::Answered { ch: FXO2 }), "ringback alone is not an answer: {ev:?}");
+    let hello: Vec<i16> = sine(310.0, Duration::from_millis(500))
+        .iter()
+        .zip(sine(620.0, Duration::from_millis(500)))
+        .map(|(a, b)| a / 2 + b / 3)
+        .collect();
+    r.dahdi.line_sends(CH_FXO2, &hello);
+    let ev = r.run(Duration::from_millis(500));
+    assert_eq!(ev, vec![EventKind::Answered { ch: FXO2 }]);
+    assert_eq!(r.state(FXO2), ChannelState::Connected);
+}

@@ -51,6 +51,13 @@ const RING_GONE_MARGIN: Duration = Duration::from_millis(1500);
 /// A caller ID decoded while idle belongs to the ring that follows within this long.
 const CID_BEFORE_RING: Duration = Duration::from_secs(6);
 const SAMPLE: Duration = Duration::from_micros(125);
+/// Voice answer: sound above -40 dBm0 (mean square of 16-bit samples; a 0 dBm0 sine
+/// peaks at 22 706).
+const LOUD_MEAN_SQUARE: f64 = 22_706.0 * 22_706.0 / 2.0 * 1e-4;
+/// Voice answer: sound this long out of the ringback's cadence is someone speaking.
+const VOICE_ANSWER: Duration = Duration::from_millis(200);
+/// Voice answer: slack on the ringback cadence.
+const CADENCE_SLACK: Duration = Duration::from_millis(300);
 
 /// How the backend maps the card's channels to DAHDI channel numbers, and the law.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,6 +232,9 @@ enum Stage {
 struct Outbound {
     called: String,
     stage: Stage,
+    /// Voice answer detection: when the current loud run began, when the last ended.
+    loud_since: Option<Instant>,
+    quiet_since: Option<Instant>,
 }
 
 /// A station being rung.
@@ -261,6 +271,8 @@ struct Chan<D> {
     bus: Bus,
     /// Frames read this poll, linear.
     frames: Vec<Vec<i16>>,
+    /// The last frame received was above the voice threshold.
+    loud: bool,
     law: Law,
 }
 
@@ -472,6 +484,7 @@ impl<D: ChannelDevice> DahdiCard<D> {
                     taps: Vec::new(),
                     bus: Bus::None,
                     frames: Vec::new(),
+                    loud: false,
                     law: options.law,
                 },
             );
@@ -976,6 +989,8 @@ impl<D: ChannelDevice> DahdiCard<D> {
         let end = Instant::from_micros(now.as_micros().saturating_sub((frames_left as u64 - 1) * 20_000));
         let frame = c.frames[frame_index].clone();
         c.rx_count += frame.len() as u64;
+        c.loud = frame.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() / FRAME_SAMPLES as f64
+            > LOUD_MEAN_SQUARE;
         // Digit edges are sample indexes of the detector's input; this frame's last
         // sample is at `end`.
         let frame_end = c.dtmf.samples_seen() + FRAME_SAMPLES as u64;
@@ -1031,11 +1046,46 @@ impl<D: ChannelDevice> DahdiCard<D> {
                 None => c.pending_cid = Some((cid, now)),
             }
         }
+        if ch.kind() == ChannelKind::Fxo && self.disconnect == Disconnect::BusyTone {
+            self.voice_answer(ch, end);
+        }
         for t in tones {
             self.emit(EventKind::ToneDetected { ch, tone: t.tone });
             if ch.kind() == ChannelKind::Fxo {
                 self.line_tone(ch, t.tone, plan_busy_is_disconnect);
             }
+        }
+    }
+
+    /// A line without answer supervision (busy-tone disconnect) gives no sign when the
+    /// called party answers: after ringback, sound that breaks the ringback's cadence
+    /// (a burst longer than its longest, or starting well inside its silence) is taken as
+    /// the answer, as the simulator's callee is.
+    fn voice_answer(&mut self, ch: ChannelId, end: Instant) {
+        let cadence = self.plan.ringback.cadence.clone();
+        let longest_on = cadence.iter().step_by(2).max().copied().unwrap_or(0);
+        let shortest_off = cadence.iter().skip(1).step_by(2).min().copied().unwrap_or(0);
+        let Some(c) = self.chans.get_mut(&ch) else { return };
+        let loud = c.loud;
+        let Some(o) = c.outbound.as_mut().filter(|o| o.stage == Stage::Ringing) else { return };
+        let answered = if loud {
+            let since = *o.loud_since.get_or_insert(end);
+            let run = end - since;
+            let early = o
+                .quiet_since
+                .is_some_and(|q| since - q + CADENCE_SLACK < Duration::from_millis(u64::from(shortest_off)));
+            run > Duration::from_millis(u64::from(longest_on)) + CADENCE_SLACK
+                || (early && run >= VOICE_ANSWER)
+        } else {
+            if o.loud_since.take().is_some() {
+                o.quiet_since = Some(end);
+            }
+            false
+        };
+        if answered {
+            o.stage = Stage::Connected;
+            c.state = ChannelState::Connected;
+            self.emit(EventKind::Answered { ch });
         }
     }
 
@@ -1337,7 +1387,8 @@ impl<D: ChannelDevice> DahdiCard<D> {
         let c = self.chan(ch)?;
         c.state = ChannelState::Dialing;
         c.tones.reset();
-        c.outbound = Some(Outbound { called, stage: Stage::WaitDialTone(now) });
+        c.outbound =
+            Some(Outbound { called, stage: Stage::WaitDialTone(now), loud_since: None, quiet_since: None });
         Ok(())
     }
 
