@@ -38,7 +38,7 @@ struct Rig {
     plan: TonePlan,
 }
 
-fn card_config() -> CardConfig {
+fn card_config(fxs_caller_id: &str) -> CardConfig {
     let text = r#"
 [[card]]
 id = 1
@@ -52,12 +52,17 @@ caller_id = "fsk_bell202"
 disconnect = "busy_tone"
 [card.fxs]
 ports = "1-2"
-caller_id = "fsk_bell202"
-"#;
-    config::parse(text, "test.toml").unwrap().cards.remove(0)
+caller_id = "FXS_CID"
+"#
+    .replace("FXS_CID", fxs_caller_id);
+    config::parse(&text, "test.toml").unwrap().cards.remove(0)
 }
 
 fn rig() -> Rig {
+    rig_with("fsk_bell202")
+}
+
+fn rig_with(fxs_caller_id: &str) -> Rig {
     let dahdi = DahdiDouble::new();
     dahdi.add_span(1, "TE2/0/1", "T2XXP (PCI) Card 0 Span 1");
     for ts in 1..=31 {
@@ -69,7 +74,7 @@ fn rig() -> Rig {
     dahdi.add_channel(CH_FXO2, 2, 2, sys::DAHDI_SIG_FXSKS);
     dahdi.add_channel(CH_FXS1, 2, 3, sys::DAHDI_SIG_FXOKS);
     dahdi.add_channel(CH_FXS2, 2, 4, sys::DAHDI_SIG_FXOKS);
-    let cfg = card_config();
+    let cfg = card_config(fxs_caller_id);
     let (tx, events) = unbounded();
     let mut opener = dahdi.clone();
     let card = DahdiCard::open(&cfg, &DahdiOptions::numbered(&cfg), &mut opener, tx).unwrap();
@@ -289,14 +294,38 @@ fn a_red_alarm_on_the_span_raises_los_and_blocks_its_channels_until_it_clears() 
 }
 
 #[test]
-fn an_alarm_during_a_call_releases_it() {
+fn an_alarm_on_an_analog_line_during_a_call_releases_it_and_blocks_the_port() {
     let mut r = rig();
-    r.dahdi.raise_span_alarm(2, sys::DAHDI_ALARM_RED);
-    // The analog span has no E1 number: no SpanAlarm, but its ports are blocked.
     offer_with_caller_id(&mut r, CH_FXO1, "1");
+    r.exec(Command::Answer { ch: FXO1 });
+    // The analog span has no E1 number: no SpanAlarm, but its ports are blocked.
+    r.dahdi.raise_span_alarm(2, sys::DAHDI_ALARM_RED);
     let ev = r.run(Duration::from_millis(40));
-    assert!(ev.iter().all(|e| !matches!(e, EventKind::SpanAlarm { .. })));
+    assert!(ev.iter().all(|e| !matches!(e, EventKind::SpanAlarm { .. })), "{ev:?}");
+    assert!(ev.contains(&EventKind::Released {
+        ch: FXO1,
+        cause: Cause::NETWORK_OUT_OF_ORDER,
+        by: Side::Remote
+    }));
+    assert!(ev.iter().any(|e| matches!(e, EventKind::Blocked { ch, .. } if *ch == FXO1)));
     assert_eq!(r.state(FXO1), ChannelState::Blocked);
+    assert!(!r.dahdi.line_seized(CH_FXO1), "the line is put back on hook");
+    let err = r.card.execute(
+        r.now,
+        Command::PlaceCall { ch: FXO1, called: "1".into(), calling: None, category: Default::default() },
+    );
+    assert_eq!(err.unwrap_err().kind(), hotline_drivers::ErrorKind::Blocked);
+}
+
+#[test]
+fn kewl_start_loop_current_drop_means_the_far_end_hung_up() {
+    let mut r = rig();
+    offer_with_caller_id(&mut r, CH_FXO1, "1");
+    r.exec(Command::Answer { ch: FXO1 });
+    r.dahdi.exchange_drops_loop_current(CH_FXO1);
+    let ev = r.run(Duration::from_millis(40));
+    assert_eq!(ev, vec![EventKind::Released { ch: FXO1, cause: Cause::NORMAL_CLEARING, by: Side::Remote }]);
+    assert!(!r.dahdi.line_seized(CH_FXO1));
 }
 
 #[test]
@@ -487,4 +516,24 @@ fn on_a_line_without_answer_supervision_speech_after_ringback_is_the_answer() {
     let ev = r.run(Duration::from_millis(500));
     assert_eq!(ev, vec![EventKind::Answered { ch: FXO2 }]);
     assert_eq!(r.state(FXO2), ChannelState::Connected);
+}
+
+#[test]
+fn dtmf_caller_id_goes_to_the_station_before_the_first_ring() {
+    let mut r = rig_with("dtmf");
+    let cid = CallerId { number: Some("5551234".into()), ..CallerId::default() };
+    r.exec(Command::RingStation { ch: FXS2, caller_id: Some(cid) });
+    assert!(!r.dahdi.is_ringing(CH_FXS2), "not yet: the digits go first");
+    r.run(Duration::from_millis(2000));
+    assert!(r.dahdi.is_ringing(CH_FXS2), "ringing once the digits are out");
+    let heard = r.dahdi.take_heard(CH_FXS2);
+    let mut rx = hotline_drivers::dsp::callerid::DtmfCallerIdReceiver::new();
+    let mut found = Vec::new();
+    rx.process(&heard, &mut found);
+    rx.finish(&mut found);
+    assert_eq!(found[0].result.as_ref().unwrap().number.as_deref(), Some("5551234"));
+    r.exec(Command::StopRinging { ch: FXS2 });
+    assert!(!r.dahdi.is_ringing(CH_FXS2));
+    assert_eq!(r.dahdi.last_hook(CH_FXS2), Some(Hook::RingOff));
+    assert_eq!(r.state(FXS2), ChannelState::Idle);
 }

@@ -915,9 +915,9 @@ impl<D: ChannelDevice> DahdiCard<D> {
                 if in_call && !(station && c.state == ChannelState::OffHook) {
                     self.emit(EventKind::Released { ch: t, cause, by: Side::Remote });
                 }
-                if t.kind() == ChannelKind::Fxo && self.chan(t)?.outbound.is_some()
-                    || self.chan(t)?.inbound.as_ref().is_some_and(|i| i.answered)
-                {
+                let c = self.chan(t)?;
+                let seized = c.outbound.is_some() || c.inbound.as_ref().is_some_and(|i| i.answered);
+                if t.kind() == ChannelKind::Fxo && seized {
                     let _ = self.hook(t, Hook::OnHook);
                 }
                 self.make_idle(t);
