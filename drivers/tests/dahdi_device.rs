@@ -28,3 +28,22 @@ fn a_file_that_is_not_a_dahdi_device_fails_at_dahdi_specify() {
     let err = DahdiDevices::at(&d).open(5).unwrap_err();
     assert!(err.to_string().contains("DAHDI_SPECIFY on DAHDI channel 5"), "{err}");
 }
+
+#[test]
+fn opening_a_configured_card_on_a_machine_without_dahdi_says_what_to_install() {
+    if std::path::Path::new("/proc/dahdi").exists() {
+        eprintln!("this machine has DAHDI; the no-DAHDI message cannot be seen here");
+        return;
+    }
+    let cfg = hotline_drivers::config::parse(
+        "[[card]]\nid = 1\nbackend = \"dahdi\"\n[card.fxs]\nports = \"1-4\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let err =
+        hotline_drivers::dahdi::DahdiCard::open_system(&cfg.cards[0], hotline_drivers::dahdi::Law::Alaw, tx)
+            .unwrap_err();
+    assert_eq!(err.kind(), hotline_drivers::ErrorKind::Config);
+    assert!(err.message().contains("modprobe dahdi"), "{}", err.message());
+}

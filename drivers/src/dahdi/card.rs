@@ -497,6 +497,27 @@ impl<D: ChannelDevice> DahdiCard<D> {
         self.signalling.insert(span, signalling);
     }
 
+    /// Bearer channels follow their span signalling's state; when a call ends there,
+    /// the channel's plays, taps and bus connections end here.
+    fn follow_bearers(&mut self) {
+        let mut ended = Vec::new();
+        for c in self.chans.values_mut() {
+            let ChannelAddr::E1 { span, .. } = c.id.addr else { continue };
+            let Some(sig) = self.signalling.get(&span) else { continue };
+            let state = sig.state(c.id);
+            let was_in_call = !matches!(c.state, ChannelState::Idle | ChannelState::Blocked);
+            if was_in_call && matches!(state, ChannelState::Idle | ChannelState::Blocked) {
+                ended.push(c.id);
+            }
+            c.state = if c.alarm { ChannelState::Blocked } else { state };
+        }
+        for ch in ended {
+            let state = self.chans[&ch].state;
+            self.end_call(ch);
+            self.chans.get_mut(&ch).expect("ours").state = state;
+        }
+    }
+
     /// The DAHDI channel number behind a channel.
     pub fn channo(&self, ch: ChannelId) -> Option<i32> {
         self.chans.get(&ch).map(|c| c.channo)
@@ -1437,18 +1458,12 @@ impl<D: ChannelDevice> Card for DahdiCard<D> {
         self.chans
             .values()
             .map(|c| {
-                let (state, signalling) = match c.id.addr {
-                    ChannelAddr::E1 { span, .. } => (
-                        self.signalling.get(&span).map_or(c.state, |s| s.state(c.id)),
-                        "DAHDI bearer (clear)".to_string(),
-                    ),
-                    ChannelAddr::Fxo { .. } => {
-                        (c.state, "loop start (FXO, DAHDI fxs signalling)".to_string())
-                    }
-                    ChannelAddr::Fxs { .. } => {
-                        (c.state, "loop start (FXS, DAHDI fxo signalling)".to_string())
-                    }
+                let signalling = match c.id.addr {
+                    ChannelAddr::E1 { .. } => "DAHDI bearer (clear)",
+                    ChannelAddr::Fxo { .. } => "loop start (FXO, DAHDI fxs signalling)",
+                    ChannelAddr::Fxs { .. } => "loop start (FXS, DAHDI fxo signalling)",
                 };
+                let (state, signalling) = (c.state, signalling.to_string());
                 ChannelInfo { id: c.id, kind: c.id.kind(), state, signalling }
             })
             .collect()
@@ -1602,6 +1617,7 @@ impl<D: ChannelDevice> Card for DahdiCard<D> {
                 result = Err(e);
             }
         }
+        self.follow_bearers();
         self.flush();
         result.map(|_| Some(now + Duration::from_millis(20)))
     }

@@ -293,3 +293,25 @@ impl fmt::Display for Law {
         })
     }
 }
+
+impl DahdiCard<device::DahdiChannel> {
+    /// Open a configured card on this machine's DAHDI: channel numbers from what
+    /// `/proc/dahdi` reports ([`DahdiOptions::from_probe`]), channels from
+    /// `/dev/dahdi/channel`. When DAHDI is not there the error says what to install or
+    /// configure.
+    pub fn open_system(
+        card: &crate::config::CardConfig,
+        law: Law,
+        events: crossbeam_channel::Sender<crate::event::CardEvent>,
+    ) -> crate::error::Result<Self> {
+        let report = probe(std::path::Path::new("/"));
+        if !report.module_loaded || !report.device_present || report.spans.is_empty() {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::Config,
+                format!("card {}: DAHDI is not ready: {}", card.id, report.advice.join(" ")),
+            ));
+        }
+        let options = DahdiOptions::from_probe(card, &report)?.with_law(law);
+        DahdiCard::open(card, &options, &mut device::DahdiDevices::system(), events)
+    }
+}
