@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 if [ "${CI:-}" = "true" ] && [ "$(id -u)" = 0 ]; then
   need=()
   [ -f /usr/src/dahdi.tar.bz2 ] || need+=(dahdi-source)
+  command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
   ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
@@ -15,6 +16,10 @@ if [ "${CI:-}" = "true" ] && [ "$(id -u)" = 0 ]; then
   fi
 fi
 
+[ -f /usr/src/dahdi.tar.bz2 ] || {
+  echo "check-bindings: no /usr/src/dahdi.tar.bz2: apt-get install dahdi-source libclang-dev bzip2" >&2
+  exit 1
+}
 # One unpacked copy of DAHDI's headers for both checks.
 hdr=$(mktemp -d)
 trap 'rm -rf "$hdr"' EXIT
