@@ -585,3 +585,17 @@ fn e1_call_control_goes_to_the_span_signalling_and_media_follows_its_calls() {
     assert!(ev.contains(&EventKind::RecordFinished { ch: b1, id: 9, frames }), "{ev:?}");
     assert_eq!(r.state(b1), ChannelState::Idle);
 }
+
+#[test]
+fn a_driver_that_reports_both_the_start_and_the_end_of_a_ring_still_counts_one_ring() {
+    let mut r = rig();
+    // RINGBEGIN at the start of the burst, RINGOFFHOOK at its end (1 s later).
+    r.dahdi.exchange_ring(CH_FXO2);
+    r.run(Duration::from_millis(1000));
+    r.dahdi.exchange_ring(CH_FXO2);
+    let ev = r.run(Duration::from_millis(3000));
+    assert!(ev.is_empty(), "still one ring, still waiting for caller ID: {ev:?}");
+    r.dahdi.exchange_ring(CH_FXO2);
+    let ev = r.run(Duration::from_millis(40));
+    assert!(matches!(ev.as_slice(), [EventKind::Offered { ani: None, .. }]), "{ev:?}");
+}

@@ -48,6 +48,8 @@ const CID_AFTER_RING: Duration = Duration::from_millis(500);
 const DIAL_TONE_WAIT: Duration = Duration::from_secs(3);
 /// After this long past the expected next ring, the caller on an FXO line is gone.
 const RING_GONE_MARGIN: Duration = Duration::from_millis(1500);
+/// Ring events this long past a burst's length still belong to the burst.
+const RING_SAME_BURST: Duration = Duration::from_millis(500);
 /// A caller ID decoded while idle belongs to the ring that follows within this long.
 const CID_BEFORE_RING: Duration = Duration::from_secs(6);
 const SAMPLE: Duration = Duration::from_micros(125);
@@ -806,6 +808,7 @@ impl<D: ChannelDevice> DahdiCard<D> {
     fn line_event(&mut self, ch: ChannelId, ev: DahdiEvent, now: Instant) -> Result<()> {
         let disconnect = self.disconnect;
         let cid_mode = self.fxo_cid;
+        let ring_on = self.ring_cadence.0;
         let c = self.chan(ch)?;
         match ev {
             DahdiEvent::RingOffHook | DahdiEvent::RingBegin => {
@@ -820,6 +823,11 @@ impl<D: ChannelDevice> DahdiCard<D> {
                     answered: false,
                 });
                 if inbound.answered {
+                    return Ok(());
+                }
+                // Depending on the driver DAHDI reports a ring's start (RINGBEGIN), its
+                // end (RINGOFFHOOK), or both: events within one burst are one ring.
+                if inbound.rings > 0 && now - inbound.last_ring < ring_on + RING_SAME_BURST {
                     return Ok(());
                 }
                 inbound.last_ring = now;
