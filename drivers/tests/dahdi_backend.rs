@@ -599,3 +599,22 @@ fn a_driver_that_reports_both_the_start_and_the_end_of_a_ring_still_counts_one_r
     let ev = r.run(Duration::from_millis(40));
     assert!(matches!(ev.as_slice(), [EventKind::Offered { ani: None, .. }]), "{ev:?}");
 }
+
+#[test]
+fn a_rejected_call_on_an_fxo_line_rings_out_without_being_offered_again() {
+    let mut r = rig();
+    offer_with_caller_id(&mut r, CH_FXO1, "1234");
+    r.exec(Command::Accept { ch: FXO1 });
+    let ev = r.exec(Command::Reject { ch: FXO1, cause: Cause::USER_BUSY });
+    assert_eq!(ev, vec![EventKind::Released { ch: FXO1, cause: Cause::USER_BUSY, by: Side::Local }]);
+    assert!(!r.dahdi.line_seized(CH_FXO1), "an analog line cannot refuse: it is left to ring");
+    // The exchange keeps ringing: no new offer, and nothing when it stops.
+    for _ in 0..2 {
+        r.dahdi.exchange_ring(CH_FXO1);
+        assert!(r.run(Duration::from_secs(5)).is_empty());
+    }
+    assert!(r.run(Duration::from_secs(3)).is_empty());
+    // The next call is offered again.
+    let ev = offer_with_caller_id(&mut r, CH_FXO1, "5678");
+    assert!(ev.iter().any(|e| matches!(e, EventKind::Offered { ani: Some(a), .. } if a == "5678")), "{ev:?}");
+}

@@ -1345,7 +1345,9 @@ impl<D: ChannelDevice> DahdiCard<D> {
                 s => return Err(state_err(ch, s, "release")),
             },
             ChannelKind::Fxo => match state {
-                ChannelState::Offered => {
+                ChannelState::Offered | ChannelState::Alerting
+                    if self.chan(ch)?.inbound.as_ref().is_some_and(|i| !i.answered) =>
+                {
                     // An analog line cannot refuse: let it ring out unanswered.
                     if let Some(i) = self.chan(ch)?.inbound.as_mut() {
                         i.ignored = true;
@@ -1502,7 +1504,7 @@ impl<D: ChannelDevice> Card for DahdiCard<D> {
                 ChannelKind::E1Bearer => self.signalling_for(ch)?.execute(now, Command::Reject { ch, cause }),
                 _ => {
                     let s = self.chan(ch)?.state;
-                    if s != ChannelState::Offered {
+                    if !matches!(s, ChannelState::Offered | ChannelState::Alerting) {
                         return Err(state_err(ch, s, "reject"));
                     }
                     self.release(ch, cause)
