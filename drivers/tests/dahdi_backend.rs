@@ -38,7 +38,7 @@ struct Rig {
     plan: TonePlan,
 }
 
-fn card_config(fxs_caller_id: &str) -> CardConfig {
+fn card_config(fxs_caller_id: &str, disconnect: &str) -> CardConfig {
     let text = r#"
 [[card]]
 id = 1
@@ -49,12 +49,13 @@ signalling = "isdn_pri"
 [card.fxo]
 ports = "1-2"
 caller_id = "fsk_bell202"
-disconnect = "busy_tone"
+disconnect = "DISCONNECT"
 [card.fxs]
 ports = "1-2"
 caller_id = "FXS_CID"
 "#
-    .replace("FXS_CID", fxs_caller_id);
+    .replace("FXS_CID", fxs_caller_id)
+    .replace("DISCONNECT", disconnect);
     config::parse(&text, "test.toml").unwrap().cards.remove(0)
 }
 
@@ -63,6 +64,10 @@ fn rig() -> Rig {
 }
 
 fn rig_with(fxs_caller_id: &str) -> Rig {
+    rig_cfg(fxs_caller_id, "busy_tone")
+}
+
+fn rig_cfg(fxs_caller_id: &str, disconnect: &str) -> Rig {
     let dahdi = DahdiDouble::new();
     dahdi.add_span(1, "TE2/0/1", "T2XXP (PCI) Card 0 Span 1");
     for ts in 1..=31 {
@@ -74,7 +79,7 @@ fn rig_with(fxs_caller_id: &str) -> Rig {
     dahdi.add_channel(CH_FXO2, 2, 2, sys::DAHDI_SIG_FXSKS);
     dahdi.add_channel(CH_FXS1, 2, 3, sys::DAHDI_SIG_FXOKS);
     dahdi.add_channel(CH_FXS2, 2, 4, sys::DAHDI_SIG_FXOKS);
-    let cfg = card_config(fxs_caller_id);
+    let cfg = card_config(fxs_caller_id, disconnect);
     let (tx, events) = unbounded();
     let mut opener = dahdi.clone();
     let card = DahdiCard::open(&cfg, &DahdiOptions::numbered(&cfg), &mut opener, tx).unwrap();
@@ -617,4 +622,31 @@ fn a_rejected_call_on_an_fxo_line_rings_out_without_being_offered_again() {
     // The next call is offered again.
     let ev = offer_with_caller_id(&mut r, CH_FXO1, "5678");
     assert!(ev.iter().any(|e| matches!(e, EventKind::Offered { ani: Some(a), .. } if a == "5678")), "{ev:?}");
+}
+
+#[test]
+fn on_a_polarity_reversal_line_the_reversals_mark_answer_and_hang_up() {
+    let mut r = rig_cfg("fsk_bell202", "polarity_reversal");
+    r.exec(Command::PlaceCall {
+        ch: FXO1,
+        called: "10086".into(),
+        calling: None,
+        category: Default::default(),
+    });
+    let dial = r.tone(Tone::Dial, Duration::from_millis(1300));
+    r.dahdi.line_sends(CH_FXO1, &dial);
+    r.run(Duration::from_millis(3000));
+    let ringback = r.tone(Tone::Ringback, Duration::from_millis(6000));
+    r.dahdi.line_sends(CH_FXO1, &ringback);
+    let ev = r.run(Duration::from_millis(6000));
+    assert_eq!(
+        ev,
+        vec![EventKind::ToneDetected { ch: FXO1, tone: Tone::Ringback }, EventKind::Alerting { ch: FXO1 }]
+    );
+    r.dahdi.exchange_polarity_reversal(CH_FXO1);
+    assert_eq!(r.run(Duration::from_millis(40)), vec![EventKind::Answered { ch: FXO1 }]);
+    r.dahdi.exchange_polarity_reversal(CH_FXO1);
+    let ev = r.run(Duration::from_millis(40));
+    assert_eq!(ev, vec![EventKind::Released { ch: FXO1, cause: Cause::NORMAL_CLEARING, by: Side::Remote }]);
+    assert!(!r.dahdi.line_seized(CH_FXO1));
 }
