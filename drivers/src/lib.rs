@@ -15,6 +15,8 @@ pub mod cause;
 pub mod channel;
 pub mod command;
 pub mod config;
+#[cfg(feature = "dahdi")]
+pub mod dahdi;
 pub mod dsp;
 pub mod error;
 pub mod event;
