@@ -126,3 +126,44 @@ fn card_json(card: &CardConfig, channels: Option<&[ChannelInfo]>) -> serde_json:
         })).collect::<Vec<_>>()),
     })
 }
+
+/// `hotline cards probe`: what telephony hardware this machine has: DAHDI's kernel
+/// interface and spans, and the vendor SDK libraries the installation file names.
+pub fn probe(root: &Path, config_path: Option<&Path>) -> CliResult<String> {
+    let report = hotline_drivers::dahdi::probe(root);
+    let mut out = report.to_string();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let Some(path) = config_path else {
+        out.push_str(
+            "\nVendor SDKs (Synway-style, Dialogic-style): give --config FILE to check the \
+             sdk_path of each card with backend = \"synway\" or \"dialogic\".\n",
+        );
+        return Ok(out);
+    };
+    let cfg = config::load(path).map_err(|e| CliError::input(e.to_string()))?;
+    let mut vendor_cards = 0;
+    for card in &cfg.cards {
+        let Some(sdk) = &card.sdk_path else { continue };
+        vendor_cards += 1;
+        let name = backend_name(card.backend);
+        let result = match card.backend {
+            Backend::Synway => hotline_drivers::vendor::synway::probe(sdk),
+            Backend::Dialogic => hotline_drivers::vendor::dialogic::probe(sdk),
+            _ => continue,
+        };
+        match result {
+            Ok(()) => out.push_str(&format!(
+                "\ncard {}: {name} SDK at {}: loaded, every function Hotline calls is present\n",
+                card.id,
+                sdk.display()
+            )),
+            Err(e) => out.push_str(&format!("\ncard {}: {name} SDK: {e}\n", card.id)),
+        }
+    }
+    if vendor_cards == 0 {
+        out.push_str(&format!("\n{}: no card uses a vendor SDK backend\n", path.display()));
+    }
+    Ok(out)
+}

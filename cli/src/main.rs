@@ -33,6 +33,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// List the configured cards, spans and channels with their states.
     Cards {
+        #[command(subcommand)]
+        action: Option<CardsAction>,
         /// The installation file.
         #[arg(long, default_value = "examples/hotline.toml")]
         config: PathBuf,
@@ -65,6 +67,20 @@ enum SimCommand {
     /// Poisson calls through the real engine in virtual time: service level, speed of
     /// answer, abandonment and occupancy for sizing a center.
     Traffic(plan::TrafficArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CardsAction {
+    /// Find telephony hardware on this machine: DAHDI spans and channels, and the vendor
+    /// SDK libraries an installation file names. Says what to install when none is found.
+    Probe {
+        /// An installation file whose vendor SDK paths to check.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The file system root to look under (for testing against a copy of /proc).
+        #[arg(long, default_value = "/", hide = true)]
+        root: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,7 +125,10 @@ enum PromptCommand {
 fn run(cli: Cli) -> CliResult<String> {
     match cli.command {
         Command::Demo(args) => demo::run(args).map(|()| String::new()),
-        Command::Cards { config, json } => cards::run(&config, json),
+        Command::Cards { action: None, config, json } => cards::run(&config, json),
+        Command::Cards { action: Some(CardsAction::Probe { config, root }), .. } => {
+            cards::probe(&root, config.as_deref())
+        }
         Command::Dsp(DspCommand::Dtmf(a)) => dsp::dtmf(&audio::load(&a.file, a.format)?, a.json),
         Command::Dsp(DspCommand::Tones { audio: a, plan }) => {
             dsp::tones(&audio::load(&a.file, a.format)?, &plan, a.json)

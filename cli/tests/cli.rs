@@ -244,3 +244,19 @@ fn sim_traffic_reports_the_planners_figures_as_json() {
     let occupancy = v["occupancy"].as_f64().unwrap();
     assert!(occupancy > 0.3 && occupancy < 0.8, "3 Erlangs on 5 agents: {occupancy}");
 }
+
+#[test]
+fn cards_probe_on_a_machine_without_cards_says_what_to_install() {
+    let empty = std::env::temp_dir().join(format!("hotline-probe-root-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = run_ok(hotline().args(["cards", "probe", "--root"]).arg(&empty));
+    assert!(out.contains("DAHDI: module not loaded"), "{out}");
+    assert!(out.contains("modprobe dahdi"), "{out}");
+
+    let cfg = empty.join("site.toml");
+    std::fs::write(&cfg, "[[card]]\nid = 2\nbackend = \"synway\"\nsdk_path = \"/nonexistent/libshpa3.so\"\n")
+        .unwrap();
+    let out = run_ok(hotline().args(["cards", "probe", "--root"]).arg(&empty).arg("--config").arg(&cfg));
+    assert!(out.contains("card 2: synway SDK: /nonexistent/libshpa3.so: no such file"), "{out}");
+    let _ = std::fs::remove_dir_all(&empty);
+}

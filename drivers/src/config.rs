@@ -198,6 +198,9 @@ pub struct CardConfig {
     /// Conference bridges and members per bridge.
     pub conference_bridges: u16,
     pub conference_members: u16,
+    /// The vendor SDK's library, loaded at run time (`backend = "synway"` or
+    /// `"dialogic"`; required for those, refused for the others).
+    pub sdk_path: Option<std::path::PathBuf>,
 }
 
 impl CardConfig {
@@ -363,6 +366,7 @@ struct RawCard {
     fxo: Option<RawFxo>,
     fxs: Option<RawFxs>,
     conference: Option<RawConference>,
+    sdk_path: Option<Spanned<String>>,
 }
 
 fn default_backend() -> Backend {
@@ -616,6 +620,24 @@ impl Cx<'_> {
         };
         let (conference_bridges, conference_members) =
             c.conference.map_or((32, 16), |k| (k.bridges, k.members.max(2)));
+        let vendor = matches!(c.backend, Backend::Synway | Backend::Dialogic);
+        let sdk_path = match (&c.sdk_path, vendor) {
+            (Some(p), true) => Some(std::path::PathBuf::from(p.get_ref())),
+            (None, true) => {
+                return Err(self.err(
+                    c.id.span(),
+                    format!(
+                        "card {id}: backend \"{}\" needs sdk_path, the vendor SDK's library (say \
+                         sdk_path = \"/opt/vendor/lib/libsdk.so\")",
+                        if c.backend == Backend::Synway { "synway" } else { "dialogic" }
+                    ),
+                ))
+            }
+            (Some(p), false) => {
+                return Err(self.err(p.span(), "sdk_path is only for backend = \"synway\" or \"dialogic\""))
+            }
+            (None, false) => None,
+        };
         Ok(CardConfig {
             id,
             backend: c.backend,
@@ -626,6 +648,7 @@ impl Cx<'_> {
             fxs,
             conference_bridges,
             conference_members,
+            sdk_path,
         })
     }
 

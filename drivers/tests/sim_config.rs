@@ -195,3 +195,20 @@ fn a_missing_file_is_named_in_the_error() {
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.to_string().starts_with("/nonexistent/hotline.toml: cannot read"), "{e}");
 }
+
+#[test]
+fn a_vendor_card_needs_its_sdk_path_and_other_cards_refuse_one() {
+    let missing =
+        hotline_drivers::config::parse("[[card]]\nid = 2\nbackend = \"synway\"\n", "site.toml").unwrap_err();
+    assert!(missing.to_string().contains("site.toml:2"), "{missing}");
+    assert!(missing.to_string().contains("needs sdk_path"), "{missing}");
+    let cfg = hotline_drivers::config::parse(
+        "[[card]]\nid = 2\nbackend = \"dialogic\"\nsdk_path = \"/usr/dialogic/lib/libgc.so\"\n",
+        "site.toml",
+    )
+    .unwrap();
+    assert_eq!(cfg.cards[0].sdk_path.as_deref(), Some(std::path::Path::new("/usr/dialogic/lib/libgc.so")));
+    let refused =
+        hotline_drivers::config::parse("[[card]]\nid = 1\nsdk_path = \"/x.so\"\n", "site.toml").unwrap_err();
+    assert!(refused.to_string().contains("only for backend"), "{refused}");
+}
