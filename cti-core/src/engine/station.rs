@@ -399,6 +399,10 @@ impl Engine {
             if body.len() > p.len() && body.starts_with(p.as_str()) {
                 let number = &body[p.len()..];
                 if complete || timed_out || number.len() >= 20 {
+                    if self.reserve_refuses(s).is_some() {
+                        // Congestion tone: the agent is needed for inbound now.
+                        return self.finish_dialing(s, false);
+                    }
                     return self.place_from_station(
                         s,
                         body.to_string(),
@@ -481,6 +485,17 @@ impl Engine {
                 current.is_some_and(|a| self.request_ready(a, Some(reason)).is_ok())
             }
         }
+    }
+
+    /// The queue whose inbound reserve (`reserve_idle`) an outbound call by the agent at
+    /// station `s` would break: fewer ready members than the reserve besides this agent.
+    pub(crate) fn reserve_refuses(&self, s: StationIx) -> Option<String> {
+        let a = self.stations[s as usize].agent?;
+        self.agents[a as usize].memberships.iter().find_map(|m| {
+            let q = &self.queues[m.queue as usize];
+            let others = q.ready.len() - usize::from(m.key.is_some());
+            (others < q.conf.reserve_idle).then(|| q.conf.name.clone())
+        })
     }
 
     fn resolve(&self, number: &str) -> Option<Dialled> {
@@ -587,6 +602,9 @@ impl Engine {
         let Some(to) = self.resolve(called) else {
             return Err(CstaError::InvalidDeviceId(called.to_string()));
         };
+        if let (Dialled::External { .. }, Some(queue)) = (&to, self.reserve_refuses(s)) {
+            return Err(CstaError::ReservedForInbound(queue));
+        }
         let (ch, ext) = (self.stations[s as usize].ch, self.stations[s as usize].ext.clone());
         match self.stations[s as usize].mode.clone() {
             // Off hook and idle, possibly holding a call (a consultation).
