@@ -151,6 +151,9 @@ pub(crate) struct Call {
     pub media: Media,
     /// A MakeCall waiting for its station to answer, then to dial this.
     pub pending_dial: Option<String>,
+    /// A supervisor's phone rung for supervision: (supervisor, agent, mode) to start
+    /// once it is answered.
+    pub pending_supervise: Option<(String, String, crate::csta::SupervisionMode)>,
     /// Generation of the announcement and callback-offer timers.
     pub announce_gen: u64,
     pub callback_offered: bool,

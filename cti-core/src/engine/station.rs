@@ -605,7 +605,7 @@ impl Engine {
         if let (Dialled::External { .. }, Some(queue)) = (&to, self.reserve_refuses(s)) {
             return Err(CstaError::ReservedForInbound(queue));
         }
-        let (ch, ext) = (self.stations[s as usize].ch, self.stations[s as usize].ext.clone());
+        let ch = self.stations[s as usize].ch;
         match self.stations[s as usize].mode.clone() {
             // Off hook and idle, possibly holding a call (a consultation).
             StationMode::Dialing { ref digits, .. } if digits.is_empty() => {
@@ -619,30 +619,37 @@ impl Engine {
                 Ok(CallId(self.next_call - 1))
             }
             StationMode::Idle => {
-                let call = self.new_call(Some(ext.clone()), called.to_string());
-                let c = self.calls.get_mut(&call).expect("new");
-                c.pending_dial = Some(called.to_string());
-                c.parties.push(Party {
-                    device: DeviceId::Station(ext.clone()),
-                    ch: Some(ch),
-                    state: ConnectionState::Alerting,
-                    supervision: None,
-                    number: None,
-                });
-                self.stations[s as usize].mode = StationMode::Ringing { call };
-                self.cmd(Command::RingStation {
-                    ch,
-                    caller_id: Some(CallerId { number: Some(called.to_string()), ..CallerId::default() }),
-                });
-                // An unanswered MakeCall gives up after this long.
-                let gen = self.fresh_gen();
-                self.calls.get_mut(&call).expect("new").ring_gen = gen;
-                self.arm(self.now + MAKE_CALL_RING, Timer::Ring { call, gen });
-                self.emit(CstaEvent::ServiceInitiated { call, device: DeviceId::Station(ext) });
+                let call = self.ring_to_start(s, called);
+                self.calls.get_mut(&call).expect("new").pending_dial = Some(called.to_string());
                 Ok(call)
             }
             _ => Err(CstaError::InvalidDeviceState),
         }
+    }
+
+    /// An analog phone on hook cannot be taken off hook remotely: ring it (showing
+    /// `shown`) in a call of its own, which the caller gives its purpose (a number to
+    /// dial, a call to supervise) and which gives up unanswered after a while.
+    pub(crate) fn ring_to_start(&mut self, s: StationIx, shown: &str) -> CallId {
+        let (ch, ext) = (self.stations[s as usize].ch, self.stations[s as usize].ext.clone());
+        let call = self.new_call(Some(ext.clone()), shown.to_string());
+        self.calls.get_mut(&call).expect("new").parties.push(Party {
+            device: DeviceId::Station(ext.clone()),
+            ch: Some(ch),
+            state: ConnectionState::Alerting,
+            supervision: None,
+            number: None,
+        });
+        self.stations[s as usize].mode = StationMode::Ringing { call };
+        self.cmd(Command::RingStation {
+            ch,
+            caller_id: Some(CallerId { number: Some(shown.to_string()), ..CallerId::default() }),
+        });
+        let gen = self.fresh_gen();
+        self.calls.get_mut(&call).expect("new").ring_gen = gen;
+        self.arm(self.now + MAKE_CALL_RING, Timer::Ring { call, gen });
+        self.emit(CstaEvent::ServiceInitiated { call, device: DeviceId::Station(ext) });
+        call
     }
 
     /// Complete a consultation transfer: the held call's parties meet the
