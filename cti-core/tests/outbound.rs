@@ -3,11 +3,13 @@
 
 mod common;
 
-use common::{fxs, Rig, BASE};
-use hotline_cti::csta::{AgentRequest, CstaError, Service, ServiceResult};
+use common::{fxs, ts, Rig, BASE};
+use hotline_cti::csta::{AgentRequest, CstaError, CstaEvent, Service, ServiceResult};
+use hotline_cti::Input;
 use hotline_drivers::command::PlaySource;
+use hotline_drivers::event::Alarm;
 use hotline_drivers::signal::Tone;
-use hotline_drivers::{Command, EventKind, Instant};
+use hotline_drivers::{Cause, ChannelId, Command, ErrorKind, EventKind, Instant};
 
 /// The base installation with sales keeping one agent idle for inbound.
 fn reserving_rig() -> Rig {
@@ -79,4 +81,106 @@ fn an_agent_not_in_a_reserving_queue_calls_out_freely() {
     agent(&mut r, "1001", AgentRequest::NotReady { reason: "break".into() });
     agent(&mut r, "1002", AgentRequest::NotReady { reason: "break".into() });
     assert!(matches!(make_call(&mut r, "2004", "901066668888"), Ok(ServiceResult::Call(_))));
+}
+
+/// Station 2005 (no agent) dials an external number through the `9` prefix.
+fn dial_out(r: &mut Rig, port: u16) {
+    r.card(EventKind::OffHook { ch: fxs(port) });
+    for d in "901066668888#".chars() {
+        r.card(EventKind::Digit { ch: fxs(port), digit: d, start: Instant::ZERO, end: Instant::ZERO });
+    }
+}
+
+/// The channels the engine asked the card to place calls on, in order.
+fn placed(r: &Rig) -> Vec<ChannelId> {
+    r.commands()
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::PlaceCall { ch, .. } => Some(*ch),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The card refuses the last PlaceCall with `kind`.
+fn refuse_last_place_call(r: &mut Rig, kind: ErrorKind) {
+    let command = r
+        .commands()
+        .into_iter()
+        .rev()
+        .find(|c| matches!(c, Command::PlaceCall { .. }))
+        .cloned()
+        .expect("a PlaceCall to refuse");
+    r.engine.handle(r.now, Input::CommandFailed { command, kind });
+    while let Some(o) = r.engine.poll_output() {
+        r.out.push(o);
+    }
+}
+
+fn two_span_rig() -> Rig {
+    Rig::new(&BASE.replace("1/1/1-1/1/31", "1/1/1-1/2/31"))
+}
+
+#[test]
+fn a_span_in_alarm_is_left_out_of_outbound_selection_until_it_clears() {
+    let mut r = two_span_rig();
+    // Only the alarm: a card that does not also report each channel blocked.
+    r.card(EventKind::SpanAlarm { card: 1, span: 1, alarm: Alarm::Los, raised: true });
+    r.card(EventKind::SpanAlarm { card: 1, span: 1, alarm: Alarm::Rai, raised: true });
+    r.take();
+    dial_out(&mut r, 5);
+    assert_eq!(placed(&r), vec![ChannelId::e1(1, 2, 1)], "the call goes out on span 2");
+    r.take();
+
+    // One alarm clears, the other stands: still out of service.
+    r.card(EventKind::SpanAlarm { card: 1, span: 1, alarm: Alarm::Los, raised: false });
+    dial_out(&mut r, 6);
+    assert_eq!(placed(&r), vec![ChannelId::e1(1, 2, 2)]);
+    r.take();
+    r.card(EventKind::SpanAlarm { card: 1, span: 1, alarm: Alarm::Rai, raised: false });
+    dial_out(&mut r, 7);
+    assert_eq!(placed(&r), vec![ts(1)], "span 1 is back");
+    r.engine.check_invariants().unwrap();
+}
+
+#[test]
+fn a_refused_place_call_tries_the_next_free_channel_of_the_group() {
+    let mut r = Rig::base();
+    r.card(EventKind::Blocked { ch: ts(1), reason: "far end blocking".into() });
+    dial_out(&mut r, 5);
+    assert_eq!(placed(&r), vec![ts(2)], "a channel reported blocked is skipped");
+    refuse_last_place_call(&mut r, ErrorKind::Blocked);
+    assert_eq!(placed(&r), vec![ts(2), ts(3)], "blocked under us: the next channel");
+    refuse_last_place_call(&mut r, ErrorKind::InvalidState);
+    assert_eq!(placed(&r), vec![ts(2), ts(3), ts(4)], "seized under us: the next channel");
+    assert!(!r.has_event(|e| matches!(e, CstaEvent::Failed { .. } | CstaEvent::CallCleared { .. })));
+    r.engine.check_invariants().unwrap();
+    r.take();
+
+    // The channel seized under us is free again for others; the blocked one is not.
+    dial_out(&mut r, 6);
+    assert_eq!(placed(&r), vec![ts(3)]);
+    r.engine.check_invariants().unwrap();
+}
+
+#[test]
+fn when_every_channel_refuses_the_call_fails_with_no_circuit() {
+    let mut r = Rig::new(&BASE.replace("1/1/1-1/1/31", "1/1/1-1/1/2"));
+    dial_out(&mut r, 5);
+    refuse_last_place_call(&mut r, ErrorKind::Blocked);
+    refuse_last_place_call(&mut r, ErrorKind::InvalidState);
+    assert_eq!(placed(&r), vec![ts(1), ts(2)]);
+    assert!(
+        r.has_event(
+            |e| matches!(e, CstaEvent::Failed { cause, .. } if *cause == Cause::NO_CIRCUIT_AVAILABLE)
+        ),
+        "{:?}",
+        r.events()
+    );
+    assert!(
+        r.has_command(|c| matches!(c, Command::Release { ch, .. } if *ch == fxs(5))),
+        "{:?}",
+        r.commands()
+    );
+    r.engine.check_invariants().unwrap();
 }

@@ -51,6 +51,7 @@ impl Engine {
                 answered: None,
                 media: Media::default(),
                 pending_dial: None,
+                refused_trunks: Vec::new(),
                 pending_supervise: None,
                 announce_gen: 0,
                 callback_offered: false,
@@ -59,7 +60,7 @@ impl Engine {
         id
     }
 
-    fn take_trunk(&mut self, ch: ChannelId, call: CallId) {
+    pub(crate) fn take_trunk(&mut self, ch: ChannelId, call: CallId) {
         let t = self.trunks.entry(ch).or_default();
         t.call = Some(call);
         if let Some(g) = t.group {
