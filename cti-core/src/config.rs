@@ -189,6 +189,9 @@ pub struct QueueConf {
     pub callback_offer_after: Option<Duration>,
     /// Tell the caller the answering agent's work number.
     pub announce_agent_number: bool,
+    /// Keep this many agents ready for inbound: an outbound call by a member agent is
+    /// refused when fewer than this many other members would stay ready.
+    pub reserve_idle: usize,
 }
 
 /// An agent and the queues they serve.
@@ -422,6 +425,8 @@ struct RawQueue {
     callback_offer_after: Option<u64>,
     #[serde(default)]
     announce_agent_number: bool,
+    #[serde(default)]
+    reserve_idle: usize,
 }
 
 #[derive(Deserialize)]
@@ -834,6 +839,7 @@ impl<'a> Parser<'a> {
                 announce_every: q.announce_every.filter(|&s| s > 0).map(Duration::from_secs),
                 callback_offer_after: q.callback_offer_after.map(Duration::from_secs),
                 announce_agent_number: q.announce_agent_number,
+                reserve_idle: q.reserve_idle,
             });
         }
 

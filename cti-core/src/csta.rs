@@ -428,6 +428,9 @@ pub enum CstaError {
     ResourceBusy,
     /// Security: the requester may not do this (a supervisor outside their groups).
     PrivilegeViolation,
+    /// System resources: an outbound call now would leave the named queue with fewer
+    /// ready agents than it keeps for inbound (`reserve_idle`); try again later.
+    ReservedForInbound(String),
 }
 
 impl fmt::Display for CstaError {
@@ -443,6 +446,9 @@ impl fmt::Display for CstaError {
             CstaError::ServiceNotSupported => write!(f, "service not supported"),
             CstaError::ResourceBusy => write!(f, "resource busy"),
             CstaError::PrivilegeViolation => write!(f, "privilege violation"),
+            CstaError::ReservedForInbound(q) => {
+                write!(f, "agents of queue {q} are reserved for inbound calls")
+            }
         }
     }
 }

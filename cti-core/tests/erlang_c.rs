@@ -1,4 +1,5 @@
-//! Traffic through the real engine in virtual time, checked against Erlang C.
+//! Traffic through the real engine and the card simulator in virtual time, checked
+//! against Erlang C.
 //!
 //! With phones that answer at once, no wrap-up and callers who never give up, the
 //! ACD is an M/M/N queue, so the measured probability of waiting, average speed of
@@ -65,4 +66,33 @@ fn erlang_c_matches_a_textbook_value() {
     // 2 agents, 1 Erlang: C = 1/3.
     assert!((erlang_c(2, 1.0) - 1.0 / 3.0).abs() < 1e-12);
     assert_eq!(erlang_c(3, 3.5), 1.0, "overload: everyone waits");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_day_on_the_simulated_card() {
+    let p = TrafficParams {
+        agents: 3,
+        calls_per_hour: 50.0,
+        handle_time: Duration::from_secs(120),
+        patience: Some(Duration::from_secs(40)),
+        duration: Duration::from_secs(4 * 3600),
+        seed: 11,
+    };
+    let a = run_traffic(&p).unwrap();
+    assert_eq!(a, run_traffic(&p).unwrap());
+    assert_ne!(a, run_traffic(&TrafficParams { seed: 12, ..p }).unwrap(), "another seed, another day");
+}
+
+#[test]
+fn a_center_bigger_than_the_simulated_card_is_refused_with_the_reason() {
+    let e = run_traffic(&TrafficParams {
+        agents: 9_000,
+        calls_per_hour: 1000.0,
+        handle_time: Duration::from_secs(60),
+        patience: None,
+        duration: Duration::from_secs(3600),
+        seed: 1,
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("trunks"), "{e}");
 }

@@ -340,3 +340,43 @@ fn slow_phones_miss_calls_overflow_and_the_card_still_refuses_nothing() {
     assert!(events.iter().any(|e| matches!(e, CstaEvent::Agent { kind: AgentEventKind::Missed { .. }, .. })));
     assert!(events.iter().any(|e| matches!(e, CstaEvent::Diverted { cause: EventCause::Overflow, .. })));
 }
+
+#[test]
+fn a_station_dials_out_past_a_span_in_alarm_on_the_simulator() {
+    let text = INSTALLATION
+        .replace(
+            "[[card.span]]\nspan = 1\nsignalling = \"isdn_pri\"\n",
+            "[[card.span]]\nspan = 1\nsignalling = \"isdn_pri\"\n\n[[card.span]]\nspan = 2\nsignalling = \"isdn_pri\"\n",
+        )
+        .replace("channels = [\"1/1/1-1/1/31\"]", "channels = [\"1/1/1-1/2/31\"]\ndial_prefix = \"9\"")
+        .replace("at_s = 2", "at_s = 200");
+    let cards = hotline_drivers::config::parse(&text, "e2e.toml").unwrap();
+    let (tx, rx) = unbounded();
+    let mut sim = SimCard::from_config(&cards, 1, tx).unwrap();
+    let mut engine = Engine::new(Config::parse(&text, "e2e.toml").unwrap());
+    let (mut events, mut refused) = (Vec::new(), Vec::new());
+    use hotline_drivers::event::Alarm;
+    use hotline_drivers::sim::{Fault, OutboundRule, Outcome, Spread};
+    sim.set_outbound_rules(vec![OutboundRule::always(
+        "0",
+        Outcome::Answer { after: Spread::secs(2.0), talk: Spread::secs(10.0) },
+    )]);
+    sim.inject(Instant::from_secs(1), Fault::SpanAlarm { span: 1, alarm: Alarm::Los, duration: None });
+    sim.dial_from_station(Instant::from_secs(5), ChannelId::fxs(1, 2), "9013800138000#").unwrap();
+    run(&mut engine, &mut sim, &rx, Instant::ZERO, Duration::from_secs(60), &mut events, &mut refused);
+
+    assert!(refused.is_empty(), "the card refused commands: {refused:#?}");
+    let answered_on: Vec<ChannelId> = events
+        .iter()
+        .filter_map(|e| match e {
+            CstaEvent::Established { answering: DeviceId::Trunk(ch), .. } => Some(*ch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answered_on.len(), 1, "{events:#?}");
+    assert!(
+        matches!(answered_on[0].addr, hotline_drivers::ChannelAddr::E1 { span: 2, .. }),
+        "went out on span 2: {answered_on:?}"
+    );
+    engine.check_invariants().unwrap();
+}

@@ -577,7 +577,12 @@ fn single_step_transfer_to_an_ivr_flow_hands_the_call_off() {
 
 #[test]
 fn a_refused_outside_call_fails_and_a_phone_that_cannot_ring_is_passed_over() {
-    let mut r = Rig::base();
+    // The outgoing group has one channel: with no other to try, the refusal fails the call.
+    let mut r = Rig::new(&common::BASE.replace(
+        "channels = [\"1/1/1-1/1/31\"]\ncaller_id = \"4008001000\"\ndial_prefix = \"9\"\n",
+        "channels = [\"1/1/1\"]\ncaller_id = \"4008001000\"\ndial_prefix = \"9\"\n\n\
+         [[trunk_group]]\nname = \"inbound\"\nchannels = [\"1/1/2-1/1/31\"]\n",
+    ));
     r.card(EventKind::OffHook { ch: fxs(5) });
     dial(&mut r, 5, "9555#");
     let command =

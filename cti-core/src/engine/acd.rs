@@ -566,7 +566,7 @@ impl Engine {
             // A MakeCall whose own station never answered, or a recall to a phone
             // that hung up with the call on hold.
             let alone = c.parties.len() == 1 && c.parties[0].state == ConnectionState::Alerting;
-            if c.pending_dial.is_some() || alone {
+            if c.pending_dial.is_some() || c.pending_supervise.is_some() || alone {
                 self.clear_call(call, hotline_drivers::Cause::NO_ANSWER);
                 return;
             }

@@ -51,6 +51,8 @@ impl Engine {
                 answered: None,
                 media: Media::default(),
                 pending_dial: None,
+                refused_trunks: Vec::new(),
+                pending_supervise: None,
                 announce_gen: 0,
                 callback_offered: false,
             },
@@ -58,7 +60,7 @@ impl Engine {
         id
     }
 
-    fn take_trunk(&mut self, ch: ChannelId, call: CallId) {
+    pub(crate) fn take_trunk(&mut self, ch: ChannelId, call: CallId) {
         let t = self.trunks.entry(ch).or_default();
         t.call = Some(call);
         if let Some(g) = t.group {
@@ -547,6 +549,9 @@ impl Engine {
         let (ch, ext) = (self.stations[s as usize].ch, self.stations[s as usize].ext.clone());
         let dev = DeviceId::Station(ext);
         let Some(c) = self.calls.get_mut(&call) else { return };
+        if let Some((sup, agent, mode)) = c.pending_supervise.take() {
+            return self.supervisor_answered(s, call, &sup, &agent, mode);
+        }
         let Some(p) = c.parties.iter_mut().find(|p| p.device == dev) else { return };
         let was_held = p.state == ConnectionState::Held;
         p.state = ConnectionState::Connected;

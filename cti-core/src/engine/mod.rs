@@ -151,6 +151,11 @@ pub(crate) struct Call {
     pub media: Media,
     /// A MakeCall waiting for its station to answer, then to dial this.
     pub pending_dial: Option<String>,
+    /// Trunk channels the card refused this call (blocked, busy): not tried again.
+    pub refused_trunks: Vec<ChannelId>,
+    /// A supervisor's phone rung for supervision: (supervisor, agent, mode) to start
+    /// once it is answered.
+    pub pending_supervise: Option<(String, String, crate::csta::SupervisionMode)>,
     /// Generation of the announcement and callback-offer timers.
     pub announce_gen: u64,
     pub callback_offered: bool,
@@ -164,6 +169,15 @@ pub(crate) struct Trunk {
     /// We released it and wait for the card's `Released`.
     pub releasing: bool,
     pub blocked: bool,
+    /// Its span is in alarm (red, blue or yellow): no calls until every alarm clears.
+    pub alarm: bool,
+}
+
+impl Trunk {
+    /// Free for a new outbound call.
+    fn usable(&self) -> bool {
+        self.call.is_none() && !self.releasing && !self.blocked && !self.alarm
+    }
 }
 
 /// The engine. See the module documentation for how to drive it.
@@ -187,6 +201,8 @@ pub struct Engine {
     pub(crate) trunks: HashMap<ChannelId, Trunk>,
     /// Free trunk channels per group, in order.
     pub(crate) free_trunks: Vec<BTreeSet<ChannelId>>,
+    /// Alarms standing on each (card, span).
+    span_alarms: HashMap<(u16, u8), Vec<hotline_drivers::event::Alarm>>,
     pub(crate) stations: Vec<station::Station>,
     pub(crate) station_by_ch: HashMap<ChannelId, StationIx>,
     /// Internal numbers: extensions and queue numbers.
@@ -232,6 +248,7 @@ impl Engine {
             calls: HashMap::new(),
             trunks: HashMap::new(),
             free_trunks: Vec::new(),
+            span_alarms: HashMap::new(),
             stations: Vec::new(),
             station_by_ch: HashMap::new(),
             numbers: BTreeMap::new(),
@@ -662,8 +679,9 @@ impl Engine {
             }
             EventKind::Blocked { ch, .. } => self.set_blocked(ch, true),
             EventKind::Unblocked { ch } => self.set_blocked(ch, false),
-            // Tones, plays, taps and span alarms carry no call logic yet: the IVR and
-            // the recorder consume them, and alarms show up as Blocked channels.
+            EventKind::SpanAlarm { card, span, alarm, raised } => self.span_alarm(card, span, alarm, raised),
+            // Tones, plays and taps carry no call logic here: the IVR and the recorder
+            // consume them.
             _ => {}
         }
     }
@@ -677,13 +695,47 @@ impl Engine {
     fn set_blocked(&mut self, ch: ChannelId, blocked: bool) {
         let Some(t) = self.trunks.get_mut(&ch) else { return };
         t.blocked = blocked;
-        let (group, idle) = (t.group, t.call.is_none() && !t.releasing);
-        if let Some(g) = group {
-            if blocked {
-                self.free_trunks[g as usize].remove(&ch);
-            } else if idle {
-                self.free_trunks[g as usize].insert(ch);
+        self.refresh_free(ch);
+    }
+
+    /// Keep a trunk in its group's free list exactly when it can take a new call.
+    fn refresh_free(&mut self, ch: ChannelId) {
+        let Some(t) = self.trunks.get(&ch) else { return };
+        let Some(g) = t.group else { return };
+        if t.usable() {
+            self.free_trunks[g as usize].insert(ch);
+        } else {
+            self.free_trunks[g as usize].remove(&ch);
+        }
+    }
+
+    /// A span alarm raised or cleared: the span's channels leave outbound selection
+    /// while any alarm stands (the card may or may not also report them Blocked).
+    fn span_alarm(&mut self, card: u16, span: u8, alarm: hotline_drivers::event::Alarm, raised: bool) {
+        let alarms = self.span_alarms.entry((card, span)).or_default();
+        if raised {
+            if !alarms.contains(&alarm) {
+                alarms.push(alarm);
             }
+        } else {
+            alarms.retain(|&a| a != alarm);
+        }
+        let down = !alarms.is_empty();
+        if !down {
+            self.span_alarms.remove(&(card, span));
+        }
+        let on_span: Vec<ChannelId> = self
+            .trunks
+            .keys()
+            .filter(|c| {
+                c.card == card
+                    && matches!(c.addr, hotline_drivers::ChannelAddr::E1 { span: s, .. } if s == span)
+            })
+            .copied()
+            .collect();
+        for ch in on_span {
+            self.trunks.get_mut(&ch).expect("listed").alarm = down;
+            self.refresh_free(ch);
         }
     }
 
@@ -691,10 +743,7 @@ impl Engine {
         let Some(t) = self.trunks.get_mut(&ch) else { return };
         let call = t.call.take();
         t.releasing = false;
-        let (group, blocked) = (t.group, t.blocked);
-        if let (Some(g), false) = (group, blocked) {
-            self.free_trunks[g as usize].insert(ch);
-        }
+        self.refresh_free(ch);
         self.playing.remove(&ch);
         if let Some(call) = call {
             self.party_left(call, &crate::csta::DeviceId::Trunk(ch), cause, false);
@@ -704,17 +753,36 @@ impl Engine {
     fn command_failed(&mut self, command: Command, kind: hotline_drivers::ErrorKind) {
         use hotline_drivers::{Cause, ErrorKind};
         match command {
-            Command::PlaceCall { ch, .. } => {
+            Command::PlaceCall { ch, called, calling, category } => {
                 let Some(t) = self.trunks.get_mut(&ch) else { return };
                 let Some(call) = t.call.take() else { return };
                 // A blocked channel stays out of the free list until unblocked.
                 if kind == ErrorKind::Blocked {
                     t.blocked = true;
-                } else if let Some(g) = t.group {
-                    self.free_trunks[g as usize].insert(ch);
+                }
+                let group = t.group;
+                self.refresh_free(ch);
+                // Blocked, or busy in the card's view (a seizure crossing ours): try
+                // another free channel of the group, one this call has not been refused.
+                if let (Some(g), ErrorKind::Blocked | ErrorKind::InvalidState) = (group, kind) {
+                    let c = self.calls.get_mut(&call).expect("a trunk's call exists");
+                    c.refused_trunks.push(ch);
+                    let next =
+                        self.free_trunks[g as usize].iter().find(|n| !c.refused_trunks.contains(n)).copied();
+                    if let Some(next) = next {
+                        if let Some(p) = c.parties.iter_mut().find(|p| p.ch == Some(ch)) {
+                            p.ch = Some(next);
+                            p.device = crate::csta::DeviceId::Trunk(next);
+                        }
+                        self.take_trunk(next, call);
+                        return self.cmd(Command::PlaceCall { ch: next, called, calling, category });
+                    }
                 }
                 let cause = match kind {
-                    ErrorKind::Blocked | ErrorKind::Resource => Cause::NO_CIRCUIT_AVAILABLE,
+                    // Every channel of the group refused or taken: no circuit.
+                    ErrorKind::Blocked | ErrorKind::InvalidState | ErrorKind::Resource => {
+                        Cause::NO_CIRCUIT_AVAILABLE
+                    }
                     _ => Cause::TEMPORARY_FAILURE,
                 };
                 self.party_left(call, &crate::csta::DeviceId::Trunk(ch), cause, true);

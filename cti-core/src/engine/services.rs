@@ -470,7 +470,8 @@ impl Engine {
         Ok(ServiceResult::Ok)
     }
 
-    /// A supervisor at an off-hook station joins an agent's call.
+    /// A supervisor joins an agent's call: at once from an off-hook station; from a
+    /// phone on hook, the phone rings first and supervision starts when it is answered.
     fn supervise(&mut self, supervisor: &str, agent: &str, mode: SupervisionMode) -> Res {
         let sup = self.agent_ix(supervisor)?;
         let a = self.agent_ix(agent)?;
@@ -487,11 +488,55 @@ impl Engine {
             }
         }
         let ss = self.agents[sup as usize].station.ok_or(CstaError::InvalidAgentState)?;
-        match self.mode(ss) {
-            StationMode::Dialing { ref digits, held: None } if digits.is_empty() => {}
-            StationMode::Cut { held: None } => {}
+        let ring_first = match self.mode(ss) {
+            StationMode::Dialing { ref digits, held: None } if digits.is_empty() => false,
+            StationMode::Cut { held: None } => false,
+            StationMode::Idle => true,
             _ => return Err(CstaError::InvalidDeviceState),
+        };
+        let call = self.supervisable_call(a)?;
+        if ring_first {
+            let shown =
+                self.stations[self.agents[a as usize].station.expect("in a call") as usize].ext.clone();
+            let ring = self.ring_to_start(ss, &shown);
+            self.calls.get_mut(&ring).expect("new").pending_supervise =
+                Some((supervisor.to_string(), agent.to_string(), mode));
+            return Ok(ServiceResult::Ok);
         }
+        self.join_supervisor(ss, call, a, supervisor, mode);
+        Ok(ServiceResult::Ok)
+    }
+
+    /// The supervisor's phone, rung for supervision, is answered: its ringing call
+    /// ends and supervision starts, or congestion tone if the agent's call is over.
+    pub(crate) fn supervisor_answered(
+        &mut self,
+        ss: StationIx,
+        ring: CallId,
+        supervisor: &str,
+        agent: &str,
+        mode: SupervisionMode,
+    ) {
+        if let Some(c) = self.calls.get_mut(&ring) {
+            c.parties.clear();
+        }
+        self.stations[ss as usize].mode = StationMode::Cut { held: None };
+        self.clear_call(ring, Cause::NORMAL_CLEARING);
+        let started = self.agent_ix(agent).and_then(|a| Ok((a, self.supervisable_call(a)?)));
+        match started {
+            Ok((a, call)) => self.join_supervisor(ss, call, a, supervisor, mode),
+            Err(_) => {
+                let ch = self.stations[ss as usize].ch;
+                self.set_play(
+                    ch,
+                    Some(super::station::Playing::Tone(hotline_drivers::signal::Tone::Congestion)),
+                );
+            }
+        }
+    }
+
+    /// The call the agent is connected in, which a supervisor may join.
+    fn supervisable_call(&self, a: AgentIx) -> Result<CallId, CstaError> {
         let st = self.agents[a as usize].station.ok_or(CstaError::InvalidAgentState)?;
         let call = match self.mode(st) {
             StationMode::Talking { call, .. } => call,
@@ -504,6 +549,20 @@ impl Engine {
         if !connected {
             return Err(CstaError::InvalidAgentState);
         }
+        Ok(call)
+    }
+
+    /// Put the supervisor's off-hook station into the agent's call.
+    fn join_supervisor(
+        &mut self,
+        ss: StationIx,
+        call: CallId,
+        a: AgentIx,
+        supervisor: &str,
+        mode: SupervisionMode,
+    ) {
+        let st = self.agents[a as usize].station.expect("checked by supervisable_call");
+        let agent_dev = DeviceId::Station(self.stations[st as usize].ext.clone());
         let (sch, sext) = (self.stations[ss as usize].ch, self.stations[ss as usize].ext.clone());
         self.set_play(sch, None);
         self.stations[ss as usize].digit_gen = 0;
@@ -523,6 +582,5 @@ impl Engine {
         } else {
             self.remix(call);
         }
-        Ok(ServiceResult::Ok)
     }
 }

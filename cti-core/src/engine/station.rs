@@ -399,6 +399,10 @@ impl Engine {
             if body.len() > p.len() && body.starts_with(p.as_str()) {
                 let number = &body[p.len()..];
                 if complete || timed_out || number.len() >= 20 {
+                    if self.reserve_refuses(s).is_some() {
+                        // Congestion tone: the agent is needed for inbound now.
+                        return self.finish_dialing(s, false);
+                    }
                     return self.place_from_station(
                         s,
                         body.to_string(),
@@ -481,6 +485,17 @@ impl Engine {
                 current.is_some_and(|a| self.request_ready(a, Some(reason)).is_ok())
             }
         }
+    }
+
+    /// The queue whose inbound reserve (`reserve_idle`) an outbound call by the agent at
+    /// station `s` would break: fewer ready members than the reserve besides this agent.
+    pub(crate) fn reserve_refuses(&self, s: StationIx) -> Option<String> {
+        let a = self.stations[s as usize].agent?;
+        self.agents[a as usize].memberships.iter().find_map(|m| {
+            let q = &self.queues[m.queue as usize];
+            let others = q.ready.len() - usize::from(m.key.is_some());
+            (others < q.conf.reserve_idle).then(|| q.conf.name.clone())
+        })
     }
 
     fn resolve(&self, number: &str) -> Option<Dialled> {
@@ -587,7 +602,10 @@ impl Engine {
         let Some(to) = self.resolve(called) else {
             return Err(CstaError::InvalidDeviceId(called.to_string()));
         };
-        let (ch, ext) = (self.stations[s as usize].ch, self.stations[s as usize].ext.clone());
+        if let (Dialled::External { .. }, Some(queue)) = (&to, self.reserve_refuses(s)) {
+            return Err(CstaError::ReservedForInbound(queue));
+        }
+        let ch = self.stations[s as usize].ch;
         match self.stations[s as usize].mode.clone() {
             // Off hook and idle, possibly holding a call (a consultation).
             StationMode::Dialing { ref digits, .. } if digits.is_empty() => {
@@ -601,30 +619,37 @@ impl Engine {
                 Ok(CallId(self.next_call - 1))
             }
             StationMode::Idle => {
-                let call = self.new_call(Some(ext.clone()), called.to_string());
-                let c = self.calls.get_mut(&call).expect("new");
-                c.pending_dial = Some(called.to_string());
-                c.parties.push(Party {
-                    device: DeviceId::Station(ext.clone()),
-                    ch: Some(ch),
-                    state: ConnectionState::Alerting,
-                    supervision: None,
-                    number: None,
-                });
-                self.stations[s as usize].mode = StationMode::Ringing { call };
-                self.cmd(Command::RingStation {
-                    ch,
-                    caller_id: Some(CallerId { number: Some(called.to_string()), ..CallerId::default() }),
-                });
-                // An unanswered MakeCall gives up after this long.
-                let gen = self.fresh_gen();
-                self.calls.get_mut(&call).expect("new").ring_gen = gen;
-                self.arm(self.now + MAKE_CALL_RING, Timer::Ring { call, gen });
-                self.emit(CstaEvent::ServiceInitiated { call, device: DeviceId::Station(ext) });
+                let call = self.ring_to_start(s, called);
+                self.calls.get_mut(&call).expect("new").pending_dial = Some(called.to_string());
                 Ok(call)
             }
             _ => Err(CstaError::InvalidDeviceState),
         }
+    }
+
+    /// An analog phone on hook cannot be taken off hook remotely: ring it (showing
+    /// `shown`) in a call of its own, which the caller gives its purpose (a number to
+    /// dial, a call to supervise) and which gives up unanswered after a while.
+    pub(crate) fn ring_to_start(&mut self, s: StationIx, shown: &str) -> CallId {
+        let (ch, ext) = (self.stations[s as usize].ch, self.stations[s as usize].ext.clone());
+        let call = self.new_call(Some(ext.clone()), shown.to_string());
+        self.calls.get_mut(&call).expect("new").parties.push(Party {
+            device: DeviceId::Station(ext.clone()),
+            ch: Some(ch),
+            state: ConnectionState::Alerting,
+            supervision: None,
+            number: None,
+        });
+        self.stations[s as usize].mode = StationMode::Ringing { call };
+        self.cmd(Command::RingStation {
+            ch,
+            caller_id: Some(CallerId { number: Some(shown.to_string()), ..CallerId::default() }),
+        });
+        let gen = self.fresh_gen();
+        self.calls.get_mut(&call).expect("new").ring_gen = gen;
+        self.arm(self.now + MAKE_CALL_RING, Timer::Ring { call, gen });
+        self.emit(CstaEvent::ServiceInitiated { call, device: DeviceId::Station(ext) });
+        call
     }
 
     /// Complete a consultation transfer: the held call's parties meet the

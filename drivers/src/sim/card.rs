@@ -121,6 +121,8 @@ pub(crate) struct Caller {
     pub step: usize,
     pub rng: Rng,
     pub waiting_prompt: bool,
+    /// In a `WaitForAgent` step: the script goes on when the line is connected.
+    pub waiting_agent: bool,
 }
 
 #[derive(Debug)]
@@ -293,7 +295,10 @@ pub(crate) enum Step {
     Abandon,
     AnswerTakesEffect,
     CallerNext,
-    Digit { digit: char, start: Instant },
+    Digit {
+        digit: char,
+        start: Instant,
+    },
     RemoteClear(Cause),
     LocalReleaseDone(Cause),
     OutAlerting,
@@ -316,6 +321,8 @@ pub(crate) enum Step {
     PhoneHangsUp,
     FlashTimer(u64),
     PlayDone(u64),
+    /// A caller waiting for an agent has run out of patience.
+    AgentWaitOver,
 }
 
 #[derive(Debug)]
@@ -733,7 +740,13 @@ impl SimCard {
             call.ani.clone(),
             call.dnis.clone(),
             call.category,
-            Far::Caller(Caller { script: call.caller, step: 0, rng, waiting_prompt: false }),
+            Far::Caller(Caller {
+                script: call.caller,
+                step: 0,
+                rng,
+                waiting_prompt: false,
+                waiting_agent: false,
+            }),
             self.now,
         ));
         match line {
@@ -801,6 +814,14 @@ impl SimCard {
                 }
             }
             Step::CallerNext => self.caller_next(ch),
+            Step::AgentWaitOver => {
+                let c = self.chans.get_mut(&ch).expect("ours");
+                match c.caller_mut() {
+                    Some(caller) if caller.waiting_agent => caller.waiting_agent = false,
+                    _ => return,
+                }
+                self.caller_next_step_is(ch, CallerStep::HangUp);
+            }
             Step::Digit { digit, start } => self.card_digit(ch, digit, start, self.now),
             Step::RemoteClear(cause) => {
                 self.emit(EventKind::Released { ch, cause, by: Side::Remote });
@@ -1017,6 +1038,29 @@ impl SimCard {
         let Some(caller) = c.caller_mut() else { return };
         let Some(step) = caller.script.steps.get(caller.step).cloned() else { return };
         caller.step += 1;
+        self.caller_next_step_is(ch, step);
+    }
+
+    /// Whether the card has `ch` talking with another channel: a pair, or a bridge
+    /// with someone else in it.
+    fn connected_to_someone(&self, ch: ChannelId) -> bool {
+        self.listens.get(&ch).is_some_and(|l| !l.is_empty())
+            || self.conferences.values().any(|m| m.contains_key(&ch) && m.len() > 1)
+    }
+
+    /// The card connected `ch`: a caller waiting for an agent goes on with the script.
+    fn caller_reached_someone(&mut self, ch: ChannelId) {
+        let Some(caller) = self.chans.get_mut(&ch).and_then(|c| c.caller_mut()) else { return };
+        if caller.waiting_agent {
+            caller.waiting_agent = false;
+            self.after(Duration::ZERO, ch, Step::CallerNext);
+        }
+    }
+
+    fn caller_next_step_is(&mut self, ch: ChannelId, step: CallerStep) {
+        let connected = self.connected_to_someone(ch);
+        let c = self.chans.get_mut(&ch).expect("ours");
+        let Some(caller) = c.caller_mut() else { return };
         match step {
             CallerStep::WaitForPrompt => caller.waiting_prompt = true,
             CallerStep::Press(digits) => {
@@ -1033,6 +1077,17 @@ impl SimCard {
                     a.far_talk_until = Some(self.now + d);
                 }
                 self.after(d, ch, Step::CallerNext);
+            }
+            CallerStep::WaitForAgent(patience) => {
+                if connected {
+                    self.after(Duration::ZERO, ch, Step::CallerNext);
+                } else {
+                    caller.waiting_agent = true;
+                    if let Some(p) = patience {
+                        let d = p.draw(&mut caller.rng);
+                        self.after(d, ch, Step::AgentWaitOver);
+                    }
+                }
             }
             CallerStep::HangUp => {
                 if let Some(call) = c.call.as_mut() {
@@ -1348,6 +1403,7 @@ impl SimCard {
                         step: 0,
                         rng,
                         waiting_prompt: false,
+                        waiting_agent: false,
                     }),
                     offered: false,
                     answered: true,
@@ -1657,6 +1713,8 @@ impl SimCard {
                 self.listens.entry(b).or_default().insert(a);
                 self.stop_local_dial_tone(a);
                 self.stop_local_dial_tone(b);
+                self.caller_reached_someone(a);
+                self.caller_reached_someone(b);
                 Ok(())
             }
             Command::Listen { listener, source } => {
@@ -1693,7 +1751,10 @@ impl SimCard {
                     ));
                 }
                 members.insert(ch, rights);
+                let all: Vec<ChannelId> =
+                    if members.len() > 1 { members.keys().copied().collect() } else { Vec::new() };
                 self.stop_local_dial_tone(ch);
+                all.into_iter().for_each(|m| self.caller_reached_someone(m));
                 Ok(())
             }
             Command::SetMemberRights { conf, ch, rights } => {

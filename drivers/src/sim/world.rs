@@ -65,13 +65,18 @@ pub enum CallerStep {
     Wait(Spread),
     /// Talk (speech-like sound in audio mode) for a while.
     Talk(Spread),
+    /// Hold on, hearing whatever the card plays, until the card connects this line to
+    /// another channel (an agent's phone, a bridge with someone else); hang up if that
+    /// takes longer than the given patience (`None`: wait forever). A queued caller.
+    WaitForAgent(Option<Spread>),
     /// Hang up.
     HangUp,
 }
 
 impl CallerStep {
     /// Parse the text form used in configuration files: `wait_prompt`, `press 12#`,
-    /// `wait 2`, `wait 1-3`, `talk 30`, `talk 60-180`, `hang_up`.
+    /// `wait 2`, `wait 1-3`, `talk 30`, `talk 60-180`, `wait_agent`, `wait_agent 10-90`,
+    /// `hang_up`.
     pub fn parse(text: &str) -> Result<CallerStep, String> {
         let text = text.trim();
         let (word, arg) = match text.split_once(char::is_whitespace) {
@@ -97,9 +102,11 @@ impl CallerStep {
             }
             "wait" => parse_span(arg).map(CallerStep::Wait),
             "talk" => parse_span(arg).map(CallerStep::Talk),
+            "wait_agent" if arg.is_empty() => Ok(CallerStep::WaitForAgent(None)),
+            "wait_agent" => parse_span(arg).map(|s| CallerStep::WaitForAgent(Some(s))),
             _ => Err(format!(
                 "unknown caller step {text:?}: expected `wait_prompt`, `press DIGITS`, `wait SECS`, \
-                 `talk SECS` (SECS: 5 or 2-8) or `hang_up`"
+                 `talk SECS`, `wait_agent [SECS]` (SECS: 5 or 2-8) or `hang_up`"
             )),
         }
     }
