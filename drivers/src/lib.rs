@@ -19,6 +19,8 @@ pub mod dsp;
 pub mod error;
 pub mod event;
 pub mod signal;
+#[cfg(feature = "pri")]
+pub mod pri;
 pub mod sim;
 pub mod time;
 
