@@ -18,9 +18,9 @@ pub mod config;
 pub mod dsp;
 pub mod error;
 pub mod event;
-pub mod signal;
 #[cfg(feature = "pri")]
 pub mod pri;
+pub mod signal;
 pub mod sim;
 pub mod time;
 

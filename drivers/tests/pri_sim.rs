@@ -10,7 +10,9 @@ use hotline_drivers::pri::q931::{Frame, MessageType};
 use hotline_drivers::pri::{Node, PriEvent};
 use hotline_drivers::signal::CallerCategory;
 use hotline_drivers::sim::clock::VirtualClock;
-use hotline_drivers::sim::{CallerScript, CallerStep, InboundCall, OutboundRule, Outcome, SimCard, Spread, Trunk};
+use hotline_drivers::sim::{
+    CallerScript, CallerStep, InboundCall, OutboundRule, Outcome, SimCard, Spread, Trunk,
+};
 use hotline_drivers::{config, Card, CardEvent, Cause, ChannelId, ErrorKind, EventKind, Instant};
 
 const CONFIG: &str = r#"
@@ -41,7 +43,13 @@ fn caller(steps: &[&str]) -> CallerScript {
 }
 
 /// Run until `until`, answering offered calls if `answer`; returns every event.
-fn run(sim: &mut SimCard, rx: &Receiver<CardEvent>, clock: &mut VirtualClock, until: f64, answer: bool) -> Vec<EventKind> {
+fn run(
+    sim: &mut SimCard,
+    rx: &Receiver<CardEvent>,
+    clock: &mut VirtualClock,
+    until: f64,
+    answer: bool,
+) -> Vec<EventKind> {
     let mut seen = Vec::new();
     clock
         .run_until(sim, rx, secs(until), |card, now, ev| {
@@ -106,7 +114,12 @@ fn an_inbound_setup_is_offered_with_its_numbers_on_the_b_channel_the_network_cho
                 dnis: "4008001234".into(),
                 category: CallerCategory::Ordinary,
             },
-            EventKind::Offered { ch: ChannelId::e1(1, 1, 5), ani: None, dnis: "95555".into(), category: CallerCategory::Ordinary },
+            EventKind::Offered {
+                ch: ChannelId::e1(1, 1, 5),
+                ani: None,
+                dnis: "95555".into(),
+                category: CallerCategory::Ordinary
+            },
         ]
     );
     // The SETUP really carried them: the card's CALL PROCEEDING answered each.
@@ -119,7 +132,10 @@ fn an_inbound_setup_is_offered_with_its_numbers_on_the_b_channel_the_network_cho
 fn an_answered_call_ends_with_cause_16_when_the_caller_hangs_up() {
     let (mut sim, rx) = card();
     let mut clock = VirtualClock::new(Instant::ZERO);
-    sim.schedule_inbound(secs(1.0), InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", caller(&["wait 2", "hang_up"])));
+    sim.schedule_inbound(
+        secs(1.0),
+        InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", caller(&["wait 2", "hang_up"])),
+    );
     let seen = run(&mut sim, &rx, &mut clock, 6.0, true);
     let ch = ChannelId::e1(1, 1, 31);
     let kinds: Vec<_> = seen.iter().filter(|e| e.channel() == Some(ch)).cloned().collect();
@@ -136,7 +152,10 @@ fn an_answered_call_ends_with_cause_16_when_the_caller_hangs_up() {
 fn a_trace_of_a_call_shows_every_q931_message_crossing_in_order() {
     let (mut sim, rx) = card();
     let mut clock = VirtualClock::new(Instant::ZERO);
-    sim.schedule_inbound(secs(1.0), InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", caller(&["wait 1", "hang_up"])));
+    sim.schedule_inbound(
+        secs(1.0),
+        InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", caller(&["wait 1", "hang_up"])),
+    );
     run(&mut sim, &rx, &mut clock, 5.0, true);
     let m = messages(&sim);
     use MessageType::*;
@@ -172,19 +191,30 @@ fn an_outbound_call_to_a_busy_number_is_released_with_cause_17() {
     sim.place_call(clock.now(), a, "5551234", Some("4008001234"), CallerCategory::Ordinary).unwrap();
     sim.place_call(clock.now(), b, "9990000", None, CallerCategory::Ordinary).unwrap();
     let seen = run(&mut sim, &rx, &mut clock, 3.0, false);
-    assert!(seen.contains(&EventKind::Released { ch: a, cause: Cause::USER_BUSY, by: Side::Remote }), "{seen:?}");
-    assert!(seen.contains(&EventKind::Released { ch: b, cause: Cause::UNALLOCATED_NUMBER, by: Side::Remote }), "{seen:?}");
+    assert!(
+        seen.contains(&EventKind::Released { ch: a, cause: Cause::USER_BUSY, by: Side::Remote }),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&EventKind::Released { ch: b, cause: Cause::UNALLOCATED_NUMBER, by: Side::Remote }),
+        "{seen:?}"
+    );
     assert!(!seen.iter().any(|e| matches!(e, EventKind::Answered { .. } | EventKind::Alerting { .. })));
     // The exchange saw our SETUPs with their numbers.
     let log = sim.pri_network_log(1).unwrap();
     let rings: Vec<_> = log
         .iter()
         .filter_map(|(_, e)| match e {
-            PriEvent::Ring { channel, called, calling, .. } => Some((*channel, called.clone(), calling.clone())),
+            PriEvent::Ring { channel, called, calling, .. } => {
+                Some((*channel, called.clone(), calling.clone()))
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(rings, vec![(Some(1), "5551234".into(), Some("4008001234".into())), (Some(2), "9990000".into(), None)]);
+    assert_eq!(
+        rings,
+        vec![(Some(1), "5551234".into(), Some("4008001234".into())), (Some(2), "9990000".into(), None)]
+    );
     let m = messages(&sim);
     assert!(m.contains(&(Node::Network, MessageType::Disconnect, Some(Cause::USER_BUSY))));
     // libpri clears an unallocated number before alerting with RELEASE COMPLETE at
@@ -224,11 +254,17 @@ fn an_outbound_call_alerts_is_answered_and_ends_when_the_callee_hangs_up() {
 fn our_release_with_cause_21_is_seen_by_the_network() {
     let (mut sim, rx) = card();
     let mut clock = VirtualClock::new(Instant::ZERO);
-    sim.schedule_inbound(secs(1.0), InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", caller(&[])));
+    sim.schedule_inbound(
+        secs(1.0),
+        InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", caller(&[])),
+    );
     run(&mut sim, &rx, &mut clock, 2.0, true);
     let ch = ChannelId::e1(1, 1, 31);
     sim.release(clock.now(), ch, Cause::CALL_REJECTED).unwrap();
-    assert_eq!(sim.release(clock.now(), ch, Cause::CALL_REJECTED).unwrap_err().kind(), ErrorKind::InvalidState);
+    assert_eq!(
+        sim.release(clock.now(), ch, Cause::CALL_REJECTED).unwrap_err().kind(),
+        ErrorKind::InvalidState
+    );
     let seen = run(&mut sim, &rx, &mut clock, 3.0, false);
     assert_eq!(seen, vec![EventKind::Released { ch, cause: Cause::CALL_REJECTED, by: Side::Local }]);
     let log = sim.pri_network_log(1).unwrap();
@@ -244,7 +280,10 @@ fn our_release_with_cause_21_is_seen_by_the_network() {
 fn a_rejected_offer_reaches_the_network_with_its_cause() {
     let (mut sim, rx) = card();
     let mut clock = VirtualClock::new(Instant::ZERO);
-    sim.schedule_inbound(secs(1.0), InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", caller(&[])));
+    sim.schedule_inbound(
+        secs(1.0),
+        InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", caller(&[])),
+    );
     let mut seen = Vec::new();
     clock
         .run_until(&mut sim, &rx, secs(3.0), |card, now, ev| {
@@ -258,7 +297,9 @@ fn a_rejected_offer_reaches_the_network_with_its_cause() {
     let ch = ChannelId::e1(1, 1, 31);
     assert!(seen.contains(&EventKind::Released { ch, cause: Cause::USER_BUSY, by: Side::Local }), "{seen:?}");
     let log = sim.pri_network_log(1).unwrap();
-    assert!(log.iter().any(|(_, e)| matches!(e, PriEvent::HangupReq { cause, .. } if *cause == Cause::USER_BUSY)));
+    assert!(log
+        .iter()
+        .any(|(_, e)| matches!(e, PriEvent::HangupReq { cause, .. } if *cause == Cause::USER_BUSY)));
 }
 
 #[test]

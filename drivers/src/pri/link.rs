@@ -227,7 +227,8 @@ fn cause(c: c_int) -> Cause {
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::new(ErrorKind::InvalidState, format!("{what} {s:?} contains a NUL byte")))
+    CString::new(s)
+        .map_err(|_| Error::new(ErrorKind::InvalidState, format!("{what} {s:?} contains a NUL byte")))
 }
 
 impl PriLink {
@@ -419,7 +420,10 @@ impl PriLink {
         if r == 0 {
             Ok(())
         } else {
-            Err(Error::new(ErrorKind::InvalidState, format!("libpri refused {what} ({r}): the call is not in a state for it")))
+            Err(Error::new(
+                ErrorKind::InvalidState,
+                format!("libpri refused {what} ({r}): the call is not in a state for it"),
+            ))
         }
     }
 

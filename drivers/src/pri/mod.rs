@@ -19,4 +19,3 @@ pub mod span;
 
 pub use link::{CallRef, Node, PriEvent, PriLink, Setup};
 pub use span::PriSpan;
-

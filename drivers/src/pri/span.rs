@@ -107,8 +107,12 @@ impl PriSpan {
         let mut out = Vec::new();
         // libpri does not report a CONNECT ACKNOWLEDGE to the side that answered; the
         // answer takes effect when it arrives, so look for it here.
-        if let Frame::Info { message: MessageType::ConnectAcknowledge, call_ref, from_destination: false, .. } =
-            q931::decode(frame)
+        if let Frame::Info {
+            message: MessageType::ConnectAcknowledge,
+            call_ref,
+            from_destination: false,
+            ..
+        } = q931::decode(frame)
         {
             let ts = self.calls.iter().find_map(|(ts, c)| {
                 (c.state == State::Answering && c.call_reference == Some(call_ref)).then_some(*ts)
@@ -156,7 +160,14 @@ impl PriSpan {
     pub fn release(&mut self, timeslot: u8, cause: Cause) -> Result<()> {
         let c = self.call_in(
             timeslot,
-            &[State::Offered, State::Alerting, State::Answering, State::Dialing, State::Ringing, State::Active],
+            &[
+                State::Offered,
+                State::Alerting,
+                State::Answering,
+                State::Dialing,
+                State::Ringing,
+                State::Active,
+            ],
             "release",
         )?;
         let call = c.call;
@@ -177,10 +188,14 @@ impl PriSpan {
             ));
         }
         if self.calls.contains_key(&timeslot) {
-            return Err(Error::new(ErrorKind::InvalidState, format!("{} already has a call", self.ch(timeslot))));
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!("{} already has a call", self.ch(timeslot)),
+            ));
         }
         let call = self.link.setup(&Setup { timeslot, called, calling })?;
-        self.calls.insert(timeslot, SpanCall { call, call_reference: None, state: State::Dialing, cleared: None });
+        self.calls
+            .insert(timeslot, SpanCall { call, call_reference: None, state: State::Dialing, cleared: None });
         Ok(())
     }
 
@@ -216,7 +231,10 @@ impl PriSpan {
                 ErrorKind::InvalidState,
                 format!("cannot {what} {}: its ISDN call is {:?}", self.ch(timeslot), c.state),
             )),
-            None => Err(Error::new(ErrorKind::InvalidState, format!("cannot {what} {}: no call", self.ch(timeslot)))),
+            None => Err(Error::new(
+                ErrorKind::InvalidState,
+                format!("cannot {what} {}: no call", self.ch(timeslot)),
+            )),
         }
     }
 
@@ -231,7 +249,9 @@ impl PriSpan {
             PriEvent::Ring { call, channel, called, calling, call_reference, .. } => {
                 let refuse = match channel {
                     None => Some(Cause::REQUESTED_CHANNEL_NOT_AVAILABLE),
-                    Some(ts) if self.check_timeslot(ts).is_err() => Some(Cause::REQUESTED_CHANNEL_NOT_AVAILABLE),
+                    Some(ts) if self.check_timeslot(ts).is_err() => {
+                        Some(Cause::REQUESTED_CHANNEL_NOT_AVAILABLE)
+                    }
                     Some(ts) if self.calls.contains_key(&ts) => Some(Cause::REQUESTED_CHANNEL_NOT_AVAILABLE),
                     Some(_) => None,
                 };
@@ -246,7 +266,12 @@ impl PriSpan {
                 }
                 self.calls.insert(
                     ts,
-                    SpanCall { call, call_reference: Some(call_reference), state: State::Offered, cleared: None },
+                    SpanCall {
+                        call,
+                        call_reference: Some(call_reference),
+                        state: State::Offered,
+                        cleared: None,
+                    },
                 );
                 out.push(EventKind::Offered {
                     ch: self.ch(ts),

@@ -143,7 +143,9 @@ impl SimCard {
     fn pri_pump(&mut self, span: u8) {
         let now = self.now;
         let Some(s) = self.pri.spans.get_mut(&span) else { return };
-        for (node, frames) in [(Node::Network, s.exchange.take_frames()), (Node::Cpe, s.card_side.take_frames())] {
+        for (node, frames) in
+            [(Node::Network, s.exchange.take_frames()), (Node::Cpe, s.card_side.take_frames())]
+        {
             let dir = usize::from(node == Node::Cpe);
             for f in frames {
                 let start = s.busy_until[dir].max(now);
@@ -291,7 +293,8 @@ impl SimCard {
         let now = self.now;
         let s = self.pri.spans.get_mut(&span).expect("listed");
         s.ex_log.push((now, ev.clone()));
-        let ts_of = |s: &PriSim, call: CallRef| s.ex_calls.iter().find_map(|(ts, x)| (x.call == call).then_some(*ts));
+        let ts_of =
+            |s: &PriSim, call: CallRef| s.ex_calls.iter().find_map(|(ts, x)| (x.call == call).then_some(*ts));
         match ev {
             PriEvent::Ring { call, channel, .. } => {
                 // Our SETUP reached the network: CALL PROCEEDING at once, then the
@@ -313,11 +316,13 @@ impl SimCard {
                 let sig = crate::config::Signalling::IsdnPri;
                 match outcome {
                     super::Outcome::Answer { .. } | super::Outcome::NoAnswer => {
-                        let d = super::timing::outbound_progress(sig, &called, calling.as_deref(), &mut self.rng);
+                        let d =
+                            super::timing::outbound_progress(sig, &called, calling.as_deref(), &mut self.rng);
                         self.after(d, ch, Step::OutAlerting);
                     }
                     other => {
-                        let d = super::timing::outbound_failure(sig, &called, calling.as_deref(), &mut self.rng);
+                        let d =
+                            super::timing::outbound_failure(sig, &called, calling.as_deref(), &mut self.rng);
                         let cause = super::timing::failure_cause(sig, &other);
                         self.after(d, ch, Step::OutFail(cause, Side::Remote));
                     }
@@ -364,7 +369,8 @@ impl SimCard {
                 }
                 EventKind::Alerting { ch } => self.step(ch, Step::OutAlerting),
                 EventKind::Answered { ch } => {
-                    let inbound = self.chans.get(&ch).and_then(|c| c.call.as_ref()).is_some_and(|c| c.inbound);
+                    let inbound =
+                        self.chans.get(&ch).and_then(|c| c.call.as_ref()).is_some_and(|c| c.inbound);
                     self.step(ch, if inbound { Step::AnswerTakesEffect } else { Step::OutAnswer });
                 }
                 EventKind::Released { ch, cause, by } => {
@@ -391,9 +397,10 @@ impl SimCard {
     /// else comes back for the simulator.
     pub(super) fn pri_command(&mut self, cmd: Command) -> std::result::Result<Result<()>, Command> {
         let ch = match &cmd {
-            Command::Accept { ch } | Command::Answer { ch } | Command::Reject { ch, .. } | Command::Release { ch, .. } => {
-                *ch
-            }
+            Command::Accept { ch }
+            | Command::Answer { ch }
+            | Command::Reject { ch, .. }
+            | Command::Release { ch, .. } => *ch,
             _ => return Err(cmd),
         };
         if !self.pri_owns(ch) {
@@ -403,7 +410,9 @@ impl SimCard {
         let r = match cmd {
             Command::Accept { ch } => self.pri_accept(ch, span, ts),
             Command::Answer { ch } => self.pri_answer(ch, span, ts),
-            Command::Reject { ch, cause } | Command::Release { ch, cause } => self.pri_release(ch, span, ts, cause),
+            Command::Reject { ch, cause } | Command::Release { ch, cause } => {
+                self.pri_release(ch, span, ts, cause)
+            }
             _ => unreachable!("filtered above"),
         };
         self.pri_pump(span);
@@ -430,8 +439,9 @@ impl SimCard {
 
     fn pri_answer(&mut self, ch: ChannelId, span: u8, ts: u8) -> Result<()> {
         let c = self.chan(ch)?;
-        let ok = matches!(c.state, crate::channel::ChannelState::Offered | crate::channel::ChannelState::Alerting)
-            && c.call.as_ref().is_some_and(|x| x.offered && x.inbound && !x.answered);
+        let ok =
+            matches!(c.state, crate::channel::ChannelState::Offered | crate::channel::ChannelState::Alerting)
+                && c.call.as_ref().is_some_and(|x| x.offered && x.inbound && !x.answered);
         if !ok {
             return Err(super::state_err(ch, c.state, "answer"));
         }
@@ -460,7 +470,12 @@ impl SimCard {
 
     /// PlaceCall on a libpri channel, after the simulator has drawn the outcome: the
     /// card sends SETUP. On failure the channel is as it was.
-    pub(super) fn pri_place_call(&mut self, ch: ChannelId, called: &str, calling: Option<&str>) -> Result<()> {
+    pub(super) fn pri_place_call(
+        &mut self,
+        ch: ChannelId,
+        called: &str,
+        calling: Option<&str>,
+    ) -> Result<()> {
         let (span, ts) = span_ts(ch).expect("owned");
         let r = self.pri.spans.get_mut(&span).expect("owned").card_side.place_call(ts, called, calling);
         if r.is_err() {
