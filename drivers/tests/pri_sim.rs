@@ -310,3 +310,102 @@ fn libpri_is_refused_on_a_span_that_is_not_isdn() {
     assert!(err.message().starts_with("bad.toml:7:"), "{}", err.message());
     assert!(err.message().contains("isdn_pri"), "{}", err.message());
 }
+
+#[test]
+fn an_unanswered_outbound_call_is_cleared_by_the_network_with_cause_19() {
+    let (mut sim, rx) = card();
+    sim.set_outbound_rules(vec![OutboundRule::always("", Outcome::NoAnswer)]);
+    let mut clock = VirtualClock::new(Instant::ZERO);
+    run(&mut sim, &rx, &mut clock, 0.5, false);
+    let ch = ChannelId::e1(1, 1, 3);
+    sim.place_call(clock.now(), ch, "13900139000", None, CallerCategory::Ordinary).unwrap();
+    // The network's no-answer timer is 60 s by default.
+    let seen = run(&mut sim, &rx, &mut clock, 70.0, false);
+    assert_eq!(
+        seen,
+        vec![
+            EventKind::Alerting { ch },
+            EventKind::Released { ch, cause: Cause::NO_ANSWER, by: Side::Remote }
+        ]
+    );
+    assert!(messages(&sim).contains(&(Node::Network, MessageType::Disconnect, Some(Cause::NO_ANSWER))));
+}
+
+#[test]
+fn a_caller_who_gives_up_while_ringing_is_released_with_cause_16() {
+    let (mut sim, rx) = card();
+    let mut clock = VirtualClock::new(Instant::ZERO);
+    let impatient = CallerScript::new(Spread::secs(3.0), vec![]);
+    sim.schedule_inbound(secs(1.0), InboundCall::new(Trunk::Span(1), Some("13800138000"), "100", impatient));
+    let mut seen = Vec::new();
+    clock
+        .run_until(&mut sim, &rx, secs(8.0), |card, now, ev| {
+            if let EventKind::Offered { ch, .. } = ev.kind {
+                card.accept(now, ch)?;
+            }
+            seen.push(ev.kind);
+            Ok(())
+        })
+        .unwrap();
+    let ch = ChannelId::e1(1, 1, 31);
+    assert_eq!(
+        seen.last(),
+        Some(&EventKind::Released { ch, cause: Cause::NORMAL_CLEARING, by: Side::Remote })
+    );
+    assert_eq!(sim.stats().inbound_abandoned, 1);
+    let m = messages(&sim);
+    assert!(m.contains(&(Node::Cpe, MessageType::Alerting, None)));
+    assert!(!m.iter().any(|(_, t, _)| *t == MessageType::Connect));
+}
+
+#[test]
+fn a_span_alarm_releases_the_call_and_the_span_carries_calls_again_after_it_clears() {
+    use hotline_drivers::event::Alarm;
+    use hotline_drivers::sim::Fault;
+    let (mut sim, rx) = card();
+    let mut clock = VirtualClock::new(Instant::ZERO);
+    sim.schedule_inbound(secs(1.0), InboundCall::new(Trunk::Span(1), Some("1"), "100", caller(&[])));
+    sim.inject(
+        secs(3.0),
+        Fault::SpanAlarm { span: 1, alarm: Alarm::Los, duration: Some(std::time::Duration::from_secs(2)) },
+    );
+    sim.schedule_inbound(
+        secs(6.0),
+        InboundCall::new(Trunk::Span(1), Some("2"), "200", caller(&["wait 1", "hang_up"])),
+    );
+    let seen = run(&mut sim, &rx, &mut clock, 10.0, true);
+    let ch = ChannelId::e1(1, 1, 31);
+    assert!(seen.contains(&EventKind::Released { ch, cause: Cause::NETWORK_OUT_OF_ORDER, by: Side::Remote }));
+    let after: Vec<_> = seen
+        .iter()
+        .skip_while(|e| !matches!(e, EventKind::Offered { ani: Some(a), .. } if a == "2"))
+        .filter(|e| e.channel() == Some(ch))
+        .cloned()
+        .collect();
+    assert_eq!(after.len(), 3, "offered, answered, released: {after:?}");
+    assert_eq!(after[2], EventKind::Released { ch, cause: Cause::NORMAL_CLEARING, by: Side::Remote });
+}
+
+#[test]
+fn in_audio_mode_the_caller_s_dtmf_is_heard_on_the_b_channel_libpri_set_up() {
+    let cfg = config::parse(&CONFIG.replace("\"signalling\"", "\"audio\""), "pri-audio.toml").unwrap();
+    let (tx, rx) = unbounded();
+    let mut sim = SimCard::from_config(&cfg, 1, tx).unwrap();
+    let mut clock = VirtualClock::new(Instant::ZERO);
+    sim.schedule_inbound(
+        secs(0.5),
+        InboundCall::new(Trunk::Span(1), Some("1"), "100", caller(&["wait 0.5", "press 42", "hang_up"])),
+    );
+    let seen = run(&mut sim, &rx, &mut clock, 3.0, true);
+    let digits: String = seen
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::Digit { digit, .. } => Some(*digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, "42");
+    assert!(
+        matches!(seen.last(), Some(EventKind::Released { cause, .. }) if *cause == Cause::NORMAL_CLEARING)
+    );
+}
