@@ -290,6 +290,7 @@ impl PriLink {
             Self::convert(e)
         };
         // A frame libpri did not read (it reads exactly one per call) is dropped.
+        // SAFETY: as in `take_frames`: the libpri call has returned.
         unsafe { (*self.io).rx.clear() };
         self.collect_messages();
         ev
