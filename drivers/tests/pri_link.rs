@@ -105,7 +105,7 @@ fn a_call_that_is_gone_is_refused_with_an_error_not_a_crash() {
 #[test]
 fn numbers_with_a_nul_byte_are_refused_before_reaching_libpri() {
     let mut net = PriLink::new(Node::Network).unwrap();
-    let err = net.setup(&Setup { timeslot: 1, called: "12\03", calling: None }).unwrap_err();
+    let err = net.setup(&Setup { timeslot: 1, called: "12\u{0}3", calling: None }).unwrap_err();
     assert!(err.message().contains("called number"), "{}", err.message());
 }
 
