@@ -176,6 +176,8 @@ fn a_trace_of_a_call_shows_every_q931_message_crossing_in_order() {
     );
     let disconnect = m.iter().find(|(_, t, _)| *t == Disconnect).unwrap();
     assert_eq!(disconnect.2, Some(Cause::NORMAL_CLEARING));
+    let (net, user) = sim.pri_messages(1).unwrap();
+    assert!(net.is_empty() && user.is_empty(), "libpri complained: {net:?} {user:?}");
 }
 
 #[test]
@@ -226,6 +228,8 @@ fn an_outbound_call_to_a_busy_number_is_released_with_cause_17() {
         "{m:?}"
     );
     assert_eq!(sim.stats().outbound_failed.get(&17), Some(&1));
+    let (net, user) = sim.pri_messages(1).unwrap();
+    assert!(net.is_empty() && user.is_empty(), "libpri complained: {net:?} {user:?}");
 }
 
 #[test]

@@ -309,9 +309,12 @@ impl PriSpan {
                 let _ = self.link.hangup(call, cause);
             }
             PriEvent::Hangup { call, cause, .. } | PriEvent::HangupAck { call, cause, .. } => {
-                // RELEASE: completing it (RELEASE COMPLETE) frees libpri's call; after
-                // RELEASE COMPLETE libpri has freed it and the call is refused harmlessly.
-                let _ = self.link.hangup(call, cause);
+                // After RELEASE (or a RELEASE COMPLETE out of the blue) libpri waits for
+                // our hangup to complete and free the call; after the RELEASE COMPLETE
+                // that ends our own clearing it has freed the call itself.
+                if matches!(ev, PriEvent::Hangup { .. }) {
+                    let _ = self.link.hangup(call, cause);
+                }
                 if let Some(ts) = self.timeslot_of(call) {
                     let c = self.calls.remove(&ts).expect("found");
                     let (cause, by) = c.cleared.unwrap_or((cause, Side::Remote));

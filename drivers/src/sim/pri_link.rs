@@ -336,7 +336,10 @@ impl SimCard {
                 let _ = s.exchange.hangup(call, cause);
             }
             PriEvent::Hangup { call, cause, .. } | PriEvent::HangupAck { call, cause, .. } => {
-                let _ = s.exchange.hangup(call, cause);
+                // As on the card side: only a RELEASE waits for our hangup.
+                if matches!(ev, PriEvent::Hangup { .. }) {
+                    let _ = s.exchange.hangup(call, cause);
+                }
                 if let Some(ts) = ts_of(s, call) {
                     s.ex_calls.remove(&ts);
                 }
