@@ -142,3 +142,50 @@ fn libpri_timers_are_reported_by_the_wall_clock() {
     assert!(t <= std::time::Duration::from_secs(10), "{t:?}");
     assert!(net.run_timers().is_empty(), "nothing is due yet");
 }
+
+#[test]
+fn a_pri_span_takes_our_commands_and_reports_channel_states() {
+    use hotline_drivers::channel::ChannelState;
+    use hotline_drivers::pri::PriSpan;
+    use hotline_drivers::{ChannelId, Command, EventKind};
+    let mut net = PriLink::new(Node::Network).unwrap();
+    let mut span = PriSpan::new(3, 2, PriLink::new(Node::Cpe).unwrap()).unwrap();
+    assert!(PriSpan::new(3, 2, PriLink::new(Node::Network).unwrap()).is_err(), "the card is the user side");
+    // Join the span to the network by hand; collect what the span reports.
+    let mut pump = |net: &mut PriLink, span: &mut PriSpan| {
+        let mut seen = Vec::new();
+        loop {
+            let (down, up) = (net.take_frames(), span.take_frames());
+            if down.is_empty() && up.is_empty() {
+                return seen;
+            }
+            for f in down {
+                seen.extend(span.receive(&f));
+            }
+            for f in up {
+                let _ = net.receive(&f);
+            }
+        }
+    };
+    pump(&mut net, &mut span);
+    assert!(span.is_up());
+    let ch = ChannelId::e1(3, 2, 7);
+    net.setup(&Setup { timeslot: 7, called: "100", calling: Some("200") }).unwrap();
+    let seen = pump(&mut net, &mut span);
+    assert!(matches!(&seen[..], [EventKind::Offered { ch: c, .. }] if *c == ch), "{seen:?}");
+    assert_eq!(span.state(ch), ChannelState::Offered);
+    span.execute(&Command::Accept { ch }).unwrap();
+    assert_eq!(span.state(ch), ChannelState::Alerting);
+    span.execute(&Command::Answer { ch }).unwrap();
+    let seen = pump(&mut net, &mut span);
+    assert_eq!(seen, vec![EventKind::Answered { ch }]);
+    assert_eq!(span.state(ch), ChannelState::Connected);
+    let other_span = ChannelId::e1(3, 1, 7);
+    assert_eq!(
+        span.execute(&Command::Answer { ch: other_span }).unwrap_err().kind(),
+        ErrorKind::NoSuchChannel
+    );
+    assert_eq!(span.execute(&Command::StopPlay { ch }).unwrap_err().kind(), ErrorKind::Unsupported);
+    span.execute(&Command::Release { ch, cause: Cause::NORMAL_CLEARING }).unwrap();
+    assert_eq!(span.state(ch), ChannelState::Releasing);
+}

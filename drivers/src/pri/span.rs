@@ -12,6 +12,9 @@
 //!   `Released` reported, with the cause of the first clearing message and the side
 //!   that sent it.
 //!
+//! [`execute`](PriSpan::execute) and [`state`](PriSpan::state) are what a card backend
+//! needs to hand a span's call control over (the DAHDI backend's span-signalling seam).
+//!
 //! The D-channel is the owner's business: it moves frames between
 //! [`take_frames`](PriSpan::take_frames) and the far end, and gives received frames to
 //! [`receive`](PriSpan::receive). A simulated span joins them to a network-side
@@ -20,7 +23,8 @@
 use std::collections::BTreeMap;
 
 use crate::cause::Cause;
-use crate::channel::ChannelId;
+use crate::channel::{ChannelAddr, ChannelId, ChannelState};
+use crate::command::Command;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{EventKind, Side};
 use crate::signal::CallerCategory;
@@ -197,6 +201,50 @@ impl PriSpan {
         self.calls
             .insert(timeslot, SpanCall { call, call_reference: None, state: State::Dialing, cleared: None });
         Ok(())
+    }
+
+    /// Carry out a call-control command for one of the span's bearer channels
+    /// (Accept, Answer, Reject, Release, PlaceCall); others are `Unsupported` here.
+    pub fn execute(&mut self, command: &Command) -> Result<()> {
+        let ch =
+            command.channel().ok_or_else(|| Error::new(ErrorKind::Unsupported, "not a channel command"))?;
+        let ts = self.own_timeslot(ch)?;
+        match command {
+            Command::Accept { .. } => self.accept(ts),
+            Command::Answer { .. } => self.answer(ts),
+            Command::Reject { cause, .. } | Command::Release { cause, .. } => self.release(ts, *cause),
+            Command::PlaceCall { called, calling, .. } => self.place_call(ts, called, calling.as_deref()),
+            other => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("ISDN call control does not carry {other:?} on {ch}"),
+            )),
+        }
+    }
+
+    /// A bearer channel's state as the span's Q.931 sees it.
+    pub fn state(&self, ch: ChannelId) -> ChannelState {
+        let Ok(ts) = self.own_timeslot(ch) else { return ChannelState::Idle };
+        match self.calls.get(&ts).map(|c| c.state) {
+            None => ChannelState::Idle,
+            Some(State::Offered) => ChannelState::Offered,
+            Some(State::Alerting | State::Answering | State::Ringing) => ChannelState::Alerting,
+            Some(State::Dialing) => ChannelState::Dialing,
+            Some(State::Active) => ChannelState::Connected,
+            Some(State::Clearing) => ChannelState::Releasing,
+        }
+    }
+
+    fn own_timeslot(&self, ch: ChannelId) -> Result<u8> {
+        match ch.addr {
+            ChannelAddr::E1 { span, timeslot } if ch.card == self.card && span == self.span => {
+                self.check_timeslot(timeslot)?;
+                Ok(timeslot)
+            }
+            _ => Err(Error::new(
+                ErrorKind::NoSuchChannel,
+                format!("{ch} is not on span {} of card {}", self.span, self.card),
+            )),
+        }
     }
 
     /// Layer 1 is lost: forget every call without signalling (both ends clear their
