@@ -152,7 +152,7 @@ fn a_pri_span_takes_our_commands_and_reports_channel_states() {
     let mut span = PriSpan::new(3, 2, PriLink::new(Node::Cpe).unwrap()).unwrap();
     assert!(PriSpan::new(3, 2, PriLink::new(Node::Network).unwrap()).is_err(), "the card is the user side");
     // Join the span to the network by hand; collect what the span reports.
-    let mut pump = |net: &mut PriLink, span: &mut PriSpan| {
+    let pump = |net: &mut PriLink, span: &mut PriSpan| {
         let mut seen = Vec::new();
         loop {
             let (down, up) = (net.take_frames(), span.take_frames());
