@@ -3,7 +3,7 @@
 //!
 //! bindgen output for `libpri.h` (Debian `libpri-dev`), pre-generated and checked in as
 //! `src/libpri/bindings.rs`. With the `bindgen` feature the build regenerates it into
-//! `$OUT_DIR/libpri.rs` and that is compiled instead; `tests/libpri_bindings.rs` fails
+//! `$OUT_DIR/libpri_bindings.rs` and that is compiled instead; `tests/libpri_bindings.rs` fails
 //! when the two differ (run `sys/regen-bindings.sh` and commit).
 //!
 //! What is here: the `pri_*` functions, `pri_event` and its views, `pri_io_cb` (the
@@ -27,4 +27,4 @@
 #[cfg(not(feature = "bindgen"))]
 include!("libpri/bindings.rs");
 #[cfg(feature = "bindgen")]
-include!(concat!(env!("OUT_DIR"), "/libpri.rs"));
+include!(concat!(env!("OUT_DIR"), "/libpri_bindings.rs"));

@@ -6,7 +6,7 @@
 
 #[test]
 fn checked_in_libpri_bindings_match_a_fresh_generation() {
-    let fresh = include_str!(concat!(env!("OUT_DIR"), "/libpri.rs"));
+    let fresh = include_str!(concat!(env!("OUT_DIR"), "/libpri_bindings.rs"));
     let checked_in = include_str!("../src/libpri/bindings.rs");
     if fresh != checked_in {
         let line = fresh
