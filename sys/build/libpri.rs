@@ -89,6 +89,7 @@ pub fn generate() {
     }
     let bindings =
         builder.generate().unwrap_or_else(|e| panic!("bindgen failed on {}: {e}", header.display()));
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("libpri_bindings.rs");
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("libpri_bindings.rs");
     bindings.write_to_file(&out).unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }
