@@ -6,6 +6,7 @@ mod cards;
 mod demo;
 mod dsp;
 mod exit_codes;
+mod plan;
 mod prompt;
 
 use std::path::PathBuf;
@@ -45,6 +46,25 @@ enum Command {
     /// Prepare prompt files for cards.
     #[command(subcommand)]
     Prompt(PromptCommand),
+    /// Check an installation file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Simulations for planning.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Report every problem in an installation file, with its line and what was expected.
+    Check { file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Poisson calls through the real engine in virtual time: service level, speed of
+    /// answer, abandonment and occupancy for sizing a center.
+    Traffic(plan::TrafficArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +118,8 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Prompt(PromptCommand::Convert { input, output, encoding }) => {
             prompt::convert(&input, &output, encoding)
         }
+        Command::Config(ConfigCommand::Check { file }) => plan::config_check(&file),
+        Command::Sim(SimCommand::Traffic(args)) => plan::traffic(args),
     }
 }
 

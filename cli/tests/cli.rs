@@ -193,3 +193,54 @@ mod dsp_tools {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn config_check_passes_the_example_and_lists_every_problem_of_a_broken_file() {
+    let out = run_ok(hotline().args(["config", "check"]).arg(repo().join("examples/hotline.toml")));
+    assert!(out.contains("no problems found"), "{out}");
+
+    let dir = std::env::temp_dir().join(format!("hotline-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("site.toml");
+    std::fs::write(
+        &path,
+        "[[card]]\nid = 1\n[[card.span]]\nspan = 1\nsignalling = \"isdn_pri\"\n\n\
+         [[queue]]\nname = \"sales\"\nstrategy = \"alphabetical\"\n",
+    )
+    .unwrap();
+    let out = hotline().args(["config", "check"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("site.toml:9"), "the bad strategy is on line 9: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sim_traffic_reports_the_planners_figures_as_json() {
+    let out = run_ok(hotline().args([
+        "sim",
+        "traffic",
+        "--agents",
+        "5",
+        "--calls-per-hour",
+        "60",
+        "--handle-time",
+        "3m",
+        "--patience",
+        "60s",
+        "--duration",
+        "8h",
+        "--seed",
+        "3",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let offered = v["offered"].as_u64().unwrap();
+    let answered = v["answered"].as_u64().unwrap();
+    let abandoned = v["abandoned"].as_u64().unwrap();
+    // 60 calls an hour for 8 hours: about 480 offered.
+    assert!((380..=580).contains(&offered), "offered {offered}");
+    assert!(answered + abandoned <= offered && answered > offered / 2, "{v}");
+    let occupancy = v["occupancy"].as_f64().unwrap();
+    assert!(occupancy > 0.3 && occupancy < 0.8, "3 Erlangs on 5 agents: {occupancy}");
+}

@@ -85,8 +85,10 @@ pub enum EventKind {
     ToneDetected { ch: ChannelId, tone: Tone },
     /// A play ended.
     PlayFinished { ch: ChannelId, id: u32, reason: PlayEnd },
-    /// A tap (recording) ended: stopped, or the channel was released.
-    RecordFinished { ch: ChannelId, id: u32, frames: u64 },
+    /// A tap (recording) ended: stopped, or the channel was released. `frames` were
+    /// delivered to the sink; `dropped` found it full (a recorder that fell behind) and
+    /// were lost, counted here so that a gap in a recording is never silent.
+    RecordFinished { ch: ChannelId, id: u32, frames: u64, dropped: u64 },
     /// A span alarm was raised (`raised = true`) or cleared.
     SpanAlarm { card: u16, span: u8, alarm: Alarm, raised: bool },
     /// A channel went out of service (alarm, maintenance, far end blocking).

@@ -15,6 +15,8 @@ pub mod cause;
 pub mod channel;
 pub mod command;
 pub mod config;
+#[cfg(feature = "dahdi")]
+pub mod dahdi;
 pub mod dsp;
 pub mod error;
 pub mod event;
@@ -36,3 +38,5 @@ pub use time::Instant;
 pub const SAMPLE_RATE: u32 = 8000;
 /// Samples in one 20 ms media frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
+#[cfg(any(feature = "synway", feature = "dialogic"))]
+pub mod vendor;

@@ -135,15 +135,7 @@ fn an_outbound_fxo_call_hears_dial_tone_sends_real_dtmf_and_detects_ringback() {
     w.sim.place_call(w.now(), a, "88001234", None, CallerCategory::Ordinary).unwrap();
     w.sim.place_call(w.now(), b, "99", None, CallerCategory::Ordinary).unwrap();
     w.idle(30.0);
-    let tones = |ch| -> Vec<Tone> {
-        w.on(ch)
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::ToneDetected { tone, .. } => Some(tone),
-                _ => None,
-            })
-            .collect()
-    };
+    let tones = |ch| w.tones(ch);
     assert_eq!(&tones(a)[..2], &[Tone::Dial, Tone::Ringback]);
     assert_eq!(w.sim.heard(a).unwrap().digits, "88001234", "the exchange's detector found our digits");
     assert!(w.first(|k| *k == EventKind::Alerting { ch: a }).is_some());
@@ -293,7 +285,26 @@ fn a_tap_copies_every_received_frame_until_stopped() {
     assert!(loud > 50, "the caller is talking: {loud} loud frames");
     assert_eq!(
         w.first(|k| matches!(k, EventKind::RecordFinished { .. })).unwrap().kind,
-        EventKind::RecordFinished { ch, id: 9, frames: 100 }
+        EventKind::RecordFinished { ch, id: 9, frames: 100, dropped: 0 }
+    );
+}
+
+#[test]
+fn a_recorder_that_falls_behind_loses_frames_that_are_counted_not_hidden() {
+    let mut w = audio_world();
+    w.sim.schedule_inbound(secs(0.1), InboundCall::new(Trunk::Span(1), Some("1"), "2", script(&["talk 30"])));
+    w.run(1.0, answer_all);
+    let ch = ChannelId::e1(1, 1, 31);
+    // A sink with room for 10 frames that nobody reads.
+    let (tx, rx) = crossbeam_channel::bounded(10);
+    w.command(Command::StartTap { ch, id: 4, sink: tx });
+    w.idle(3.0);
+    w.command(Command::StopTap { ch, id: 4 });
+    w.idle(4.0);
+    assert_eq!(rx.try_iter().count(), 10);
+    assert_eq!(
+        w.first(|k| matches!(k, EventKind::RecordFinished { .. })).unwrap().kind,
+        EventKind::RecordFinished { ch, id: 4, frames: 10, dropped: 90 }
     );
 }
 

@@ -258,15 +258,7 @@ fn an_outbound_fxo_call_waits_for_dial_tone_dials_and_follows_the_tones() {
     w.sim.place_call(w.now(), a, "88001234", None, CallerCategory::Ordinary).unwrap();
     w.sim.place_call(w.now(), b, "99001234", None, CallerCategory::Ordinary).unwrap();
     w.idle(40.0);
-    let tones = |ch| -> Vec<Tone> {
-        w.on(ch)
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::ToneDetected { tone, .. } => Some(tone),
-                _ => None,
-            })
-            .collect()
-    };
+    let tones = |ch| w.tones(ch);
     assert_eq!(tones(a), vec![Tone::Dial, Tone::Ringback, Tone::Busy]);
     assert_eq!(w.sim.heard(a).unwrap().digits, "88001234", "the exchange heard the digits");
     assert!(w.first(|k| *k == EventKind::Alerting { ch: a }).is_some());

@@ -549,8 +549,12 @@ impl SimCard {
             }
             a.rx_count += FRAME_SAMPLES as u64;
             for t in c.taps.iter_mut() {
-                t.frames += 1;
-                let _ = t.sink.try_send(TapFrame { ch, id: t.id, time: start, samples: rx.to_vec() });
+                // Never block the media tick on a recorder: a full sink costs a frame,
+                // and the count of lost frames is reported when the tap ends.
+                match t.sink.try_send(TapFrame { ch, id: t.id, time: start, samples: rx.to_vec() }) {
+                    Ok(()) => t.frames += 1,
+                    Err(_) => t.dropped += 1,
+                }
             }
         }
         self.audio = Some(world);

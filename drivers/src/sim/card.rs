@@ -160,6 +160,33 @@ pub(crate) struct Call {
     pub rings: u32,
 }
 
+impl Call {
+    /// A call just set up: nothing offered, answered or rung yet.
+    fn new(
+        inbound: bool,
+        ani: Option<String>,
+        dnis: String,
+        category: CallerCategory,
+        far: Far,
+        now: Instant,
+    ) -> Call {
+        Call {
+            inbound,
+            ani,
+            dnis,
+            category,
+            far,
+            offered: false,
+            answered: false,
+            far_gone: false,
+            alerting: false,
+            fxo_out: None,
+            last_ring_end: now,
+            rings: 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Phone {
     /// The handset as the person holds it.
@@ -200,7 +227,9 @@ pub(crate) struct Playing {
 pub(crate) struct Tap {
     pub id: u32,
     pub sink: Sender<TapFrame>,
+    /// Frames delivered, and frames the sink had no room for.
     pub frames: u64,
+    pub dropped: u64,
 }
 
 #[derive(Debug)]
@@ -718,20 +747,14 @@ impl SimCard {
         let c = self.chans.get_mut(&ch).expect("free_trunk returns our channels");
         c.gen += 1;
         c.state = ChannelState::Offered;
-        c.call = Some(Call {
-            inbound: true,
-            ani: call.ani.clone(),
-            dnis: call.dnis.clone(),
-            category: call.category,
-            far: Far::Caller(Caller { script: call.caller, step: 0, rng, waiting_prompt: false }),
-            offered: false,
-            answered: false,
-            far_gone: false,
-            alerting: false,
-            fxo_out: None,
-            last_ring_end: self.now,
-            rings: 0,
-        });
+        c.call = Some(Call::new(
+            true,
+            call.ani.clone(),
+            call.dnis.clone(),
+            call.category,
+            Far::Caller(Caller { script: call.caller, step: 0, rng, waiting_prompt: false }),
+            self.now,
+        ));
         match line {
             #[cfg(feature = "pri")]
             Line::E1(_) if self.pri_owns(ch) => self.pri_arrive(ch),
@@ -1011,7 +1034,7 @@ impl SimCard {
             a.reset_call();
         }
         for t in taps {
-            self.emit(EventKind::RecordFinished { ch, id: t.id, frames: t.frames });
+            self.emit(EventKind::RecordFinished { ch, id: t.id, frames: t.frames, dropped: t.dropped });
         }
     }
 
@@ -1653,7 +1676,7 @@ impl SimCard {
                         format!("tap {id} already runs on {ch}"),
                     ));
                 }
-                c.taps.push(Tap { id, sink, frames: 0 });
+                c.taps.push(Tap { id, sink, frames: 0, dropped: 0 });
                 Ok(())
             }
             Command::StopTap { ch, id } => {
@@ -1662,7 +1685,7 @@ impl SimCard {
                     return Err(Error::new(ErrorKind::InvalidState, format!("no tap {id} on {ch}")));
                 };
                 let t = c.taps.remove(i);
-                self.emit(EventKind::RecordFinished { ch, id, frames: t.frames });
+                self.emit(EventKind::RecordFinished { ch, id, frames: t.frames, dropped: t.dropped });
                 Ok(())
             }
             Command::Connect { a, b } => {
@@ -1869,20 +1892,17 @@ impl SimCard {
         let c = self.chans.get_mut(&ch).expect("checked");
         c.gen += 1;
         c.state = ChannelState::Dialing;
-        c.call = Some(Call {
-            inbound: false,
-            ani: calling.clone(),
-            dnis: called.clone(),
+        let mut placed = Call::new(
+            false,
+            calling.clone(),
+            called.clone(),
             category,
-            far: Far::Callee { outcome: outcome.clone(), talk, answer_after },
-            offered: true,
-            answered: false,
-            far_gone: false,
-            alerting: false,
-            fxo_out: None,
-            last_ring_end: self.now,
-            rings: 0,
-        });
+            Far::Callee { outcome: outcome.clone(), talk, answer_after },
+            self.now,
+        );
+        // Our own call: the engine knows it already, there is nothing to offer.
+        placed.offered = true;
+        c.call = Some(placed);
         match line {
             #[cfg(feature = "pri")]
             Line::E1(_) if self.pri_owns(ch) => self.pri_place_call(ch, &called, calling.as_deref())?,

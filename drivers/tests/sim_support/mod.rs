@@ -115,6 +115,17 @@ impl World {
             .collect()
     }
 
+    /// The tones the card detected on a channel, in order.
+    pub fn tones(&self, ch: ChannelId) -> Vec<hotline_drivers::signal::Tone> {
+        self.on(ch)
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::ToneDetected { tone, .. } => Some(tone),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn command(&mut self, cmd: hotline_drivers::Command) {
         let now = self.now();
         self.sim.execute(now, cmd).expect("command accepted");
