@@ -487,7 +487,7 @@ fn a_tap_gets_every_received_frame_until_released() {
     assert_eq!(frames.len(), 10);
     assert!(frames.iter().all(|f| f.samples.len() == 160 && f.ch == FXO1));
     assert!(level_at(&frames.iter().flat_map(|f| f.samples.clone()).collect::<Vec<_>>(), 440.0) > 4000.0);
-    assert!(ev.contains(&EventKind::RecordFinished { ch: FXO1, id: 3, frames: 10 }));
+    assert!(ev.contains(&EventKind::RecordFinished { ch: FXO1, id: 3, frames: 10, dropped: 0 }));
     assert!(ev.contains(&EventKind::Released { ch: FXO1, cause: Cause::NORMAL_CLEARING, by: Side::Local }));
 }
 
@@ -587,7 +587,7 @@ fn e1_call_control_goes_to_the_span_signalling_and_media_follows_its_calls() {
     let ev = r.run(Duration::from_millis(20));
     let frames = rx.try_iter().count() as u64;
     assert!(frames >= 15);
-    assert!(ev.contains(&EventKind::RecordFinished { ch: b1, id: 9, frames }), "{ev:?}");
+    assert!(ev.contains(&EventKind::RecordFinished { ch: b1, id: 9, frames, dropped: 0 }), "{ev:?}");
     assert_eq!(r.state(b1), ChannelState::Idle);
 }
 

@@ -193,6 +193,8 @@ struct Tap {
     id: u32,
     sink: Sender<TapFrame>,
     frames: u64,
+    /// Frames the sink had no room for.
+    dropped: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -566,7 +568,7 @@ impl<D: ChannelDevice> DahdiCard<D> {
     fn end_taps(&mut self, ch: ChannelId) {
         let taps = self.chans.get_mut(&ch).map(|c| std::mem::take(&mut c.taps)).unwrap_or_default();
         for t in taps {
-            self.emit(EventKind::RecordFinished { ch, id: t.id, frames: t.frames });
+            self.emit(EventKind::RecordFinished { ch, id: t.id, frames: t.frames, dropped: t.dropped });
         }
     }
 
@@ -1051,8 +1053,10 @@ impl<D: ChannelDevice> DahdiCard<D> {
             }
         }
         for t in &mut c.taps {
-            if t.sink.try_send(TapFrame { ch, id: t.id, time: end, samples: frame.clone() }).is_ok() {
-                t.frames += 1;
+            match t.sink.try_send(TapFrame { ch, id: t.id, time: end, samples: frame.clone() }) {
+                Ok(()) => t.frames += 1,
+                Err(crossbeam_channel::TrySendError::Full(_)) => t.dropped += 1,
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => {}
             }
         }
         // Digits.
@@ -1543,7 +1547,7 @@ impl<D: ChannelDevice> Card for DahdiCard<D> {
                 Ok(())
             }
             Command::StartTap { ch, id, sink } => {
-                self.chan(ch)?.taps.push(Tap { id, sink, frames: 0 });
+                self.chan(ch)?.taps.push(Tap { id, sink, frames: 0, dropped: 0 });
                 Ok(())
             }
             Command::StopTap { ch, id } => {
@@ -1552,7 +1556,7 @@ impl<D: ChannelDevice> Card for DahdiCard<D> {
                     return Err(Error::new(ErrorKind::InvalidState, format!("{ch}: no tap {id}")));
                 };
                 let t = c.taps.remove(pos);
-                self.emit(EventKind::RecordFinished { ch, id, frames: t.frames });
+                self.emit(EventKind::RecordFinished { ch, id, frames: t.frames, dropped: t.dropped });
                 Ok(())
             }
             Command::Connect { a, b } => self.connect(a, b),
