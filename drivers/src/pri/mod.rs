@@ -8,11 +8,16 @@
 //!   become [`EventKind`](crate::EventKind)s (Offered with ANI, DNIS and the B-channel
 //!   the network chose; Alerting; Answered; Released with the cause). The same code
 //!   serves a simulated span and a span on a real card; only the D-channel differs.
+//! - `dahdi` (with the `dahdi` feature): [`PriSignalling`](dahdi::PriSignalling), a
+//!   span's call control on a DAHDI card's D-channel, through the backend's
+//!   span-signalling seam.
 //! - [`q931`]: reading Q.921 frames and Q.931 message types and causes, for traces.
 //!
 //! The simulator joins a network-side and a user-side link in user space; see
 //! `docs/simulator.md` ("ISDN PRI through libpri").
 
+#[cfg(feature = "dahdi")]
+pub mod dahdi;
 pub mod link;
 pub mod q931;
 pub mod span;
