@@ -160,11 +160,24 @@ impl PortRange {
     }
 }
 
+/// What carries a simulated span's signalling (`stack = "..."` in `[[card.span]]`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Stack {
+    /// The simulator's model: each signalling's timing and causes, no protocol messages.
+    #[default]
+    Model,
+    /// Real Q.931 through libpri on both ends of the D-channel (`isdn_pri` only; needs
+    /// Hotline built with the `pri` feature).
+    Libpri,
+}
+
 /// An E1 span.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SpanConfig {
     pub span: u8,
     pub signalling: Signalling,
+    pub stack: Stack,
 }
 
 /// The FXO ports of a card: trunks to analog exchange lines.
@@ -378,6 +391,7 @@ fn default_backend() -> Backend {
 struct RawSpan {
     span: Spanned<u8>,
     signalling: Signalling,
+    stack: Option<Spanned<Stack>>,
 }
 
 #[derive(Deserialize)]
@@ -604,7 +618,14 @@ impl Cx<'_> {
             if spans.iter().any(|x| x.span == n) {
                 return Err(self.err(s.span.span(), format!("span {n} appears twice on card {id}")));
             }
-            spans.push(SpanConfig { span: n, signalling: s.signalling });
+            let stack = match &s.stack {
+                Some(st) if *st.get_ref() == Stack::Libpri && s.signalling != Signalling::IsdnPri => {
+                    return Err(self.err(st.span(), "stack = \"libpri\" needs signalling = \"isdn_pri\""));
+                }
+                Some(st) => *st.get_ref(),
+                None => Stack::Model,
+            };
+            spans.push(SpanConfig { span: n, signalling: s.signalling, stack });
         }
         let fxo = match c.fxo {
             Some(f) => Some(FxoConfig {

@@ -20,6 +20,8 @@ pub mod dahdi;
 pub mod dsp;
 pub mod error;
 pub mod event;
+#[cfg(feature = "pri")]
+pub mod pri;
 pub mod signal;
 pub mod sim;
 pub mod time;

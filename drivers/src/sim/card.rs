@@ -28,6 +28,10 @@ use crate::time::Instant;
 use super::audio::{AudioWorld, ChanAudio};
 use super::rng::Rng;
 use super::timing::{self, analog, ms};
+#[cfg(feature = "pri")]
+#[path = "pri_link.rs"]
+mod pri_link;
+
 use super::world::{
     alarm_cause, is_dtmf_digit, CallerScript, CallerStep, Fault, InboundCall, OutboundRule, Outcome,
     PhoneBehaviour, Spread, Trunk,
@@ -389,6 +393,9 @@ pub struct SimCard {
     pub(crate) conferences: BTreeMap<ConferenceId, BTreeMap<ChannelId, MemberRights>>,
     pub(crate) audio: Option<AudioWorld>,
     tick_scheduled: bool,
+    /// Spans whose ISDN signalling runs through libpri (`stack = "libpri"`).
+    #[cfg(feature = "pri")]
+    pri: pri_link::PriSims,
 }
 
 impl SimCard {
@@ -437,6 +444,16 @@ impl SimCard {
                 chans.insert(id, Chan::new(id, Line::Fxs { caller_id: fxs.caller_id }, Some(phone)));
             }
         }
+        #[cfg(not(feature = "pri"))]
+        if let Some(s) = card.spans.iter().find(|s| s.stack == crate::config::Stack::Libpri) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "card {} span {}: stack = \"libpri\" needs Hotline built with the `pri` feature (libpri-dev)",
+                    card.id, s.span
+                ),
+            ));
+        }
         let audio = match world.media {
             MediaMode::Audio => Some(AudioWorld::new(card)?),
             MediaMode::Signalling => None,
@@ -478,6 +495,8 @@ impl SimCard {
             conferences: BTreeMap::new(),
             audio,
             tick_scheduled: false,
+            #[cfg(feature = "pri")]
+            pri: pri_link::PriSims::new(card)?,
         };
         for (c, at, call) in &world.inbound {
             if *c == card.id {
@@ -750,6 +769,8 @@ impl SimCard {
             self.now,
         ));
         match line {
+            #[cfg(feature = "pri")]
+            Line::E1(_) if self.pri_owns(ch) => self.pri_arrive(ch),
             Line::E1(sig) => {
                 let d = timing::inbound_setup(sig, &call.dnis, call.ani.as_deref(), &mut self.rng);
                 self.after(d, ch, Step::Offer);
@@ -779,6 +800,11 @@ impl SimCard {
     }
 
     fn step(&mut self, ch: ChannelId, step: Step) {
+        #[cfg(feature = "pri")]
+        let Some(step) = self.pri_step(ch, step) else {
+            self.ensure_tick();
+            return;
+        };
         let line = self.line(ch);
         match step {
             Step::Offer => self.offer(ch),
@@ -961,6 +987,10 @@ impl SimCard {
 
     /// The caller hung up (abandoned or done): release as the line shows it.
     fn caller_leaves(&mut self, ch: ChannelId, offered: bool) {
+        #[cfg(feature = "pri")]
+        if self.pri_far_clears(ch) {
+            return;
+        }
         if !offered {
             // Gone before the card saw a complete call (R2 register phase, FXO before
             // the caller ID ended): the seizure just ends.
@@ -972,6 +1002,10 @@ impl SimCard {
 
     /// The far end clears; how the card learns it depends on the line.
     fn far_clears(&mut self, ch: ChannelId) {
+        #[cfg(feature = "pri")]
+        if self.pri_far_clears(ch) {
+            return;
+        }
         let line = self.line(ch);
         let c = self.chans.get_mut(&ch).expect("ours");
         let answered = c.call.as_ref().is_some_and(|x| x.answered);
@@ -1496,6 +1530,8 @@ impl SimCard {
                 let first = alarms.len() == 1;
                 self.emit(EventKind::SpanAlarm { card: self.id, span, alarm, raised: true });
                 if first {
+                    #[cfg(feature = "pri")]
+                    self.pri_layer1_lost(span);
                     let cause = alarm_cause(alarm);
                     for ch in self.span_channels(span) {
                         let c = self.chans.get_mut(&ch).expect("ours");
@@ -1598,6 +1634,11 @@ impl SimCard {
     }
 
     fn command(&mut self, cmd: Command) -> Result<()> {
+        #[cfg(feature = "pri")]
+        let cmd = match self.pri_command(cmd) {
+            Ok(done) => return done,
+            Err(cmd) => cmd,
+        };
         match cmd {
             Command::Accept { ch } => {
                 let audio = self.audio.is_some();
@@ -1924,6 +1965,8 @@ impl SimCard {
         placed.offered = true;
         c.call = Some(placed);
         match line {
+            #[cfg(feature = "pri")]
+            Line::E1(_) if self.pri_owns(ch) => self.pri_place_call(ch, &called, calling.as_deref())?,
             Line::E1(sig) => match outcome {
                 Outcome::Answer { .. } | Outcome::NoAnswer => {
                     let d = timing::outbound_progress(sig, &called, calling.as_deref(), &mut self.rng);
@@ -2126,8 +2169,17 @@ impl Card for SimCard {
     }
 
     fn poll(&mut self, now: Instant) -> Result<Option<Instant>> {
-        while let Some(Reverse(top)) = self.queue.peek() {
-            if top.at > now {
+        #[cfg(feature = "pri")]
+        self.pri_timers();
+        loop {
+            let due = self.queue.peek().map(|Reverse(s)| s.at).filter(|at| *at <= now);
+            // D-channel frames (libpri spans) arrive in time order with the actions.
+            #[cfg(feature = "pri")]
+            if let Some(at) = self.pri.next_due().filter(|at| *at <= now && due.map_or(true, |d| *at < d)) {
+                self.pri_deliver_next(at);
+                continue;
+            }
+            if due.is_none() {
                 break;
             }
             let Reverse(s) = self.queue.pop().expect("peeked");
@@ -2137,6 +2189,11 @@ impl Card for SimCard {
         self.now = self.now.max(now);
         let streams = self.drain_frame_streams();
         let next = self.queue.peek().map(|Reverse(s)| s.at);
+        #[cfg(feature = "pri")]
+        let next = match (next, self.pri.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if streams {
             let soon = self.now + Duration::from_millis(20);
             return Ok(Some(next.map_or(soon, |n| n.min(soon))));
