@@ -10,6 +10,7 @@ if [ "${CI:-}" = "true" ] && [ "$(id -u)" = 0 ]; then
   [ -f /usr/src/dahdi.tar.bz2 ] || need+=(dahdi-source)
   command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
   ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+  [ -f /usr/include/libpri.h ] || need+=(libpri-dev)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -30,4 +31,5 @@ export HOTLINE_DAHDI_INCLUDE_DIR="$hdr/modules/dahdi/include"
 echo "== DAHDI: checked-in bindings vs bindgen; ioctl numbers and struct sizes vs the C header"
 CI=true cargo test -q -p hotline-sys --features bindgen,dahdi --test dahdi_bindings --test dahdi_abi
 
-# (libpri check goes here: the `pri` branch fills it in)
+echo "== libpri: checked-in bindings vs bindgen; the library links and talks through our callbacks"
+CI=true cargo test -q -p hotline-sys --features bindgen,libpri --test libpri_bindings --test libpri_link

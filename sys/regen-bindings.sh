@@ -17,4 +17,8 @@ cp "$fresh" src/dahdi/bindings.rs
 echo "regen-bindings: src/dahdi/bindings.rs <- $fresh"
 
 # --- libpri: filled in by the `pri` branch (libpri-dev). ----------------------------------
-# (libpri section goes here)
+cargo build -q -p hotline-sys --features bindgen,libpri
+fresh=$(out_dir libpri_bindings.rs)
+[ -n "$fresh" ] || { echo "regen-bindings: the build wrote no libpri_bindings.rs" >&2; exit 1; }
+cp "$fresh" src/libpri/bindings.rs
+echo "regen-bindings: src/libpri/bindings.rs <- $fresh"
