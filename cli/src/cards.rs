@@ -90,9 +90,16 @@ fn card_text(card: &CardConfig, channels: Option<&[ChannelInfo]>) -> String {
         ));
         return out;
     };
-    let mut groups: BTreeMap<String, Vec<&ChannelInfo>> = BTreeMap::new();
-    for ch in channels {
-        groups.entry(group(ch)).or_default().push(ch);
+    // Spans first, then FXO lines, then stations: channel order, as on the card.
+    let mut sorted: Vec<&ChannelInfo> = channels.iter().collect();
+    sorted.sort_by_key(|c| c.id);
+    let mut groups: Vec<(String, Vec<&ChannelInfo>)> = Vec::new();
+    for ch in sorted {
+        let name = group(ch);
+        match groups.last_mut() {
+            Some((last, chans)) if *last == name => chans.push(ch),
+            _ => groups.push((name, vec![ch])),
+        }
     }
     for (name, chans) in &groups {
         let mut states: BTreeMap<&str, usize> = BTreeMap::new();
