@@ -327,3 +327,166 @@ fn a_vip_caller_jumps_ahead_of_two_ordinary_callers_waiting() {
     assert_eq!(c.engine.call_count(), 0);
     c.finish();
 }
+
+#[test]
+fn a_missed_call_returns_to_the_head_of_the_queue_and_three_misses_make_the_agent_not_ready() {
+    // Nobody sits at 2001: the phone rings on. 2002 answers after 2 s.
+    let talk = "\"talk 10\", \"hang_up\"";
+    let extra = phones("1", None)
+        + &phones("2-8", Some(2.0))
+        + &caller(2.0, "01000000001", SALES, talk)
+        + &caller(5.0, VIP, SALES, talk);
+    let mut c = Center::new("signalling", &extra);
+    c.login("1001", "2001");
+    c.run_to(45.0);
+
+    // The first caller rang 2001 three times (10 s ring timeout); the VIP who arrived
+    // meanwhile never jumped ahead of the missed call.
+    assert_eq!(c.delivered_to("2001"), vec!["01000000001"; 3]);
+    let missed: Vec<Instant> = c
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            CstaEvent::Agent { agent, kind: AgentEventKind::Missed { .. } } if agent == "1001" => Some(*t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(missed.len(), 3, "{missed:?}");
+    let first = c.call_of("01000000001");
+    let requeued: Vec<usize> = c
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            CstaEvent::Queued { call, position, cause: EventCause::Redirected, .. } if *call == first => {
+                Some(*position)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!requeued.is_empty() && requeued.iter().all(|&p| p == 1), "back at the head: {requeued:?}");
+    assert_eq!(c.engine.queue_length("sales"), Some(2), "both callers wait");
+    assert_eq!(c.state("1001"), AgentState::NotReady("missed calls".into()));
+    let not_ready = c
+        .agent_event_at("1001", |k| matches!(k, AgentEventKind::NotReady { reason } if reason == "missed calls"))
+        .expect("NotReady with the reason");
+    assert_eq!(not_ready, missed[2], "made not ready by the third miss");
+    assert_eq!(c.sim.handset_off_hook(ChannelId::fxs(1, 1)), Some(false), "nobody picked up at 2001");
+
+    // A colleague logs in: the missed caller is served first, then the VIP.
+    c.login("1002", "2002");
+    c.run_to(90.0);
+    assert_eq!(c.answered_by("2002"), vec!["01000000001", VIP]);
+    assert_eq!(c.sim.stats().caller_cleared, 2);
+    c.finish();
+}
+
+#[test]
+fn a_caller_overflows_to_another_queue_when_the_maximum_wait_is_reached() {
+    let extra = phones("1-8", Some(2.0)) + &caller(2.0, "02155556666", ORDERS, "\"talk 5\", \"hang_up\"");
+    let mut c = Center::new("signalling", &extra);
+    // The orders agent is on a break; the support agent is ready.
+    c.login("1001", "2001");
+    let request = AgentRequest::NotReady { reason: "break".into() };
+    c.request(Service::SetAgentState { agent: "1001".into(), request }).unwrap();
+    c.login("1004", "2004");
+    c.run_to(60.0);
+
+    let queued_at = |q: &str| {
+        c.events.iter().find_map(|(t, e)| match e {
+            CstaEvent::Queued { queue, .. } if queue == q => Some(*t),
+            _ => None,
+        })
+    };
+    let in_orders = queued_at("orders").expect("queued in orders");
+    let overflow = c
+        .events
+        .iter()
+        .find_map(|(t, e)| match e {
+            CstaEvent::Diverted {
+                from: DeviceId::Queue(a),
+                to: DeviceId::Queue(b),
+                cause: EventCause::Overflow,
+                ..
+            } if a == "orders" && b == "support" => Some(*t),
+            _ => None,
+        })
+        .expect("diverted from orders to support");
+    assert_eq!(overflow - in_orders, Duration::from_secs(30), "after the 30 s maximum wait");
+    assert_eq!(queued_at("support"), Some(overflow));
+    assert!(c.delivered_to("2001").is_empty(), "the agent on a break was not rung");
+    assert_eq!(c.answered_by("2004"), vec!["02155556666"]);
+    assert_eq!(c.sim.stats().caller_cleared, 1);
+    c.finish();
+}
+
+#[test]
+fn after_the_call_the_agent_works_after_call_and_is_ready_when_the_timer_ends() {
+    let extra = phones("1-8", Some(2.0))
+        + &caller(2.0, "01000000001", SUPPORT, "\"talk 15\", \"hang_up\"")
+        // A second caller arrives during the wrap-up and waits for it to end.
+        + &caller(22.0, "01000000002", SUPPORT, "\"talk 5\", \"hang_up\"");
+    let mut c = Center::new("signalling", &extra);
+    c.login("1004", "2004");
+    c.run_to(15.0);
+    assert_eq!(c.state("1004"), AgentState::Busy);
+    c.run_to(24.0);
+    let wrap = c
+        .agent_event_at("1004", |k| matches!(k, AgentEventKind::WorkingAfterCall))
+        .expect("after-call work when the caller hung up");
+    let cleared = c
+        .card
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Released { by: Side::Remote, .. }))
+        .expect("the caller hung up")
+        .time;
+    assert_eq!(wrap, cleared, "wrap-up starts when the call ends");
+    assert_eq!(c.state("1004"), AgentState::WorkingAfterCall);
+    assert_eq!(c.engine.queue_length("support"), Some(1), "the second caller waits");
+    assert_eq!(c.delivered_to("2004").len(), 1);
+
+    c.run_to(60.0);
+    let ready = c
+        .events
+        .iter()
+        .filter_map(|(t, e)| match e {
+            CstaEvent::Agent { agent, kind: AgentEventKind::Ready } if agent == "1004" && *t > wrap => Some(*t),
+            _ => None,
+        })
+        .next()
+        .expect("ready after wrap-up");
+    assert_eq!(ready - wrap, Duration::from_secs(10), "the queue's 10 s wrap-up timer");
+    assert_eq!(c.answered_by("2004"), vec!["01000000001", "01000000002"]);
+    c.finish();
+}
+
+#[test]
+fn a_blacklisted_caller_is_rejected_with_its_cause_on_the_trunk() {
+    let extra = phones("1-8", Some(2.0))
+        + &caller(2.0, "13800000000", SALES, "\"talk 5\", \"hang_up\"")
+        + &caller(4.0, "01000000001", SALES, "\"talk 5\", \"hang_up\"");
+    let mut c = Center::new("signalling", &extra);
+    c.login("1001", "2001");
+    c.run_to(30.0);
+
+    let trunk = c.trunk_of("13800000000");
+    let released: Vec<(Cause, Side)> = c
+        .card
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Released { ch, cause, by } if ch == trunk => Some((cause, by)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released.first(), Some(&(Cause(21), Side::Local)), "rejected: call rejected (21)");
+    let until_released = c
+        .card
+        .iter()
+        .take_while(|e| !matches!(e.kind, EventKind::Released { ch, .. } if ch == trunk));
+    assert!(!until_released.into_iter().any(|e| e.kind == EventKind::Answered { ch: trunk }), "never answered");
+    assert!(c.events.iter().any(|(_, e)| matches!(e, CstaEvent::Failed { cause, .. } if *cause == Cause(21))));
+    assert!(!c.delivered_to("2001").contains(&"13800000000".to_string()));
+    // Other callers are served as usual.
+    assert_eq!(c.answered_by("2001"), vec!["01000000001"]);
+    assert_eq!(c.sim.stats().inbound_answered, 1);
+    c.finish();
+}
