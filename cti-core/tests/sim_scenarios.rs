@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver};
-use hotline_cti::csta::{AgentEventKind, AgentRequest, CstaEvent, DeviceId, EventCause, Service, SupervisionMode};
+use hotline_cti::csta::{
+    AgentEventKind, AgentRequest, CstaEvent, DeviceId, EventCause, Service, SupervisionMode,
+};
 use hotline_cti::{AgentState, CallId, Config, CstaError, Engine, Input, Output, ServiceResult};
 use hotline_drivers::event::Side;
 use hotline_drivers::sim::SimCard;
@@ -246,7 +248,9 @@ impl Center {
         self.events
             .iter()
             .filter_map(|(_, e)| match e {
-                CstaEvent::Established { answering, calling, .. } if *answering == dev => Some(calling.clone()),
+                CstaEvent::Established { answering, calling, .. } if *answering == dev => {
+                    Some(calling.clone())
+                }
                 _ => None,
             })
             .collect()
@@ -367,7 +371,10 @@ fn a_missed_call_returns_to_the_head_of_the_queue_and_three_misses_make_the_agen
     assert_eq!(c.engine.queue_length("sales"), Some(2), "both callers wait");
     assert_eq!(c.state("1001"), AgentState::NotReady("missed calls".into()));
     let not_ready = c
-        .agent_event_at("1001", |k| matches!(k, AgentEventKind::NotReady { reason } if reason == "missed calls"))
+        .agent_event_at(
+            "1001",
+            |k| matches!(k, AgentEventKind::NotReady { reason } if reason == "missed calls"),
+        )
         .expect("NotReady with the reason");
     assert_eq!(not_ready, missed[2], "made not ready by the third miss");
     assert_eq!(c.sim.handset_off_hook(ChannelId::fxs(1, 1)), Some(false), "nobody picked up at 2001");
@@ -449,7 +456,9 @@ fn after_the_call_the_agent_works_after_call_and_is_ready_when_the_timer_ends() 
         .events
         .iter()
         .filter_map(|(t, e)| match e {
-            CstaEvent::Agent { agent, kind: AgentEventKind::Ready } if agent == "1004" && *t > wrap => Some(*t),
+            CstaEvent::Agent { agent, kind: AgentEventKind::Ready } if agent == "1004" && *t > wrap => {
+                Some(*t)
+            }
             _ => None,
         })
         .next()
@@ -478,15 +487,82 @@ fn a_blacklisted_caller_is_rejected_with_its_cause_on_the_trunk() {
         })
         .collect();
     assert_eq!(released.first(), Some(&(Cause(21), Side::Local)), "rejected: call rejected (21)");
-    let until_released = c
-        .card
+    let until_released =
+        c.card.iter().take_while(|e| !matches!(e.kind, EventKind::Released { ch, .. } if ch == trunk));
+    assert!(
+        !until_released.into_iter().any(|e| e.kind == EventKind::Answered { ch: trunk }),
+        "never answered"
+    );
+    assert!(c
+        .events
         .iter()
-        .take_while(|e| !matches!(e.kind, EventKind::Released { ch, .. } if ch == trunk));
-    assert!(!until_released.into_iter().any(|e| e.kind == EventKind::Answered { ch: trunk }), "never answered");
-    assert!(c.events.iter().any(|(_, e)| matches!(e, CstaEvent::Failed { cause, .. } if *cause == Cause(21))));
+        .any(|(_, e)| matches!(e, CstaEvent::Failed { cause, .. } if *cause == Cause(21))));
     assert!(!c.delivered_to("2001").contains(&"13800000000".to_string()));
     // Other callers are served as usual.
     assert_eq!(c.answered_by("2001"), vec!["01000000001"]);
     assert_eq!(c.sim.stats().inbound_answered, 1);
+    c.finish();
+}
+
+#[test]
+fn a_supervisor_whispers_to_the_agent_and_then_intercepts_the_call() {
+    // Audio mode: what each person hears is found in the sound by their own detectors.
+    let steps = "\"wait 10\", \"press 3\", \"wait 12\", \"press 5\", \"wait 20\", \"hang_up\"";
+    let extra = phones("1-7", Some(1.0)) + &caller(1.0, "01066668888", SALES, steps);
+    let mut c = Center::new("audio", &extra);
+    let (agent, supervisor) = (ChannelId::fxs(1, 1), ChannelId::fxs(1, 8));
+    c.login("1001", "2001");
+    c.login("9001", "2008");
+    c.run_to(5.0);
+    assert_eq!(c.answered_by("2001"), vec!["01066668888"]);
+    let caller = c.trunk_of("01066668888");
+
+    // The supervisor lifts the handset and whispers: presses 7 (the agent alone hears
+    // it); the caller presses 3 (both hear it).
+    c.sim.go_off_hook(Instant::from_secs(5), supervisor).unwrap();
+    c.run_to(6.0);
+    let whisper = Service::Supervise {
+        supervisor: "9001".into(),
+        agent: "1001".into(),
+        mode: SupervisionMode::Whisper,
+    };
+    assert_eq!(c.request(whisper), Ok(ServiceResult::Ok));
+    c.sim.dial_from_station(Instant::from_secs(7), supervisor, "7").unwrap();
+    c.run_to(16.0);
+    assert_eq!(c.sim.heard(agent).unwrap().digits, "73", "the agent hears the supervisor and the caller");
+    assert_eq!(c.sim.heard(supervisor).unwrap().digits, "3", "the supervisor hears the caller");
+    assert_eq!(c.sim.heard(caller).unwrap().digits, "", "the caller does not hear the whisper");
+
+    // Intercept: the agent drops, the caller and the supervisor talk.
+    let intercept = Service::Supervise {
+        supervisor: "9001".into(),
+        agent: "1001".into(),
+        mode: SupervisionMode::Intercept,
+    };
+    assert_eq!(c.request(intercept), Ok(ServiceResult::Ok));
+    c.sim.dial_from_station(Instant::from_secs(20), supervisor, "9").unwrap();
+    c.run_to(30.0);
+    let modes: Vec<SupervisionMode> = c
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            CstaEvent::Supervising { supervisor, mode, .. } if supervisor == "9001" => Some(*mode),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(modes, vec![SupervisionMode::Whisper, SupervisionMode::Intercept]);
+    assert!(c.events.iter().any(|(_, e)| matches!(e,
+        CstaEvent::ConnectionCleared { releasing, .. } if *releasing == station("2001"))));
+    assert!(c
+        .card
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Released { ch, by: Side::Local, .. } if ch == agent)));
+    assert_eq!(c.sim.heard(caller).unwrap().digits, "9", "the caller now hears the supervisor");
+    assert_eq!(c.sim.heard(supervisor).unwrap().digits, "35", "and the supervisor the caller");
+    assert_eq!(c.sim.heard(agent).unwrap().digits, "73", "the agent is out of the call");
+
+    c.run_to(60.0);
+    assert!(c.events.iter().any(|(_, e)| matches!(e, CstaEvent::CallCleared { .. })));
+    assert_eq!(c.sim.stats().caller_cleared, 1);
     c.finish();
 }
