@@ -488,6 +488,18 @@ impl Engine {
             }
         }
         let ss = self.agents[sup as usize].station.ok_or(CstaError::InvalidAgentState)?;
+        // Already supervising this call: change the mode (whisper, then intercept).
+        if let StationMode::Talking { call, held: None } = self.mode(ss) {
+            let sdev = DeviceId::Station(self.stations[ss as usize].ext.clone());
+            let supervising = self
+                .calls
+                .get(&call)
+                .is_some_and(|c| c.parties.iter().any(|p| p.device == sdev && p.supervision.is_some()));
+            if supervising && self.supervisable_call(a).ok() == Some(call) {
+                self.join_supervisor(ss, call, a, supervisor, mode);
+                return Ok(ServiceResult::Ok);
+            }
+        }
         let ring_first = match self.mode(ss) {
             StationMode::Dialing { ref digits, held: None } if digits.is_empty() => false,
             StationMode::Cut { held: None } => false,
@@ -568,13 +580,20 @@ impl Engine {
         self.stations[ss as usize].digit_gen = 0;
         self.stations[ss as usize].mode = StationMode::Talking { call, held: None };
         let supervision = (mode != SupervisionMode::Intercept).then_some(mode);
-        self.calls.get_mut(&call).expect("checked").parties.push(Party {
-            device: DeviceId::Station(sext),
-            ch: Some(sch),
-            state: ConnectionState::Connected,
-            supervision,
-            number: None,
-        });
+        let parties = &mut self.calls.get_mut(&call).expect("checked").parties;
+        let sdev = DeviceId::Station(sext);
+        if let Some(p) = parties.iter_mut().find(|p| p.device == sdev) {
+            // A change of mode by a supervisor already in the call.
+            p.supervision = supervision;
+        } else {
+            parties.push(Party {
+                device: sdev,
+                ch: Some(sch),
+                state: ConnectionState::Connected,
+                supervision,
+                number: None,
+            });
+        }
         self.emit(CstaEvent::Supervising { call, supervisor: supervisor.to_string(), mode });
         if mode == SupervisionMode::Intercept {
             // The agent drops; the supervisor has the call.
