@@ -35,7 +35,7 @@ impl DahdiDevices {
 impl ChannelOpener for DahdiDevices {
     type Channel = DahdiChannel;
     fn open(&mut self, channo: i32) -> io::Result<DahdiChannel> {
-        let path = self.dir.join("channel");
+        let path = self.channel_path();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -47,6 +47,31 @@ impl ChannelOpener for DahdiDevices {
         // SAFETY: DAHDI_SPECIFY reads one int from the pointer.
         unsafe { sys::specify(ch.fd(), &n) }.map_err(|e| ioctl_err("DAHDI_SPECIFY", channo, e))?;
         Ok(ch)
+    }
+}
+
+impl DahdiDevices {
+    /// Open DAHDI channel `channo` as an HDLC D-channel: non-blocking, bound with
+    /// `DAHDI_SPECIFY`, then `DAHDI_SET_BUFINFO` with `numbufs` buffers of `bufsize`
+    /// bytes each way and the immediate policy, so each read returns one whole received
+    /// frame (with its two FCS bytes) and each write queues one frame.
+    pub fn open_hdlc(&mut self, channo: i32, numbufs: i32, bufsize: i32) -> io::Result<DahdiChannel> {
+        let ch = self.open(channo)?;
+        let b = sys::dahdi_bufferinfo {
+            txbufpolicy: sys::DAHDI_POLICY_IMMEDIATE,
+            rxbufpolicy: sys::DAHDI_POLICY_IMMEDIATE,
+            numbufs,
+            bufsize,
+            ..Default::default()
+        };
+        // SAFETY: DAHDI_SET_BUFINFO reads one struct dahdi_bufferinfo.
+        unsafe { sys::set_bufinfo(ch.fd(), &b) }.map_err(|e| ioctl_err("DAHDI_SET_BUFINFO", channo, e))?;
+        Ok(ch)
+    }
+
+    /// The channel device file this opener uses (`<dir>/channel`).
+    pub fn channel_path(&self) -> PathBuf {
+        self.dir.join("channel")
     }
 }
 

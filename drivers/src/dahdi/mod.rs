@@ -21,8 +21,9 @@
 //! with [`crate::dsp`], on the channel's received audio.
 //!
 //! PRI D-channels (the 16th timeslot of an E1 span configured `dchan=` in system.conf) are
-//! not opened here: ISDN call control on DAHDI spans is libpri's (feature `pri`), plugged
-//! in through [`SpanSignalling`]. Without it, E1 bearer channels carry media (play, tap,
+//! not bearer channels: ISDN call control on DAHDI spans is libpri's (feature `pri`),
+//! plugged in through [`SpanSignalling`]; `crate::pri::dahdi` opens the D-channel
+//! ([`device::DahdiDevices::open_hdlc`]) and [`DahdiCard::open_system`] attaches it. Without it, E1 bearer channels carry media (play, tap,
 //! connect, conference) but refuse call-control commands with `Unsupported`.
 
 mod card;
@@ -312,6 +313,18 @@ impl DahdiCard<device::DahdiChannel> {
             ));
         }
         let options = DahdiOptions::from_probe(card, &report)?.with_law(law);
-        DahdiCard::open(card, &options, &mut device::DahdiDevices::system(), events)
+        #[cfg(feature = "pri")]
+        let pri_events = events.clone();
+        #[allow(unused_mut)]
+        let mut dahdi = DahdiCard::open(card, &options, &mut device::DahdiDevices::system(), events)?;
+        // ISDN PRI spans: libpri on each span's D-channel (timeslot 16).
+        #[cfg(feature = "pri")]
+        crate::pri::dahdi::attach_pri_spans(
+            &mut dahdi,
+            card,
+            &pri_events,
+            crate::pri::dahdi::open_system_dchannel,
+        )?;
+        Ok(dahdi)
     }
 }
