@@ -114,6 +114,32 @@ pub enum CallerIdMode {
     None,
 }
 
+impl CallerIdMode {
+    /// The FSK modem standard of the FSK modes.
+    pub fn fsk_standard(self) -> Option<crate::dsp::callerid::FskStandard> {
+        use crate::dsp::callerid::FskStandard;
+        match self {
+            CallerIdMode::FskV23 => Some(FskStandard::V23),
+            CallerIdMode::FskBell202 => Some(FskStandard::Bell202),
+            CallerIdMode::Dtmf | CallerIdMode::None => None,
+        }
+    }
+
+    /// Caller ID as line audio in this mode (`None` for `none`): FSK as SDMF when that
+    /// carries everything (date, time and number), MDMF otherwise; or DTMF digits.
+    pub fn line_audio(self, cid: &crate::signal::CallerId, level_dbm0: f32) -> Result<Option<Vec<i16>>> {
+        use crate::dsp::callerid::{self, MessageFormat};
+        if self == CallerIdMode::Dtmf {
+            let params = callerid::dtmf_caller_id_params();
+            return callerid::dtmf_caller_id_audio(cid, params).map(Some);
+        }
+        let Some(standard) = self.fsk_standard() else { return Ok(None) };
+        let sdmf = cid.name.is_none() && cid.time.is_some() && cid.number.is_some();
+        let format = if sdmf { MessageFormat::Sdmf } else { MessageFormat::Mdmf };
+        callerid::fsk_audio(cid, standard, format, level_dbm0).map(Some)
+    }
+}
+
 /// How an exchange line shows that the far end hung up.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

@@ -28,9 +28,7 @@ use crate::cause::Cause;
 use crate::channel::{ChannelAddr, ChannelId, ChannelInfo, ChannelKind, ChannelState, ConferenceId};
 use crate::command::{Command, MemberRights, PlaySource, TapFrame};
 use crate::config::{CallerIdMode, CardConfig, Disconnect};
-use crate::dsp::callerid::{
-    self, CallerIdEvent, DtmfCallerIdReceiver, FskReceiver, FskStandard, MessageFormat,
-};
+use crate::dsp::callerid::{CallerIdEvent, DtmfCallerIdReceiver, FskReceiver};
 use crate::dsp::dtmf::{DigitEvent, DtmfDetector, DtmfGenerator, DtmfParams};
 use crate::dsp::tones::{ToneDetector, ToneEvent, ToneGenerator, TonePlan};
 use crate::dsp::{g711, wav};
@@ -324,30 +322,16 @@ fn state_err(ch: ChannelId, state: ChannelState, what: &str) -> Error {
 }
 
 fn cid_receiver(mode: CallerIdMode) -> CidRx {
-    match mode {
-        CallerIdMode::FskBell202 => CidRx::Fsk(Box::new(FskReceiver::new(FskStandard::Bell202))),
-        CallerIdMode::FskV23 => CidRx::Fsk(Box::new(FskReceiver::new(FskStandard::V23))),
-        CallerIdMode::Dtmf => CidRx::Dtmf(Box::default()),
-        CallerIdMode::None => CidRx::None,
+    match (mode, mode.fsk_standard()) {
+        (_, Some(standard)) => CidRx::Fsk(Box::new(FskReceiver::new(standard))),
+        (CallerIdMode::Dtmf, None) => CidRx::Dtmf(Box::default()),
+        _ => CidRx::None,
     }
 }
 
 /// Caller ID as line audio in the configured way.
 fn cid_audio(cid: &CallerId, mode: CallerIdMode) -> Result<Option<Vec<i16>>> {
-    let standard = match mode {
-        CallerIdMode::FskV23 => FskStandard::V23,
-        CallerIdMode::FskBell202 => FskStandard::Bell202,
-        CallerIdMode::Dtmf => {
-            let digits = callerid::try_dtmf_caller_id_digits(cid)?;
-            let params = DtmfParams { on_ms: 70, off_ms: 70, ..DtmfParams::default() };
-            return Ok(Some(DtmfGenerator::generate(&digits, params)?));
-        }
-        CallerIdMode::None => return Ok(None),
-    };
-    // SDMF when it can carry everything (date, time and number), else MDMF.
-    let sdmf = cid.name.is_none() && cid.time.is_some() && cid.number.is_some();
-    let format = if sdmf { MessageFormat::Sdmf } else { MessageFormat::Mdmf };
-    Ok(Some(callerid::fsk_audio(cid, standard, format, CID_LEVEL_DBM0)?))
+    mode.line_audio(cid, CID_LEVEL_DBM0)
 }
 
 fn span_alarms(bits: i32) -> Vec<Alarm> {
@@ -1221,15 +1205,19 @@ impl<D: ChannelDevice> DahdiCard<D> {
         let mut ring_now = false;
         if !c.tx_extra.is_empty() {
             let n = c.tx_extra.len().min(FRAME_SAMPLES);
-            let part: Vec<i16> = c.tx_extra.drain(..n).collect();
-            add(&mut acc, &part);
+            for (a, s) in acc.iter_mut().zip(c.tx_extra.drain(..n)) {
+                *a += i32::from(s);
+            }
             ring_now = c.tx_extra.is_empty() && c.station_ring.as_ref().is_some_and(|r| r.ring_after_cid);
         }
-        let mut bytes = Vec::with_capacity(FRAME_SAMPLES);
-        let pcm: Vec<i16> = acc.iter().map(|&a| a.clamp(-32768, 32767) as i16).collect();
-        match c.law {
-            Law::Alaw => g711::encode_alaw(&pcm, &mut bytes),
-            Law::Mulaw => g711::encode_ulaw(&pcm, &mut bytes),
+        // Saturate and encode on the stack: this runs for every channel every 20 ms.
+        let encode = match c.law {
+            Law::Alaw => g711::linear_to_alaw,
+            Law::Mulaw => g711::linear_to_ulaw,
+        };
+        let mut bytes = [0u8; FRAME_SAMPLES];
+        for (b, &a) in bytes.iter_mut().zip(&acc) {
+            *b = encode(a.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16);
         }
         let channo = c.channo;
         match c.dev.write(&bytes) {

@@ -24,7 +24,7 @@ use crossbeam_channel::TryRecvError;
 use crate::channel::{ChannelId, ChannelState};
 use crate::command::TapFrame;
 use crate::config::{CallerIdMode, CardConfig};
-use crate::dsp::callerid::{self, FskReceiver, FskStandard, MessageFormat};
+use crate::dsp::callerid::{self, FskReceiver};
 use crate::dsp::dtmf::{DigitEvent, DtmfDetector, DtmfGenerator, DtmfParams};
 use crate::dsp::tones::{ToneDetector, ToneEvent, ToneGenerator, TonePlan};
 use crate::error::Result;
@@ -271,30 +271,9 @@ impl ChanAudio {
     }
 }
 
-fn fsk_standard(mode: CallerIdMode) -> Option<FskStandard> {
-    match mode {
-        CallerIdMode::FskV23 => Some(FskStandard::V23),
-        CallerIdMode::FskBell202 => Some(FskStandard::Bell202),
-        _ => None,
-    }
-}
-
-/// Caller ID as line audio in the configured way.
+/// Caller ID as line audio in the configured way (none when it cannot be sent).
 fn cid_audio(cid: &CallerId, mode: CallerIdMode) -> Option<Vec<i16>> {
-    match mode {
-        CallerIdMode::FskV23 | CallerIdMode::FskBell202 => {
-            // SDMF when it can carry everything (date, time and number), else MDMF.
-            let sdmf = cid.name.is_none() && cid.time.is_some() && cid.number.is_some();
-            let format = if sdmf { MessageFormat::Sdmf } else { MessageFormat::Mdmf };
-            callerid::fsk_audio(cid, fsk_standard(mode)?, format, CID_LEVEL_DBM0).ok()
-        }
-        CallerIdMode::Dtmf => {
-            let digits = callerid::try_dtmf_caller_id_digits(cid).ok()?;
-            DtmfGenerator::generate(&digits, DtmfParams { on_ms: 70, off_ms: 70, ..DtmfParams::default() })
-                .ok()
-        }
-        CallerIdMode::None => None,
-    }
+    mode.line_audio(cid, CID_LEVEL_DBM0).ok().flatten()
 }
 
 fn saturate(acc: &[i32; FRAME_SAMPLES]) -> Frame {
@@ -603,7 +582,7 @@ impl SimCard {
         let d = Duration::from_micros(samples.len() as u64 * 125);
         a.fxo_cid_mode = mode;
         a.fxo_cid_digits.clear();
-        a.fxo_fsk = fsk_standard(mode).map(FskReceiver::new);
+        a.fxo_fsk = mode.fsk_standard().map(FskReceiver::new);
         a.fxo_cid_audio = Some(Burst { samples, pos: 0, from });
         // Frames are whole 20 ms ticks and the detectors need a little silence after.
         d + 3 * FRAME
@@ -623,7 +602,7 @@ impl SimCard {
         let Some(samples) = cid_audio(cid, mode) else { return };
         a.phone_cid_mode = mode;
         a.phone_cid_digits.clear();
-        a.phone_fsk = fsk_standard(mode).map(FskReceiver::new);
+        a.phone_fsk = mode.fsk_standard().map(FskReceiver::new);
         a.station_cid = Some(Burst { samples, pos: 0, from });
     }
 
