@@ -66,6 +66,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod coupled;
 pub mod csta;
 pub mod engine;
 pub mod runtime;

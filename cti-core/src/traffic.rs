@@ -22,10 +22,11 @@ use crossbeam_channel::unbounded;
 use hotline_drivers::config::{MediaMode, SpanConfig};
 use hotline_drivers::event::Side;
 use hotline_drivers::sim::{CallerScript, CallerStep, InboundCall, SimCard, Spread, Trunk};
-use hotline_drivers::{Card, ChannelId, Command, EventKind, Instant};
+use hotline_drivers::{ChannelId, Command, EventKind, Instant};
 use serde::Serialize;
 
 use crate::config::{problems_to_error, Config};
+use crate::coupled::{self, Seen};
 use crate::csta::{AgentRequest, Service};
 use crate::engine::{Engine, Input, Output};
 
@@ -120,17 +121,32 @@ struct Tally {
     wait_sum: f64,
     talk: f64,
     trunks: HashMap<ChannelId, OnTrunk>,
+    /// Trunks the network may seize next, least recently released first.
+    free: VecDeque<ChannelId>,
+    /// The time of the last card event.
+    last: Instant,
 }
 
 impl Tally {
     /// Note what the card reports and the engine orders.
-    fn card_event(&mut self, time: Instant, kind: &EventKind, free: &mut VecDeque<ChannelId>) {
+    fn seen(&mut self, now: Instant, seen: Seen<'_>) {
+        match seen {
+            Seen::Card(ev) => {
+                self.last = ev.time;
+                self.card_event(ev.time, &ev.kind);
+            }
+            Seen::Output(Output::Command(c)) => self.command(now, c),
+            _ => {}
+        }
+    }
+
+    fn card_event(&mut self, time: Instant, kind: &EventKind) {
         match *kind {
             EventKind::Offered { ch, .. } => {
                 self.trunks.insert(ch, OnTrunk { offered: time, connected: None });
             }
             EventKind::Released { ch, by, .. } if ch.is_trunk() => {
-                free.push_back(ch);
+                self.free.push_back(ch);
                 match self.trunks.remove(&ch) {
                     Some(OnTrunk { connected: Some(c), .. }) => self.talk += (time - c).as_secs_f64(),
                     Some(OnTrunk { connected: None, .. }) if by == Side::Remote => self.abandoned += 1,
@@ -154,17 +170,6 @@ impl Tally {
         self.wait_sum += w;
         self.waited += u64::from(w > SETUP_ALLOWANCE.as_secs_f64());
         self.within_20 += u64::from(w <= 20.0);
-    }
-}
-
-/// Hand the engine's outputs to the card (a refused command goes back to the engine).
-fn carry(engine: &mut Engine, sim: &mut SimCard, now: Instant, tally: &mut Tally) {
-    while let Some(o) = engine.poll_output() {
-        let Output::Command(c) = o else { continue };
-        tally.command(now, &c);
-        if let Err(e) = sim.execute(now, c.clone()) {
-            engine.handle(now, Input::CommandFailed { command: c, kind: e.kind() });
-        }
     }
 }
 
@@ -197,7 +202,14 @@ pub fn run_traffic(p: &TrafficParams) -> Result<TrafficReport, hotline_drivers::
     let mut sim = SimCard::new(&card, &cards.simulator, tx)?;
 
     let mut engine = Engine::new(cfg);
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        free: (1..=spans as u8)
+            .flat_map(|s| {
+                hotline_drivers::channel::e1_bearer_timeslots().map(move |t| ChannelId::e1(1, s, t))
+            })
+            .collect(),
+        ..Tally::default()
+    };
     for a in 1..=p.agents {
         let service = Service::SetAgentState {
             agent: a.to_string(),
@@ -205,64 +217,37 @@ pub fn run_traffic(p: &TrafficParams) -> Result<TrafficReport, hotline_drivers::
         };
         engine.handle(Instant::ZERO, Input::Request { client: 0, invoke: 0, service });
     }
-    carry(&mut engine, &mut sim, Instant::ZERO, &mut tally);
+    coupled::carry(&mut engine, &mut sim, Instant::ZERO, &mut |t, seen| tally.seen(t, seen));
 
     let mut rng = Rng(p.seed.max(1));
     let mean_gap = 3600.0 / p.calls_per_hour;
     let handle = p.handle_time.as_secs_f64();
     let end = Instant::ZERO + p.duration;
-    // Trunks the network may seize next, least recently released first.
-    let mut free: VecDeque<ChannelId> = (1..=spans as u8)
-        .flat_map(|s| hotline_drivers::channel::e1_bearer_timeslots().map(move |t| ChannelId::e1(1, s, t)))
-        .collect();
-    let mut next_arrival = Some(Instant::ZERO + rng.exp(mean_gap));
-    let mut offered = 0u64;
     let mut now = Instant::ZERO;
-    let mut last = Instant::ZERO;
-
-    loop {
-        // Let the card catch up to `now`; hand the engine what it reports.
-        let card_next = loop {
-            let next = sim.poll(now)?;
-            let mut any = false;
-            while let Ok(ev) = rx.try_recv() {
-                any = true;
-                tally.card_event(ev.time, &ev.kind, &mut free);
-                last = ev.time;
-                engine.handle(now, Input::Card(ev));
-                carry(&mut engine, &mut sim, now, &mut tally);
-            }
-            if !any {
-                break next;
-            }
-        };
-        if next_arrival.is_none() && engine.call_count() == 0 {
-            break;
-        }
-        let Some(next) = [card_next, engine.next_deadline(), next_arrival].into_iter().flatten().min() else {
-            break;
-        };
-        // Move on by at least a microsecond so that a deadline at `now` cannot spin.
-        now = next.max(Instant::from_micros(now.as_micros() + 1));
-        if let Some(at) = next_arrival.filter(|&at| at <= now) {
-            offered += 1;
-            let ch = free.pop_front().ok_or_else(|| bad("the simulated card ran out of trunks"))?;
-            let patience = p.patience.map(|m| Spread::fixed(rng.exp(m.as_secs_f64())));
-            let steps = vec![
-                CallerStep::WaitForAgent(patience),
-                CallerStep::Talk(Spread::fixed(rng.exp(handle))),
-                CallerStep::HangUp,
-            ];
-            // The engine answers at once; the ring patience only covers the setup.
-            let caller = CallerScript::new(Spread::secs(3600.0), steps);
-            let ani = format!("0105{offered:07}");
-            sim.schedule_inbound(now, InboundCall::new(Trunk::Channel(ch), Some(&ani), "100", caller));
-            let gap = rng.exp(mean_gap);
-            next_arrival = Some(at + gap).filter(|&t| t < end);
-            continue;
-        }
-        engine.handle(now, Input::Timeout);
-        carry(&mut engine, &mut sim, now, &mut tally);
+    let mut offered = 0u64;
+    let mut next_arrival = Some(Instant::ZERO + rng.exp(mean_gap));
+    // Arrivals: run to each, then the network places it on the trunk released longest ago.
+    while let Some(at) = next_arrival {
+        coupled::run_until(&mut engine, &mut sim, &rx, &mut now, at, &mut |t, seen| tally.seen(t, seen))?;
+        offered += 1;
+        let ch = tally.free.pop_front().ok_or_else(|| bad("the simulated card ran out of trunks"))?;
+        let patience = p.patience.map(|m| Spread::fixed(rng.exp(m.as_secs_f64())));
+        let steps = vec![
+            CallerStep::WaitForAgent(patience),
+            CallerStep::Talk(Spread::fixed(rng.exp(handle))),
+            CallerStep::HangUp,
+        ];
+        // The engine answers at once; the ring patience only covers the setup.
+        let caller = CallerScript::new(Spread::secs(3600.0), steps);
+        let ani = format!("0105{offered:07}");
+        sim.schedule_inbound(now, InboundCall::new(Trunk::Channel(ch), Some(&ani), "100", caller));
+        next_arrival = Some(at + rng.exp(mean_gap)).filter(|&t| t < end);
+    }
+    // Then until the last call has ended.
+    let mut next = Some(now);
+    while let Some(t) = next.filter(|_| engine.call_count() > 0) {
+        next =
+            coupled::run_until(&mut engine, &mut sim, &rx, &mut now, t, &mut |t, seen| tally.seen(t, seen))?;
     }
     let lost = sim.stats().inbound_lost;
     if lost > 0 {
@@ -278,7 +263,7 @@ pub fn run_traffic(p: &TrafficParams) -> Result<TrafficReport, hotline_drivers::
         average_speed_of_answer: per(tally.wait_sum, tally.answered),
         // The run lasts until the last call ends, a little past the duration.
         occupancy: tally.talk
-            / (p.agents as f64 * (last - Instant::ZERO).max(p.duration).as_secs_f64().max(1.0)),
+            / (p.agents as f64 * (tally.last - Instant::ZERO).max(p.duration).as_secs_f64().max(1.0)),
     })
 }
 

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use crossbeam_channel::unbounded;
+use hotline_cti::coupled::{self, Seen};
 use hotline_cti::csta::{AgentEventKind, AgentRequest, CstaEvent, DeviceId, EventCause, Service};
 use hotline_cti::{AgentState, Config, Engine, Input, Output};
 use hotline_drivers::sim::SimCard;
-use hotline_drivers::{Card, ChannelId, Instant};
+use hotline_drivers::{ChannelId, Instant};
 
 const INSTALLATION: &str = r#"
 [[card]]
@@ -59,6 +60,15 @@ name = "Li Wei"
 queues = { sales = 5 }
 "#;
 
+/// Keep the CSTA events and the commands the card refused.
+fn note(seen: Seen<'_>, events: &mut Vec<CstaEvent>, refused: &mut Vec<String>) {
+    match seen {
+        Seen::Output(Output::Event(e)) => events.push(e.clone()),
+        Seen::Refused { command, error } => refused.push(format!("{command:?}: {error}")),
+        _ => {}
+    }
+}
+
 /// Hand the engine's commands to the card; keep the events; count refused commands.
 fn carry(
     engine: &mut Engine,
@@ -67,18 +77,7 @@ fn carry(
     events: &mut Vec<CstaEvent>,
     refused: &mut Vec<String>,
 ) {
-    while let Some(o) = engine.poll_output() {
-        match o {
-            Output::Command(c) => {
-                let text = format!("{c:?}");
-                if let Err(e) = sim.execute(now, c) {
-                    refused.push(format!("{text}: {e}"));
-                }
-            }
-            Output::Event(e) => events.push(e),
-            _ => {}
-        }
-    }
+    coupled::carry(engine, sim, now, &mut |_, seen| note(seen, events, refused));
 }
 
 /// Always handle the earliest pending thing, the card's deadline or the engine's,
@@ -93,27 +92,8 @@ fn run(
     refused: &mut Vec<String>,
 ) {
     let end = now + span;
-    loop {
-        let card_next = loop {
-            let next = sim.poll(now).expect("card poll");
-            let mut any = false;
-            while let Ok(ev) = rx.try_recv() {
-                any = true;
-                engine.handle(now, Input::Card(ev));
-                carry(engine, sim, now, events, refused);
-            }
-            if !any {
-                break next;
-            }
-        };
-        if now >= end {
-            break;
-        }
-        let next = [card_next, engine.next_deadline(), Some(end)].into_iter().flatten().min().expect("end");
-        now = next.max(Instant::from_micros(now.as_micros() + 1));
-        engine.handle(now, Input::Timeout);
-        carry(engine, sim, now, events, refused);
-    }
+    coupled::run_until(engine, sim, rx, &mut now, end, &mut |_, seen| note(seen, events, refused))
+        .expect("card poll");
 }
 
 #[test]

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver};
+use hotline_cti::coupled::{self, Seen};
 use hotline_cti::csta::{
     AgentEventKind, AgentRequest, CstaEvent, DeviceId, EventCause, Service, SupervisionMode,
 };
 use hotline_cti::{AgentState, CallId, Config, CstaError, Engine, Input, Output, ServiceResult};
 use hotline_drivers::event::Side;
 use hotline_drivers::sim::SimCard;
-use hotline_drivers::{Card, CardEvent, Cause, ChannelId, EventKind, Instant};
+use hotline_drivers::{CardEvent, Cause, ChannelId, EventKind, Instant};
 
 /// One E1 span and eight stations; queues sales (VIPs, misses), orders (overflows to
 /// support after 30 s) and support (10 s wrap-up); agents 1001, 1002 in sales and
@@ -128,6 +129,24 @@ fn station(ext: &str) -> DeviceId {
 }
 
 /// The engine and the simulated card, run together in virtual time.
+/// Keep what the loop saw: CSTA events with their time, card events, refusals, responses.
+fn note(
+    now: Instant,
+    seen: Seen<'_>,
+    events: &mut Vec<(Instant, CstaEvent)>,
+    card: &mut Vec<CardEvent>,
+    refused: &mut Vec<String>,
+    responses: &mut Vec<(u32, Result<ServiceResult, CstaError>)>,
+) {
+    match seen {
+        Seen::Card(ev) => card.push(ev.clone()),
+        Seen::Output(Output::Event(e)) => events.push((now, e.clone())),
+        Seen::Output(Output::Response { invoke, result, .. }) => responses.push((*invoke, result.clone())),
+        Seen::Refused { command, error } => refused.push(format!("{command:?}: {error}")),
+        Seen::Output(_) => {}
+    }
+}
+
 struct Center {
     engine: Engine,
     sim: SimCard,
@@ -166,46 +185,18 @@ impl Center {
 
     /// Hand the engine's commands to the card; keep its events and responses.
     fn carry(&mut self) {
-        while let Some(o) = self.engine.poll_output() {
-            match o {
-                Output::Command(c) => {
-                    let text = format!("{c:?}");
-                    if let Err(e) = self.sim.execute(self.now, c) {
-                        self.refused.push(format!("{text}: {e}"));
-                    }
-                }
-                Output::Event(e) => self.events.push((self.now, e)),
-                Output::Response { invoke, result, .. } => self.responses.push((invoke, result)),
-                _ => {}
-            }
-        }
+        let Center { engine, sim, now, events, card, refused, responses, .. } = self;
+        coupled::carry(engine, sim, *now, &mut |t, seen| note(t, seen, events, card, refused, responses));
     }
 
     /// Run to `until`, always handling the earliest pending thing: the card's deadline
     /// or the engine's.
     fn run_until(&mut self, until: Instant) {
-        loop {
-            let card_next = loop {
-                let next = self.sim.poll(self.now).expect("card poll");
-                let mut any = false;
-                while let Ok(ev) = self.rx.try_recv() {
-                    any = true;
-                    self.card.push(ev.clone());
-                    self.engine.handle(self.now, Input::Card(ev));
-                    self.carry();
-                }
-                if !any {
-                    break next;
-                }
-            };
-            if self.now >= until {
-                break;
-            }
-            let next = [card_next, self.engine.next_deadline(), Some(until)].into_iter().flatten().min();
-            self.now = next.expect("until").max(Instant::from_micros(self.now.as_micros() + 1)).min(until);
-            self.engine.handle(self.now, Input::Timeout);
-            self.carry();
-        }
+        let Center { engine, sim, rx, now, events, card, refused, responses, .. } = self;
+        coupled::run_until(engine, sim, rx, now, until, &mut |t, seen| {
+            note(t, seen, events, card, refused, responses)
+        })
+        .expect("card poll");
     }
 
     fn run_to(&mut self, secs: f64) {
