@@ -84,10 +84,17 @@ fn card_text(card: &CardConfig, channels: Option<&[ChannelInfo]>) -> String {
         card.conference_members
     );
     let Some(channels) = channels else {
-        out.push_str(&format!(
-            "  the {} backend is not in this build yet: only the simulator drives cards today\n",
-            backend_name(card.backend)
-        ));
+        // A hardware card is not opened just to list it: show what is configured.
+        for s in &card.spans {
+            out.push_str(&format!("  span {}  {:<22} 30 channels configured\n", s.span, s.signalling.name()));
+        }
+        if let Some(fxo) = &card.fxo {
+            out.push_str(&format!("  fxo     ports {}-{} configured\n", fxo.ports.first, fxo.ports.last));
+        }
+        if let Some(fxs) = &card.fxs {
+            out.push_str(&format!("  fxs     ports {}-{} configured\n", fxs.ports.first, fxs.ports.last));
+        }
+        out.push_str("  (not opened here: `hotline cards probe` shows what the hardware reports)\n");
         return out;
     };
     // Spans first, then FXO lines, then stations: channel order, as on the card.

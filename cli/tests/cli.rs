@@ -260,3 +260,22 @@ fn cards_probe_on_a_machine_without_cards_says_what_to_install() {
     assert!(out.contains("card 2: synway SDK: /nonexistent/libshpa3.so: no such file"), "{out}");
     let _ = std::fs::remove_dir_all(&empty);
 }
+
+#[test]
+fn cards_lists_a_hardware_card_from_its_configuration_without_opening_it() {
+    let dir = std::env::temp_dir().join(format!("hotline-cli-hw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("site.toml");
+    std::fs::write(
+        &path,
+        "[[card]]\nid = 1\nbackend = \"dahdi\"\n[[card.span]]\nspan = 1\nsignalling = \"isdn_pri\"\n\
+         [card.fxo]\nports = \"1-4\"\n",
+    )
+    .unwrap();
+    let out = run_ok(hotline().arg("cards").arg("--config").arg(&path));
+    assert!(out.contains("card 1  backend dahdi"), "{out}");
+    assert!(out.contains("span 1  ISDN PRI"), "{out}");
+    assert!(out.contains("fxo     ports 1-4 configured"), "{out}");
+    assert!(out.contains("hotline cards probe"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
