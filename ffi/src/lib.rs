@@ -1,0 +1,1 @@
+//! `libhotline`: the C ABI client library for CRMs, over the CTI link protocol.

@@ -1,0 +1,1 @@
+//! End-to-end scenarios across the whole installation (see `tests/`).
