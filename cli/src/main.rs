@@ -8,6 +8,7 @@ mod dsp;
 mod exit_codes;
 mod plan;
 mod prompt;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,8 +30,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the simulated card with scripted callers and print what happens.
-    Demo(demo::DemoArgs),
+    /// A complete simulated call center: callers, agents, queues, a supervisor; a live
+    /// summary in the terminal and the web pages.
+    Demo(serve::DemoArgs),
+    /// Run an installation: card backends, engine, store, CTI link and web server.
+    Serve(serve::ServeArgs),
     /// List the configured cards, spans and channels with their states.
     Cards {
         #[command(subcommand)]
@@ -64,6 +68,9 @@ enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 enum SimCommand {
+    /// The card simulator alone with a switchboard script: scripted callers, DTMF, caller
+    /// ID, tones and an alarm, printed as they happen (no engine).
+    Card(demo::DemoArgs),
     /// Poisson calls through the real engine in virtual time: service level, speed of
     /// answer, abandonment and occupancy for sizing a center.
     Traffic(plan::TrafficArgs),
@@ -124,7 +131,8 @@ enum PromptCommand {
 
 fn run(cli: Cli) -> CliResult<String> {
     match cli.command {
-        Command::Demo(args) => demo::run(args).map(|()| String::new()),
+        Command::Demo(args) => serve::demo(args).map(|()| String::new()),
+        Command::Serve(args) => serve::serve(args).map(|()| String::new()),
         Command::Cards { action: None, config, json } => cards::run(&config, json),
         Command::Cards { action: Some(CardsAction::Probe { config, root }), .. } => {
             cards::probe(&root, config.as_deref())
@@ -138,6 +146,7 @@ fn run(cli: Cli) -> CliResult<String> {
             prompt::convert(&input, &output, encoding)
         }
         Command::Config(ConfigCommand::Check { file }) => plan::config_check(&file),
+        Command::Sim(SimCommand::Card(args)) => demo::run(args).map(|()| String::new()),
         Command::Sim(SimCommand::Traffic(args)) => plan::traffic(args),
     }
 }

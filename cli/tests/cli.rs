@@ -19,7 +19,7 @@ fn run_ok(cmd: &mut Command) -> String {
 
 #[test]
 fn the_demo_shows_calls_digits_tones_caller_id_and_alarms_from_real_audio() {
-    let out = run_ok(hotline().args(["demo", "--fast", "--duration", "40"]));
+    let out = run_ok(hotline().args(["sim", "card", "--fast", "--duration", "40"]));
     for expected in [
         "offered: 13800138000 calls 4008001234",
         "offered: 02188886666 calls this line (caller ID decoded between the rings)",
@@ -37,8 +37,8 @@ fn the_demo_shows_calls_digits_tones_caller_id_and_alarms_from_real_audio() {
 
 #[test]
 fn the_demo_is_the_same_every_time_in_virtual_time() {
-    let a = run_ok(hotline().args(["demo", "--fast", "--duration", "25", "--seed", "7"]));
-    let b = run_ok(hotline().args(["demo", "--fast", "--duration", "25", "--seed", "7"]));
+    let a = run_ok(hotline().args(["sim", "card", "--fast", "--duration", "25", "--seed", "7"]));
+    let b = run_ok(hotline().args(["sim", "card", "--fast", "--duration", "25", "--seed", "7"]));
     assert_eq!(a, b);
 }
 

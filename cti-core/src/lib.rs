@@ -65,11 +65,14 @@
 
 #![deny(unsafe_code)]
 
+pub mod center;
 pub mod config;
 pub mod coupled;
 pub mod csta;
 pub mod engine;
 pub mod runtime;
+pub mod serve;
+pub mod sim_agents;
 pub mod traffic;
 
 pub use config::{check_config, Config, Problem};

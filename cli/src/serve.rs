@@ -1,0 +1,290 @@
+//! `hotline serve` (a whole installation from its file) and `hotline demo` (the same,
+//! on the card simulator with simulated callers and agents, from the repo's
+//! examples/demo.toml), with a live one-screen summary.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
+use hotline_cti::center::WallboardStats;
+use hotline_cti::serve::{self, Running, ServeOptions};
+
+use crate::exit_codes::{CliError, CliResult};
+
+/// The demo installation, built in so `hotline demo` needs no file.
+const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The installation file.
+    #[arg(long)]
+    config: PathBuf,
+    /// On SIGTERM, how long calls in progress may continue before they are released.
+    #[arg(long, default_value_t = 300)]
+    drain_limit: u64,
+    /// Print the one-screen summary (default: when stdout is a terminal).
+    #[arg(long)]
+    summary: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Another installation file instead of the built-in examples/demo.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print a line every 10 s instead of redrawing the screen.
+    #[arg(long)]
+    plain: bool,
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Signals seen, as flags the main loop reads (the handlers only set them).
+struct Signals {
+    term: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+    terms_seen: usize,
+}
+
+impl Signals {
+    /// How many SIGINT/SIGTERM so far.
+    fn terms(&mut self) -> usize {
+        if self.term.swap(false, Ordering::SeqCst) {
+            self.terms_seen += 1;
+        }
+        self.terms_seen
+    }
+}
+
+fn signals() -> CliResult<Signals> {
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    let err = |e: std::io::Error| CliError::failure(format!("cannot install signal handlers: {e}"));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, term.clone()).map_err(err)?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, term.clone()).map_err(err)?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()).map_err(err)?;
+    Ok(Signals { term, hup, terms_seen: 0 })
+}
+
+pub fn serve(args: ServeArgs) -> CliResult {
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| CliError::input(format!("cannot read {}: {e}", args.config.display())))?;
+    let origin = args.config.display().to_string();
+    init_logging(false);
+    let running =
+        serve::start(ServeOptions { text, origin: origin.clone(), sim_agents: false, wall_ms: wall_ms() })
+            .map_err(CliError::input)?;
+    tracing::info!("serving {origin}");
+    let summary = args.summary || std::io::stdout().is_terminal();
+    run_until_stopped(running, None, Duration::from_secs(args.drain_limit), summary, false, &args.config)
+}
+
+pub fn demo(args: DemoArgs) -> CliResult {
+    let (text, origin, path) = match &args.config {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", p.display())))?,
+            p.display().to_string(),
+            p.clone(),
+        ),
+        None => (
+            DEMO_CONFIG.to_string(),
+            "examples/demo.toml (built in)".to_string(),
+            PathBuf::from("examples/demo.toml"),
+        ),
+    };
+    init_logging(true);
+    let running =
+        serve::start(ServeOptions { text, origin: origin.clone(), sim_agents: true, wall_ms: wall_ms() })
+            .map_err(CliError::input)?;
+    println!("Hotline demo: a simulated call center ({origin}). Ctrl-C stops it.");
+    let redraw = !args.plain && std::io::stdout().is_terminal();
+    run_until_stopped(
+        running,
+        args.duration.map(Duration::from_secs),
+        Duration::from_secs(5),
+        redraw,
+        true,
+        &path,
+    )
+}
+
+fn init_logging(quiet: bool) {
+    let filter =
+        std::env::var("HOTLINE_LOG").unwrap_or_else(|_| if quiet { "warn".into() } else { "info".into() });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_until_stopped(
+    running: Running,
+    duration: Option<Duration>,
+    drain_limit: Duration,
+    redraw: bool,
+    demo: bool,
+    _config: &std::path::Path,
+) -> CliResult {
+    let mut sig = signals()?;
+    let started = std::time::Instant::now();
+    let mut draining = false;
+    let mut last_plain = std::time::Instant::now() - Duration::from_secs(60);
+    let mut last: Option<WallboardStats> = None;
+    loop {
+        // Keep the other queues moving even with nobody attached to them yet.
+        while running.link.try_recv().is_ok() {}
+        while running.records.try_recv().is_ok() {}
+        match running.stats.recv_timeout(Duration::from_millis(200)) {
+            Ok(s) => {
+                if redraw {
+                    print!("\x1b[H\x1b[2J{}", render(&s));
+                    let _ = std::io::stdout().flush();
+                } else if last_plain.elapsed() >= Duration::from_secs(10) {
+                    println!("{}", one_line(&s));
+                    last_plain = std::time::Instant::now();
+                }
+                last = Some(s);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let terms = sig.terms();
+        let timed_out = duration.is_some_and(|d| started.elapsed() >= d);
+        if terms >= 2 || (demo && terms >= 1) {
+            break;
+        }
+        if (terms == 1 || timed_out) && !draining {
+            draining = true;
+            if demo {
+                break;
+            }
+            tracing::info!("draining: no new calls; calls in progress have {} s", drain_limit.as_secs());
+            running.drain(drain_limit);
+        }
+        if draining && running.drained.try_recv().is_ok() {
+            break;
+        }
+        if sig.hup.swap(false, Ordering::SeqCst) {
+            tracing::warn!("SIGHUP: reloading the configuration is not supported yet; nothing changed");
+        }
+    }
+    let engine = running.stop().map_err(CliError::failure)?;
+    if let Some(s) = last {
+        if redraw {
+            print!("\x1b[H\x1b[2J{}", render(&s));
+        }
+        println!("{}", one_line(&s));
+    }
+    println!("stopped; {} calls still in the engine", engine.call_count());
+    Ok(())
+}
+
+fn mmss(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// One line for logs and non-terminal output.
+pub fn one_line(s: &WallboardStats) -> String {
+    let waiting: usize = s.queues.iter().map(|q| q.waiting).sum();
+    let ready = s.agents.iter().filter(|a| a.state == "ready").count();
+    let busy = s.agents.iter().filter(|a| a.state == "busy" || a.state == "ringing").count();
+    let q: Vec<String> = s
+        .queues
+        .iter()
+        .map(|q| {
+            format!(
+                "{} {}/{} answered, {} abandoned, SL {:.0}%",
+                q.name,
+                q.answered,
+                q.offered,
+                q.abandoned,
+                q.service_level * 100.0
+            )
+        })
+        .collect();
+    format!(
+        "[{}] calls {} (live {}), waiting {}, agents ready {} busy {}; {}",
+        mmss(s.uptime_s),
+        s.calls_today,
+        s.calls.len(),
+        waiting,
+        ready,
+        busy,
+        q.join("; ")
+    )
+}
+
+/// The one-screen summary.
+pub fn render(s: &WallboardStats) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "Hotline  up {}   calls today {}   live {}{}\n\n",
+        mmss(s.uptime_s),
+        s.calls_today,
+        s.calls.len(),
+        if s.draining { "   DRAINING" } else { "" }
+    ));
+    out.push_str(
+        "QUEUE        WAITING  LONGEST  READY  OFFERED  ANSWERED  ABANDONED  TIMED OUT  SL(20s)  ABANDON\n",
+    );
+    for q in &s.queues {
+        out.push_str(&format!(
+            "{:<12} {:>7}  {:>7}  {:>5}  {:>7}  {:>8}  {:>9}  {:>9}  {:>6.0}%  {:>6.1}%\n",
+            q.name,
+            q.waiting,
+            mmss(q.longest_wait_s),
+            q.ready_agents,
+            q.offered,
+            q.answered,
+            q.abandoned,
+            q.timed_out,
+            q.service_level * 100.0,
+            q.abandon_rate * 100.0
+        ));
+    }
+    out.push_str("\nAGENT                     STATE                 FOR  ANSWERED\n");
+    for a in &s.agents {
+        let state = match &a.reason {
+            Some(r) => format!("{} ({r})", a.state),
+            None => a.state.clone(),
+        };
+        out.push_str(&format!(
+            "{:<5} {:<19} {:<20} {:>5}  {:>8}\n",
+            a.id,
+            a.name,
+            state,
+            mmss(a.state_s),
+            a.answered_today
+        ));
+    }
+    out.push_str("\nLIVE CALLS\n");
+    for c in s.calls.iter().take(12) {
+        out.push_str(&format!(
+            "#{:<5} {:<13} -> {:<11} {:<8} {:<8} {:<5} {:>5}\n",
+            c.call,
+            c.calling,
+            c.called,
+            c.state,
+            c.queue.as_deref().unwrap_or("-"),
+            c.agent.as_deref().unwrap_or("-"),
+            mmss(c.since_s)
+        ));
+    }
+    if s.calls.len() > 12 {
+        out.push_str(&format!("... and {} more\n", s.calls.len() - 12));
+    }
+    out
+}

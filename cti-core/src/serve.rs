@@ -1,0 +1,403 @@
+//! The live installation (`hotline serve`, `hotline demo`): threads around the
+//! sans-IO [`Center`], joined by bounded crossbeam channels.
+//!
+//! - the card thread owns the card backends: it polls them on a real clock, forwards
+//!   their events to the engine thread and carries out the commands it is sent;
+//! - the engine thread owns all call state (the [`Center`]) and never waits on disk or
+//!   network: what it sends elsewhere goes with `try_send`, and a full queue is counted
+//!   and logged, never waited on;
+//! - the caller's thread gets the wallboard figures once a second and decides when to
+//!   drain, reload or stop.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use hotline_drivers::config::{Backend, CardConfig};
+use hotline_drivers::{Card, CardEvent, Command, ErrorKind};
+
+use crate::center::{Center, CenterInput, CenterOutput, WallboardStats};
+use crate::config::Config;
+use crate::engine::{Engine, Input, Output};
+use crate::runtime::{Clock, RealClock};
+use crate::sim_agents::SimAgents;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The installation file's text and where it came from (for messages).
+    pub text: String,
+    pub origin: String,
+    /// Run simulated agents at the desktops (the demo).
+    pub sim_agents: bool,
+    /// Unix milliseconds now (the wall clock is read by the caller, not here).
+    pub wall_ms: i64,
+}
+
+/// Messages to the engine thread.
+#[derive(Debug)]
+pub enum EngineMsg {
+    Input(CenterInput),
+    /// Stop now (after a drain, or on a second Ctrl-C).
+    Stop,
+}
+
+/// What other threads see of a running installation.
+#[derive(Debug)]
+pub struct Running {
+    /// The wallboard figures, once a second.
+    pub stats: Receiver<WallboardStats>,
+    /// Engine events and responses, for the CTI link (and tests).
+    pub link: Receiver<(i64, Output)>,
+    /// Records for the store.
+    pub records: Receiver<(i64, crate::csta::Record)>,
+    /// Set when the drain has finished.
+    pub drained: Receiver<()>,
+    to_engine: Sender<EngineMsg>,
+    /// Messages dropped because a queue was full, by queue.
+    pub dropped: Arc<Counters>,
+    engine: Option<JoinHandle<Engine>>,
+    cards: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// Counters of queue overflows between threads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub to_card: AtomicU64,
+    pub to_link: AtomicU64,
+    pub to_store: AtomicU64,
+    pub to_engine: AtomicU64,
+}
+
+const QUEUE: usize = 8192;
+
+impl Running {
+    /// A sender for engine inputs (the CTI link's requests).
+    pub fn engine_sender(&self) -> Sender<EngineMsg> {
+        self.to_engine.clone()
+    }
+
+    /// Begin a graceful drain: new calls are refused, calls in progress continue up to
+    /// `limit`.
+    pub fn drain(&self, limit: Duration) {
+        let _ = self.to_engine.send(EngineMsg::Input(CenterInput::Drain { limit }));
+    }
+
+    /// Stop the threads and wait for them. Returns the engine (for a final report).
+    pub fn stop(mut self) -> Result<Engine, String> {
+        let _ = self.to_engine.send(EngineMsg::Stop);
+        let engine =
+            self.engine.take().map(|h| h.join().map_err(|_| "the engine thread panicked".to_string()));
+        if let Some(h) = self.cards.take() {
+            h.join().map_err(|_| "the card thread panicked".to_string())??;
+        }
+        match engine {
+            Some(r) => r,
+            None => Err("already stopped".into()),
+        }
+    }
+}
+
+/// Start the card and engine threads for an installation file.
+pub fn start(opts: ServeOptions) -> Result<Running, String> {
+    let cfg = Config::parse(&opts.text, &opts.origin)
+        .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+    let cards_cfg = hotline_drivers::config::parse(&opts.text, &opts.origin).map_err(|e| e.to_string())?;
+    if cards_cfg.cards.is_empty() {
+        return Err(format!("{}: no [[card]] is configured", opts.origin));
+    }
+    let clock = RealClock::new();
+    let (to_engine, engine_rx) = bounded::<EngineMsg>(QUEUE);
+    let (to_card, card_rx) = bounded::<Command>(QUEUE);
+    let (stats_tx, stats) = bounded(4);
+    let (link_tx, link) = bounded(QUEUE);
+    let (rec_tx, records) = bounded(QUEUE);
+    let (drained_tx, drained) = bounded(1);
+    let dropped = Arc::new(Counters::default());
+
+    // The card thread opens the cards itself: hardware handles stay on one thread.
+    let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
+    let cards = {
+        let to_engine = to_engine.clone();
+        let dropped = dropped.clone();
+        std::thread::Builder::new()
+            .name("hotline-cards".into())
+            .spawn(move || card_thread(cards_cfg, clock, card_rx, to_engine, ready_tx, dropped))
+            .map_err(|e| format!("cannot start the card thread: {e}"))?
+    };
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = cards.join();
+            return Err(e);
+        }
+        Err(_) => return Err("the card thread ended while opening the cards".into()),
+    }
+
+    let agents = opts.sim_agents.then(|| SimAgents::new(&cfg, cfg.seed));
+    let center = Center::new(Engine::new(cfg), opts.wall_ms);
+    let engine = {
+        let to_card = to_card.clone();
+        let dropped = dropped.clone();
+        let outs =
+            Outs { to_card, stats: stats_tx, link: link_tx, records: rec_tx, drained: drained_tx, dropped };
+        std::thread::Builder::new()
+            .name("hotline-engine".into())
+            .spawn(move || engine_thread(center, agents, clock, engine_rx, outs))
+            .map_err(|e| format!("cannot start the engine thread: {e}"))?
+    };
+    drop(to_card);
+    Ok(Running {
+        stats,
+        link,
+        records,
+        drained,
+        to_engine,
+        dropped,
+        engine: Some(engine),
+        cards: Some(cards),
+    })
+}
+
+struct Outs {
+    to_card: Sender<Command>,
+    stats: Sender<WallboardStats>,
+    link: Sender<(i64, Output)>,
+    records: Sender<(i64, crate::csta::Record)>,
+    drained: Sender<()>,
+    dropped: Arc<Counters>,
+}
+
+fn offer<T>(tx: &Sender<T>, v: T, counter: &AtomicU64, what: &str) -> Result<(), T> {
+    match tx.try_send(v) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(v)) => {
+            if counter.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+                tracing::warn!("the {what} queue is full; dropping (counted)");
+            }
+            Err(v)
+        }
+        Err(TrySendError::Disconnected(v)) => Err(v),
+    }
+}
+
+fn engine_thread(
+    mut center: Center,
+    mut agents: Option<SimAgents>,
+    clock: RealClock,
+    rx: Receiver<EngineMsg>,
+    outs: Outs,
+) -> Engine {
+    loop {
+        let now = clock.now();
+        if let Some(a) = agents.as_mut() {
+            for input in a.poll(now) {
+                center.handle(now, CenterInput::Engine(input));
+            }
+        }
+        dispatch(&mut center, &outs);
+        let next = [center.next_deadline(), agents.as_ref().and_then(|a| a.next_deadline())]
+            .into_iter()
+            .flatten()
+            .min();
+        let wait = next.map(|t| t.saturating_duration_since(clock.now())).unwrap_or(Duration::from_secs(1));
+        match rx.recv_timeout(wait) {
+            Ok(EngineMsg::Input(i)) => center.handle(clock.now(), i),
+            Ok(EngineMsg::Stop) => break,
+            Err(RecvTimeoutError::Timeout) => center.handle(clock.now(), CenterInput::Engine(Input::Timeout)),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Take what else is queued before sleeping again.
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                EngineMsg::Input(i) => center.handle(clock.now(), i),
+                EngineMsg::Stop => {
+                    dispatch(&mut center, &outs);
+                    return into_engine(center);
+                }
+            }
+        }
+        dispatch(&mut center, &outs);
+    }
+    dispatch(&mut center, &outs);
+    into_engine(center)
+}
+
+fn into_engine(center: Center) -> Engine {
+    center.into_engine()
+}
+
+fn dispatch(center: &mut Center, outs: &Outs) {
+    let now_failed: Vec<Command> = {
+        let mut failed = Vec::new();
+        while let Some(o) = center.poll_output() {
+            match o {
+                CenterOutput::Command(c) => {
+                    if let Err(c) = offer(&outs.to_card, c, &outs.dropped.to_card, "card command") {
+                        failed.push(c);
+                    }
+                }
+                CenterOutput::Link { at_unix_ms, output } => {
+                    let _ = offer(&outs.link, (at_unix_ms, output), &outs.dropped.to_link, "CTI link");
+                }
+                CenterOutput::Record { at_unix_ms, record } => {
+                    let _ = offer(&outs.records, (at_unix_ms, record), &outs.dropped.to_store, "store");
+                }
+                CenterOutput::Stats(s) => {
+                    let _ = outs.stats.try_send(s);
+                }
+                CenterOutput::Drained => {
+                    let _ = outs.drained.try_send(());
+                }
+            }
+        }
+        failed
+    };
+    // A command the card thread could not take is a failed command: the engine undoes
+    // what depended on it.
+    for command in now_failed {
+        let now = center.now();
+        center.handle(now, CenterInput::Engine(Input::CommandFailed { command, kind: ErrorKind::Resource }));
+    }
+}
+
+fn open_card(
+    card: &CardConfig,
+    all: &hotline_drivers::config::Config,
+    tx: Sender<CardEvent>,
+) -> Result<Box<dyn Card>, String> {
+    match card.backend {
+        Backend::Simulator => hotline_drivers::sim::SimCard::from_config(all, card.id, tx)
+            .map(|c| Box::new(c) as Box<dyn Card>)
+            .map_err(|e| e.to_string()),
+        #[cfg(all(target_os = "linux", feature = "dahdi"))]
+        Backend::Dahdi => {
+            hotline_drivers::dahdi::DahdiCard::open_system(card, hotline_drivers::dahdi::Law::Alaw, tx)
+                .map(|c| Box::new(c) as Box<dyn Card>)
+                .map_err(|e| e.to_string())
+        }
+        #[cfg(feature = "synway")]
+        Backend::Synway => {
+            let sdk = card.sdk_path.clone().ok_or_else(|| format!("card {}: sdk_path is required", card.id))?;
+            hotline_drivers::vendor::synway::SynwayCard::open(
+                hotline_drivers::vendor::synway::SynwayOptions::new(card.id, sdk),
+                tx,
+            )
+            .map(|c| Box::new(c) as Box<dyn Card>)
+            .map_err(|e| e.to_string())
+        }
+        other => Err(format!(
+            "card {}: backend {other:?} cannot be run by `hotline serve` yet (it is not built in, \
+             or its channel map is not derived from the configuration); `hotline cards probe` checks the hardware",
+            card.id
+        )),
+    }
+}
+
+fn card_thread(
+    cfg: hotline_drivers::config::Config,
+    clock: RealClock,
+    commands: Receiver<Command>,
+    to_engine: Sender<EngineMsg>,
+    ready: Sender<Result<(), String>>,
+    dropped: Arc<Counters>,
+) -> Result<(), String> {
+    let (ev_tx, ev_rx) = bounded::<CardEvent>(QUEUE);
+    let mut cards: Vec<(u16, Box<dyn Card>)> = Vec::new();
+    for c in &cfg.cards {
+        match open_card(c, &cfg, ev_tx.clone()) {
+            Ok(card) => cards.push((c.id, card)),
+            Err(e) => {
+                let _ = ready.send(Err(e.clone()));
+                return Err(e);
+            }
+        }
+    }
+    let _ = ready.send(Ok(()));
+    let forward = |ev_rx: &Receiver<CardEvent>| -> bool {
+        while let Ok(ev) = ev_rx.try_recv() {
+            // The engine must see every card event: block rather than lose one, the
+            // card's own buffers absorb the wait.
+            if to_engine.send(EngineMsg::Input(CenterInput::Engine(Input::Card(ev)))).is_err() {
+                return false;
+            }
+        }
+        true
+    };
+    loop {
+        let now = clock.now();
+        let mut next = now + Duration::from_millis(20);
+        for (id, card) in cards.iter_mut() {
+            match card.poll(now) {
+                Ok(Some(t)) => next = next.min(t),
+                Ok(None) => {}
+                Err(e) => tracing::error!("card {id}: {e}"),
+            }
+        }
+        if !forward(&ev_rx) {
+            return Ok(());
+        }
+        let wait = next.saturating_duration_since(clock.now());
+        let first = match commands.recv_timeout(wait) {
+            Ok(c) => Some(c),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        for command in first.into_iter().chain(std::iter::from_fn(|| commands.try_recv().ok())) {
+            let now = clock.now();
+            let card_id = command_card(&command);
+            let Some((_, card)) = cards.iter_mut().find(|(id, _)| Some(*id) == card_id) else {
+                let kind = ErrorKind::NoSuchChannel;
+                let _ = to_engine
+                    .send(EngineMsg::Input(CenterInput::Engine(Input::CommandFailed { command, kind })));
+                continue;
+            };
+            if let Err(e) = card.execute(now, command.clone()) {
+                tracing::debug!("card refused {command:?}: {e}");
+                if to_engine
+                    .try_send(EngineMsg::Input(CenterInput::Engine(Input::CommandFailed {
+                        command,
+                        kind: e.kind(),
+                    })))
+                    .is_err()
+                {
+                    dropped.to_engine.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if !forward(&ev_rx) {
+            return Ok(());
+        }
+    }
+}
+
+/// The card a command is for.
+fn command_card(c: &Command) -> Option<u16> {
+    use Command::*;
+    Some(match c {
+        Accept { ch }
+        | Answer { ch }
+        | Reject { ch, .. }
+        | Release { ch, .. }
+        | PlaceCall { ch, .. }
+        | RingStation { ch, .. }
+        | StopRinging { ch }
+        | Play { ch, .. }
+        | StopPlay { ch }
+        | SendDigits { ch, .. }
+        | StartTap { ch, .. }
+        | StopTap { ch, .. }
+        | Connect { a: ch, .. }
+        | Listen { listener: ch, .. }
+        | Disconnect { ch }
+        | JoinConference { ch, .. }
+        | SetMemberRights { ch, .. }
+        | LeaveConference { ch, .. }
+        | Block { ch }
+        | Unblock { ch } => ch.card,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
