@@ -87,22 +87,24 @@ pub fn serve(args: ServeArgs) -> CliResult {
             .map_err(CliError::input)?;
     tracing::info!("serving {origin}");
     let summary = args.summary || std::io::stdout().is_terminal();
-    run_until_stopped(running, None, Duration::from_secs(args.drain_limit), summary, false, &args.config)
+    run_until_stopped(
+        running,
+        None,
+        Duration::from_secs(args.drain_limit),
+        summary,
+        false,
+        Some(&args.config),
+    )
 }
 
 pub fn demo(args: DemoArgs) -> CliResult {
-    let (text, origin, path) = match &args.config {
+    let (text, origin) = match &args.config {
         Some(p) => (
             std::fs::read_to_string(p)
                 .map_err(|e| CliError::input(format!("cannot read {}: {e}", p.display())))?,
             p.display().to_string(),
-            p.clone(),
         ),
-        None => (
-            DEMO_CONFIG.to_string(),
-            "examples/demo.toml (built in)".to_string(),
-            PathBuf::from("examples/demo.toml"),
-        ),
+        None => (DEMO_CONFIG.to_string(), "examples/demo.toml (built in)".to_string()),
     };
     init_logging(true);
     let running =
@@ -116,7 +118,7 @@ pub fn demo(args: DemoArgs) -> CliResult {
         Duration::from_secs(5),
         redraw,
         true,
-        &path,
+        args.config.as_deref(),
     )
 }
 
@@ -135,7 +137,7 @@ fn run_until_stopped(
     drain_limit: Duration,
     redraw: bool,
     demo: bool,
-    _config: &std::path::Path,
+    config: Option<&std::path::Path>,
 ) -> CliResult {
     let mut sig = signals()?;
     let started = std::time::Instant::now();
@@ -177,7 +179,7 @@ fn run_until_stopped(
             break;
         }
         if sig.hup.swap(false, Ordering::SeqCst) {
-            tracing::warn!("SIGHUP: reloading the configuration is not supported yet; nothing changed");
+            reload(&running, config);
         }
     }
     let engine = running.stop().map_err(CliError::failure)?;
@@ -189,6 +191,27 @@ fn run_until_stopped(
     }
     println!("stopped; {} calls still in the engine", engine.call_count());
     Ok(())
+}
+
+/// SIGHUP: read the installation file again and hand the engine what it can take.
+fn reload(running: &Running, config: Option<&std::path::Path>) {
+    let Some(path) = config else {
+        tracing::warn!("SIGHUP: the built-in demo configuration has no file to reload");
+        return;
+    };
+    let origin = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("SIGHUP: cannot read {origin}: {e}; nothing changed");
+            return;
+        }
+    };
+    match running.reload(&text, &origin) {
+        Ok(changed) if changed.is_empty() => tracing::info!("SIGHUP: {origin} reloaded, nothing changed"),
+        Ok(changed) => tracing::info!("SIGHUP: {origin} reloaded: {}", changed.join(", ")),
+        Err(e) => tracing::error!("SIGHUP: {e}"),
+    }
 }
 
 fn mmss(s: f64) -> String {

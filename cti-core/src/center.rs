@@ -179,6 +179,11 @@ impl Center {
         self.engine
     }
 
+    /// Apply a new configuration to the engine (see [`Engine::reload`]).
+    pub fn reload(&mut self, cfg: crate::config::Config) -> Result<Vec<String>, String> {
+        self.engine.reload(cfg)
+    }
+
     /// The time of the last input.
     pub fn now(&self) -> Instant {
         self.now

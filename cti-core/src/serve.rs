@@ -40,6 +40,9 @@ pub struct ServeOptions {
 #[derive(Debug)]
 pub enum EngineMsg {
     Input(CenterInput),
+    /// Apply a new configuration (SIGHUP); the answer lists what changed or why
+    /// nothing was applied.
+    Reload(Box<Config>, Sender<Result<Vec<String>, String>>),
     /// Stop now (after a drain, or on a second Ctrl-C).
     Stop,
 }
@@ -83,6 +86,19 @@ impl Running {
     /// `limit`.
     pub fn drain(&self, limit: Duration) {
         let _ = self.to_engine.send(EngineMsg::Input(CenterInput::Drain { limit }));
+    }
+
+    /// Reload the engine's configuration from the installation file's text without
+    /// dropping calls (see `Engine::reload` for what can change). Card tables are not
+    /// reloaded.
+    pub fn reload(&self, text: &str, origin: &str) -> Result<Vec<String>, String> {
+        let cfg = Config::parse(text, origin)
+            .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+        let (tx, rx) = bounded(1);
+        self.to_engine
+            .send(EngineMsg::Reload(Box::new(cfg), tx))
+            .map_err(|_| "the engine thread has stopped".to_string())?;
+        rx.recv_timeout(Duration::from_secs(5)).map_err(|_| "the engine thread did not answer".to_string())?
     }
 
     /// Stop the threads and wait for them. Returns the engine (for a final report).
@@ -205,6 +221,9 @@ fn engine_thread(
         let wait = next.map(|t| t.saturating_duration_since(clock.now())).unwrap_or(Duration::from_secs(1));
         match rx.recv_timeout(wait) {
             Ok(EngineMsg::Input(i)) => center.handle(clock.now(), i),
+            Ok(EngineMsg::Reload(cfg, reply)) => {
+                let _ = reply.send(center.reload(*cfg));
+            }
             Ok(EngineMsg::Stop) => break,
             Err(RecvTimeoutError::Timeout) => center.handle(clock.now(), CenterInput::Engine(Input::Timeout)),
             Err(RecvTimeoutError::Disconnected) => break,
@@ -213,6 +232,9 @@ fn engine_thread(
         while let Ok(m) = rx.try_recv() {
             match m {
                 EngineMsg::Input(i) => center.handle(clock.now(), i),
+                EngineMsg::Reload(cfg, reply) => {
+                    let _ = reply.send(center.reload(*cfg));
+                }
                 EngineMsg::Stop => {
                     dispatch(&mut center, &outs);
                     return into_engine(center);

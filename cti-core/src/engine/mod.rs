@@ -14,6 +14,7 @@
 
 mod acd;
 mod calls;
+mod reload;
 mod services;
 mod station;
 
