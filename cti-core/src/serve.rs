@@ -59,6 +59,7 @@ pub struct Running {
     /// Set when the drain has finished.
     pub drained: Receiver<()>,
     to_engine: Sender<EngineMsg>,
+    inputs: Sender<Input>,
     /// Messages dropped because a queue was full, by queue.
     pub dropped: Arc<Counters>,
     engine: Option<JoinHandle<Engine>>,
@@ -78,8 +79,8 @@ const QUEUE: usize = 8192;
 
 impl Running {
     /// A sender for engine inputs (the CTI link's requests).
-    pub fn engine_sender(&self) -> Sender<EngineMsg> {
-        self.to_engine.clone()
+    pub fn input_sender(&self) -> Sender<Input> {
+        self.inputs.clone()
     }
 
     /// Begin a graceful drain: new calls are refused, calls in progress continue up to
@@ -125,7 +126,8 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         return Err(format!("{}: no [[card]] is configured", opts.origin));
     }
     let clock = RealClock::new();
-    let (to_engine, engine_rx) = bounded::<EngineMsg>(QUEUE);
+    let (to_engine, control_rx) = bounded::<EngineMsg>(64);
+    let (inputs_tx, inputs_rx) = bounded::<Input>(QUEUE);
     let (to_card, card_rx) = bounded::<Command>(QUEUE);
     let (stats_tx, stats) = bounded(4);
     let (link_tx, link) = bounded(QUEUE);
@@ -136,7 +138,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     // The card thread opens the cards itself: hardware handles stay on one thread.
     let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
     let cards = {
-        let to_engine = to_engine.clone();
+        let to_engine = inputs_tx.clone();
         let dropped = dropped.clone();
         std::thread::Builder::new()
             .name("hotline-cards".into())
@@ -161,7 +163,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
             Outs { to_card, stats: stats_tx, link: link_tx, records: rec_tx, drained: drained_tx, dropped };
         std::thread::Builder::new()
             .name("hotline-engine".into())
-            .spawn(move || engine_thread(center, agents, clock, engine_rx, outs))
+            .spawn(move || engine_thread(center, agents, clock, inputs_rx, control_rx, outs))
             .map_err(|e| format!("cannot start the engine thread: {e}"))?
     };
     drop(to_card);
@@ -171,6 +173,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         records,
         drained,
         to_engine,
+        inputs: inputs_tx,
         dropped,
         engine: Some(engine),
         cards: Some(cards),
@@ -203,7 +206,8 @@ fn engine_thread(
     mut center: Center,
     mut agents: Option<SimAgents>,
     clock: RealClock,
-    rx: Receiver<EngineMsg>,
+    inputs: Receiver<Input>,
+    control: Receiver<EngineMsg>,
     outs: Outs,
 ) -> Engine {
     loop {
@@ -219,35 +223,31 @@ fn engine_thread(
             .flatten()
             .min();
         let wait = next.map(|t| t.saturating_duration_since(clock.now())).unwrap_or(Duration::from_secs(1));
-        match rx.recv_timeout(wait) {
-            Ok(EngineMsg::Input(i)) => center.handle(clock.now(), i),
-            Ok(EngineMsg::Reload(cfg, reply)) => {
-                let _ = reply.send(center.reload(*cfg));
-            }
-            Ok(EngineMsg::Stop) => break,
-            Err(RecvTimeoutError::Timeout) => center.handle(clock.now(), CenterInput::Engine(Input::Timeout)),
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        // Take what else is queued before sleeping again.
-        while let Ok(m) = rx.try_recv() {
-            match m {
-                EngineMsg::Input(i) => center.handle(clock.now(), i),
-                EngineMsg::Reload(cfg, reply) => {
+        crossbeam_channel::select! {
+            recv(inputs) -> m => match m {
+                Ok(i) => center.handle(clock.now(), CenterInput::Engine(i)),
+                Err(_) => break,
+            },
+            recv(control) -> m => match m {
+                Ok(EngineMsg::Input(i)) => center.handle(clock.now(), i),
+                Ok(EngineMsg::Reload(cfg, reply)) => {
                     let _ = reply.send(center.reload(*cfg));
                 }
-                EngineMsg::Stop => {
-                    dispatch(&mut center, &outs);
-                    return into_engine(center);
-                }
+                Ok(EngineMsg::Stop) | Err(_) => break,
+            },
+            default(wait) => center.handle(clock.now(), CenterInput::Engine(Input::Timeout)),
+        }
+        // Take what else is queued before sleeping again (bounded, so control
+        // messages are not starved).
+        for _ in 0..256 {
+            match inputs.try_recv() {
+                Ok(i) => center.handle(clock.now(), CenterInput::Engine(i)),
+                Err(_) => break,
             }
         }
         dispatch(&mut center, &outs);
     }
     dispatch(&mut center, &outs);
-    into_engine(center)
-}
-
-fn into_engine(center: Center) -> Engine {
     center.into_engine()
 }
 
@@ -322,7 +322,7 @@ fn card_thread(
     cfg: hotline_drivers::config::Config,
     clock: RealClock,
     commands: Receiver<Command>,
-    to_engine: Sender<EngineMsg>,
+    to_engine: Sender<Input>,
     ready: Sender<Result<(), String>>,
     dropped: Arc<Counters>,
 ) -> Result<(), String> {
@@ -342,7 +342,7 @@ fn card_thread(
         while let Ok(ev) = ev_rx.try_recv() {
             // The engine must see every card event: block rather than lose one, the
             // card's own buffers absorb the wait.
-            if to_engine.send(EngineMsg::Input(CenterInput::Engine(Input::Card(ev)))).is_err() {
+            if to_engine.send(Input::Card(ev)).is_err() {
                 return false;
             }
         }
@@ -372,19 +372,12 @@ fn card_thread(
             let card_id = command_card(&command);
             let Some((_, card)) = cards.iter_mut().find(|(id, _)| Some(*id) == card_id) else {
                 let kind = ErrorKind::NoSuchChannel;
-                let _ = to_engine
-                    .send(EngineMsg::Input(CenterInput::Engine(Input::CommandFailed { command, kind })));
+                let _ = to_engine.send(Input::CommandFailed { command, kind });
                 continue;
             };
             if let Err(e) = card.execute(now, command.clone()) {
                 tracing::debug!("card refused {command:?}: {e}");
-                if to_engine
-                    .try_send(EngineMsg::Input(CenterInput::Engine(Input::CommandFailed {
-                        command,
-                        kind: e.kind(),
-                    })))
-                    .is_err()
-                {
+                if to_engine.try_send(Input::CommandFailed { command, kind: e.kind() }).is_err() {
                     dropped.to_engine.fetch_add(1, Ordering::Relaxed);
                 }
             }
