@@ -23,7 +23,9 @@ use crossbeam_channel::{bounded, select, unbounded};
 use hotline_cti::config::Config;
 use hotline_cti::coupled::{self, Seen};
 use hotline_cti::csta::{AgentEventKind, CallId, CstaEvent, DeviceId};
-use hotline_cti::link::{self, pages, LinkConfig, LinkHandle, LinkMsg, QueueStats, ScreenPop, WallboardStats};
+use hotline_cti::link::{
+    self, pages, LinkConfig, LinkHandle, LinkMsg, QueueStats, ScreenPop, WallboardStats,
+};
 use hotline_cti::runtime::{Clock, RealClock};
 use hotline_cti::{Engine, Input, Output};
 use hotline_drivers::config::{self as card_config, Backend, MediaMode};
@@ -89,8 +91,7 @@ enum Control {
 fn run() -> Result<(), String> {
     let args = parse_args()?;
     let origin = args.config.display().to_string();
-    let text =
-        std::fs::read_to_string(&args.config).map_err(|e| format!("cannot read {origin}: {e}"))?;
+    let text = std::fs::read_to_string(&args.config).map_err(|e| format!("cannot read {origin}: {e}"))?;
     let mut cards = card_config::parse(&text, &origin).map_err(|e| e.to_string())?;
     // Real time without audio: events only, light on the CPU.
     cards.simulator.media = MediaMode::Signalling;
@@ -100,7 +101,8 @@ fn run() -> Result<(), String> {
         .find(|c| c.backend == Backend::Simulator)
         .ok_or_else(|| format!("{origin}: no card with backend = \"simulator\""))?;
     let card_id = card.id;
-    let span = card.spans.first().map(|s| s.span).ok_or_else(|| format!("{origin}: the card has no E1 span"))?;
+    let span =
+        card.spans.first().map(|s| s.span).ok_or_else(|| format!("{origin}: the card has no E1 span"))?;
     let engine_cfg = Config::parse(&text, &origin).map_err(problems)?;
     let mut link_cfg = LinkConfig::parse(&text, &origin, &engine_cfg).map_err(problems)?;
     if let Some(a) = &args.http {
@@ -140,7 +142,9 @@ fn run() -> Result<(), String> {
                         break;
                     }
                 }
-                Some(other) => eprintln!("web_fixture: unknown command {other:?}; expected `call [ANI [DNIS]]`"),
+                Some(other) => {
+                    eprintln!("web_fixture: unknown command {other:?}; expected `call [ANI [DNIS]]`")
+                }
                 None => {}
             }
         }
@@ -165,6 +169,7 @@ fn run() -> Result<(), String> {
                 any = true;
                 engine.handle(now, Input::Card(ev));
                 coupled::carry(&mut engine, &mut sim, now, &mut |t, s| glue.seen(t, s));
+                glue.send_pops(&engine);
             }
             if !any {
                 break next;
@@ -173,6 +178,7 @@ fn run() -> Result<(), String> {
         if engine.next_deadline().is_some_and(|d| d <= now) {
             engine.handle(now, Input::Timeout);
             coupled::carry(&mut engine, &mut sim, now, &mut |t, s| glue.seen(t, s));
+            glue.send_pops(&engine);
         }
         if now >= next_stats {
             glue.push_stats(now);
@@ -186,6 +192,7 @@ fn run() -> Result<(), String> {
                     let t = clock.now();
                     engine.handle(t, input);
                     coupled::carry(&mut engine, &mut sim, t, &mut |t, s| glue.seen(t, s));
+                    glue.send_pops(&engine);
                 }
                 Err(_) => return Ok(()),
             },
@@ -208,8 +215,9 @@ struct Glue {
     wall_base: i64,
     /// Extension -> the agent logged in there.
     at_station: HashMap<String, String>,
-    locations: BTreeMap<String, String>,
-    vips: Vec<String>,
+    /// Calls delivered to an agent: (call, agent, extension, when), popped once the
+    /// engine can be asked for the call's data.
+    pops: Vec<(CallId, String, String, Instant)>,
     queues: BTreeMap<String, QueueDay>,
     /// Calls queued and not yet answered: (queue, first queued at).
     waiting_since: HashMap<CallId, (String, Instant)>,
@@ -230,8 +238,7 @@ impl Glue {
             link,
             wall_base,
             at_station: HashMap::new(),
-            locations: cfg.locations.clone(),
-            vips: cfg.vips.keys().cloned().collect(),
+            pops: Vec::new(),
             queues: cfg.queues.iter().map(|q| (q.name.clone(), QueueDay::default())).collect(),
             waiting_since: HashMap::new(),
         }
@@ -249,7 +256,9 @@ impl Glue {
                     self.track(t, ev);
                 }
             }
-            Seen::Refused { command, error } => eprintln!("web_fixture: the card refused {command:?}: {error}"),
+            Seen::Refused { command, error } => {
+                eprintln!("web_fixture: the card refused {command:?}: {error}")
+            }
             _ => {}
         }
     }
@@ -262,22 +271,10 @@ impl Glue {
             CstaEvent::Agent { agent, kind: AgentEventKind::LoggedOff } => {
                 self.at_station.retain(|_, a| a != agent);
             }
-            CstaEvent::Delivered { call, alerting: DeviceId::Station(ext), calling, called, .. } => {
+            CstaEvent::Delivered { call, alerting: DeviceId::Station(ext), .. } => {
                 self.stop_waiting(*call);
                 if let Some(agent) = self.at_station.get(ext) {
-                    let pop = ScreenPop {
-                        call: *call,
-                        agent: agent.clone(),
-                        station: Some(ext.clone()),
-                        calling: Some(calling.clone()).filter(|c| !c.is_empty()),
-                        access_number: called.clone(),
-                        location: self.location(calling),
-                        vip: self.vips.iter().any(|v| v == calling),
-                        ivr_data: BTreeMap::new(),
-                        attached: BTreeMap::new(),
-                        at_unix_ms: self.wall(t),
-                    };
-                    self.link.send(LinkMsg::ScreenPop(pop));
+                    self.pops.push((*call, agent.clone(), ext.clone(), t));
                 }
             }
             CstaEvent::Queued { call, queue, .. } => {
@@ -321,13 +318,25 @@ impl Glue {
         }
     }
 
-    /// The longest configured prefix of the number names its location.
-    fn location(&self, number: &str) -> Option<String> {
-        self.locations
-            .iter()
-            .filter(|(prefix, _)| number.starts_with(prefix.as_str()))
-            .max_by_key(|(prefix, _)| prefix.len())
-            .map(|(_, name)| name.clone())
+    /// The screen pops of the calls just delivered, with what the engine knows of
+    /// each call (no IVR here, so all its data counts as attached).
+    fn send_pops(&mut self, engine: &Engine) {
+        for (call, agent, ext, t) in std::mem::take(&mut self.pops) {
+            let Some(info) = engine.call_info(call) else { continue };
+            let pop = ScreenPop {
+                call,
+                agent,
+                station: Some(ext),
+                calling: info.ani,
+                access_number: info.dnis,
+                location: info.location,
+                vip: info.vip,
+                ivr_data: BTreeMap::new(),
+                attached: info.data,
+                at_unix_ms: self.wall(t),
+            };
+            self.link.send(LinkMsg::ScreenPop(pop));
+        }
     }
 
     fn push_stats(&self, now: Instant) {

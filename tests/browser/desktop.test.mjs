@@ -135,7 +135,7 @@ test("an agent logs in, takes a VIP call with a screen pop and transfers it whil
     await agent.fill("#login-password", "wrong");
     await agent.fill("#login-station", "2001");
     await agent.click("#login-button");
-    await waitText(agent, "#messages", "invalid password", "refusal of a wrong password");
+    await waitText(agent, "#messages", "Login refused: wrong user or password", "refusal of a wrong password");
 
     await agent.fill("#login-password", "lw-secret");
     await agent.click("#login-button");
