@@ -18,6 +18,7 @@
 pub mod auth;
 mod crm;
 mod model;
+pub mod pages;
 mod server;
 mod time;
 pub mod wire;
