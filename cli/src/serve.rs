@@ -83,9 +83,13 @@ pub fn serve(args: ServeArgs) -> CliResult {
     let origin = args.config.display().to_string();
     init_logging(false);
     let running =
-        serve::start(ServeOptions { text, origin: origin.clone(), sim_agents: false, wall_ms: wall_ms() })
-            .map_err(CliError::input)?;
-    tracing::info!("serving {origin}");
+        serve::start(ServeOptions::new(text, origin.clone(), wall_ms())).map_err(CliError::input)?;
+    let addrs = running.link.addrs();
+    tracing::info!(
+        "serving {origin}: CTI link on {}, web pages on {}",
+        addrs.tcp.map_or("-".into(), |a| a.to_string()),
+        addrs.http.map_or("-".into(), |a| format!("http://{a}/"))
+    );
     let summary = args.summary || std::io::stdout().is_terminal();
     run_until_stopped(
         running,
@@ -107,10 +111,12 @@ pub fn demo(args: DemoArgs) -> CliResult {
         None => (DEMO_CONFIG.to_string(), "examples/demo.toml (built in)".to_string()),
     };
     init_logging(true);
-    let running =
-        serve::start(ServeOptions { text, origin: origin.clone(), sim_agents: true, wall_ms: wall_ms() })
-            .map_err(CliError::input)?;
+    let mut opts = ServeOptions::new(text, origin.clone(), wall_ms());
+    opts.sim_agents = true;
+    opts.any_port_if_busy = true;
+    let running = serve::start(opts).map_err(CliError::input)?;
     println!("Hotline demo: a simulated call center ({origin}). Ctrl-C stops it.");
+    print_urls(&running);
     let redraw = !args.plain && std::io::stdout().is_terminal();
     run_until_stopped(
         running,
@@ -145,13 +151,13 @@ fn run_until_stopped(
     let mut last_plain = std::time::Instant::now() - Duration::from_secs(60);
     let mut last: Option<WallboardStats> = None;
     loop {
-        // Keep the other queues moving even with nobody attached to them yet.
-        while running.link.try_recv().is_ok() {}
+        // Keep the store's queue moving even with no store attached yet.
         while running.records.try_recv().is_ok() {}
         match running.stats.recv_timeout(Duration::from_millis(200)) {
             Ok(s) => {
                 if redraw {
                     print!("\x1b[H\x1b[2J{}", render(&s));
+                    print_urls(&running);
                     let _ = std::io::stdout().flush();
                 } else if last_plain.elapsed() >= Duration::from_secs(10) {
                     println!("{}", one_line(&s));
@@ -191,6 +197,17 @@ fn run_until_stopped(
     }
     println!("stopped; {} calls still in the engine", engine.call_count());
     Ok(())
+}
+
+fn print_urls(running: &Running) {
+    let addrs = running.link.addrs();
+    if let Some(a) = addrs.http {
+        println!("  agent desktop:        http://{a}/agent     (agents 1001-1012, password \"demo\")");
+        println!("  supervisor wallboard: http://{a}/wallboard (supervisor 9001, password \"demo\")");
+    }
+    if let Some(a) = addrs.tcp {
+        println!("  CTI link (JSON lines, docs/protocol.md): {a}");
+    }
 }
 
 /// SIGHUP: read the installation file again and hand the engine what it can take.

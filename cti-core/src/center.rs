@@ -32,6 +32,8 @@ pub enum CenterOutput {
     Command(Command),
     /// An engine event or response for the CTI link, stamped with wall-clock time.
     Link { at_unix_ms: i64, output: Output },
+    /// A call was delivered to a logged-in agent's station: the agent's screen pop.
+    ScreenPop(crate::link::ScreenPop),
     /// A record for the store.
     Record { at_unix_ms: i64, record: Record },
     /// The figures of the wallboard, once a second.
@@ -310,6 +312,7 @@ impl Center {
                     v.agent_station = Some(ext.clone());
                     v.state = "ringing";
                     v.since = now;
+                    self.screen_pop(*call, ext.clone());
                 }
             }
             CstaEvent::Queued { call, queue, cause, .. } => {
@@ -388,6 +391,26 @@ impl Center {
             }
             _ => {}
         }
+    }
+
+    /// The pop for the agent at `station`, from what the engine knows of the call.
+    fn screen_pop(&mut self, call: CallId, station: String) {
+        let Some(agent) = self.station_agent.get(&station).cloned() else { return };
+        let Some(info) = self.engine.call_info(call) else { return };
+        let (ivr_data, attached) = split_ivr_data(info.data);
+        let pop = crate::link::ScreenPop {
+            call,
+            agent,
+            station: Some(station),
+            calling: info.ani,
+            access_number: info.dnis,
+            location: info.location,
+            vip: info.vip,
+            ivr_data,
+            attached,
+            at_unix_ms: self.unix_ms(self.now),
+        };
+        self.out.push_back(CenterOutput::ScreenPop(pop));
     }
 
     /// The view of a call, made on its first event.
@@ -490,6 +513,24 @@ impl CallView {
             started: now,
         }
     }
+}
+
+/// Call data the IVR collected is kept under `ivr.` keys; the rest was attached by
+/// desktops and CRMs.
+fn split_ivr_data(data: BTreeMap<String, String>) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut ivr = BTreeMap::new();
+    let mut attached = BTreeMap::new();
+    for (k, v) in data {
+        match k.strip_prefix("ivr.") {
+            Some(name) => {
+                ivr.insert(name.to_string(), v);
+            }
+            None => {
+                attached.insert(k, v);
+            }
+        }
+    }
+    (ivr, attached)
 }
 
 /// Client ids at or above this are the engine thread's own (simulated agents, the

@@ -20,12 +20,13 @@ use hotline_drivers::{Card, CardEvent, Command, ErrorKind};
 
 use crate::center::{Center, CenterInput, CenterOutput, WallboardStats};
 use crate::config::Config;
-use crate::engine::{Engine, Input, Output};
+use crate::engine::{Engine, Input};
+use crate::link::{History, LinkConfig, LinkHandle, LinkMsg};
 use crate::runtime::{Clock, RealClock};
 use crate::sim_agents::SimAgents;
 
 /// How to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// The installation file's text and where it came from (for messages).
     pub text: String,
@@ -34,6 +35,35 @@ pub struct ServeOptions {
     pub sim_agents: bool,
     /// Unix milliseconds now (the wall clock is read by the caller, not here).
     pub wall_ms: i64,
+    /// Past calls for screen pops and the agent's calls today.
+    pub history: Arc<dyn History + Send + Sync>,
+    /// When the configured link ports are taken, use any free ones (the demo).
+    pub any_port_if_busy: bool,
+    /// Adjust the link's configuration after it is read (tests: port 0).
+    pub link_override: Option<fn(&mut LinkConfig)>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("origin", &self.origin)
+            .field("sim_agents", &self.sim_agents)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServeOptions {
+    pub fn new(text: String, origin: String, wall_ms: i64) -> ServeOptions {
+        ServeOptions {
+            text,
+            origin,
+            sim_agents: false,
+            wall_ms,
+            history: Arc::new(crate::link::NoHistory),
+            any_port_if_busy: false,
+            link_override: None,
+        }
+    }
 }
 
 /// Messages to the engine thread.
@@ -52,8 +82,8 @@ pub enum EngineMsg {
 pub struct Running {
     /// The wallboard figures, once a second.
     pub stats: Receiver<WallboardStats>,
-    /// Engine events and responses, for the CTI link (and tests).
-    pub link: Receiver<(i64, Output)>,
+    /// The CTI link server (TCP, WebSocket, web pages).
+    pub link: LinkHandle,
     /// Records for the store.
     pub records: Receiver<(i64, crate::csta::Record)>,
     /// Set when the drain has finished.
@@ -70,7 +100,6 @@ pub struct Running {
 #[derive(Debug, Default)]
 pub struct Counters {
     pub to_card: AtomicU64,
-    pub to_link: AtomicU64,
     pub to_store: AtomicU64,
     pub to_engine: AtomicU64,
 }
@@ -105,6 +134,7 @@ impl Running {
     /// Stop the threads and wait for them. Returns the engine (for a final report).
     pub fn stop(mut self) -> Result<Engine, String> {
         let _ = self.to_engine.send(EngineMsg::Stop);
+        self.link.shutdown();
         let engine =
             self.engine.take().map(|h| h.join().map_err(|_| "the engine thread panicked".to_string()));
         if let Some(h) = self.cards.take() {
@@ -130,7 +160,6 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     let (inputs_tx, inputs_rx) = bounded::<Input>(QUEUE);
     let (to_card, card_rx) = bounded::<Command>(QUEUE);
     let (stats_tx, stats) = bounded(4);
-    let (link_tx, link) = bounded(QUEUE);
     let (rec_tx, records) = bounded(QUEUE);
     let (drained_tx, drained) = bounded(1);
     let dropped = Arc::new(Counters::default());
@@ -154,13 +183,50 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         Err(_) => return Err("the card thread ended while opening the cards".into()),
     }
 
+    let mut link_cfg = LinkConfig::parse(&opts.text, &opts.origin, &cfg)
+        .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+    link_cfg.wall_base_unix_ms = opts.wall_ms;
+    link_cfg.pages = crate::link::pages::web_pages();
+    if let Some(f) = &opts.link_override {
+        f(&mut link_cfg);
+    }
+    let link = match crate::link::spawn(link_cfg.clone(), inputs_tx.clone(), opts.history.clone()) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && opts.any_port_if_busy => {
+            // The demo runs beside other things: any free port will do, it prints the URL.
+            let any = |a: Option<std::net::SocketAddr>| {
+                a.map(|mut a| {
+                    a.set_port(0);
+                    a
+                })
+            };
+            link_cfg.tcp = any(link_cfg.tcp);
+            link_cfg.http = any(link_cfg.http);
+            crate::link::spawn(link_cfg, inputs_tx.clone(), opts.history.clone())
+                .map_err(|e| format!("cannot start the CTI link: {e}"))?
+        }
+        Err(e) => {
+            let _ = cards.join();
+            return Err(format!(
+                "cannot start the CTI link on {:?} / {:?}: {e}",
+                link_cfg.tcp, link_cfg.http
+            ));
+        }
+    };
+
     let agents = opts.sim_agents.then(|| SimAgents::new(&cfg, cfg.seed));
     let center = Center::new(Engine::new(cfg), opts.wall_ms);
     let engine = {
         let to_card = to_card.clone();
         let dropped = dropped.clone();
-        let outs =
-            Outs { to_card, stats: stats_tx, link: link_tx, records: rec_tx, drained: drained_tx, dropped };
+        let outs = Outs {
+            to_card,
+            stats: stats_tx,
+            link: link.clone(),
+            records: rec_tx,
+            drained: drained_tx,
+            dropped,
+        };
         std::thread::Builder::new()
             .name("hotline-engine".into())
             .spawn(move || engine_thread(center, agents, clock, inputs_rx, control_rx, outs))
@@ -183,7 +249,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
 struct Outs {
     to_card: Sender<Command>,
     stats: Sender<WallboardStats>,
-    link: Sender<(i64, Output)>,
+    link: LinkHandle,
     records: Sender<(i64, crate::csta::Record)>,
     drained: Sender<()>,
     dropped: Arc<Counters>,
@@ -262,12 +328,14 @@ fn dispatch(center: &mut Center, outs: &Outs) {
                     }
                 }
                 CenterOutput::Link { at_unix_ms, output } => {
-                    let _ = offer(&outs.link, (at_unix_ms, output), &outs.dropped.to_link, "CTI link");
+                    outs.link.send(LinkMsg::Output { at_unix_ms, output });
                 }
+                CenterOutput::ScreenPop(pop) => outs.link.send(LinkMsg::ScreenPop(pop)),
                 CenterOutput::Record { at_unix_ms, record } => {
                     let _ = offer(&outs.records, (at_unix_ms, record), &outs.dropped.to_store, "store");
                 }
                 CenterOutput::Stats(s) => {
+                    outs.link.send(LinkMsg::Stats(link_stats(&s)));
                     let _ = outs.stats.try_send(s);
                 }
                 CenterOutput::Drained => {
@@ -282,6 +350,26 @@ fn dispatch(center: &mut Center, outs: &Outs) {
     for command in now_failed {
         let now = center.now();
         center.handle(now, CenterInput::Engine(Input::CommandFailed { command, kind: ErrorKind::Resource }));
+    }
+}
+
+/// The wallboard figures as the link carries them.
+fn link_stats(s: &WallboardStats) -> crate::link::WallboardStats {
+    crate::link::WallboardStats {
+        at_unix_ms: s.at_unix_ms,
+        queues: s
+            .queues
+            .iter()
+            .map(|q| crate::link::QueueStats {
+                queue: q.name.clone(),
+                waiting: q.waiting,
+                longest_wait_secs: q.longest_wait_s as u64,
+                answered: q.answered,
+                abandoned: q.abandoned,
+                service_level: (q.answered + q.abandoned > 0).then_some(q.service_level),
+                abandon_rate: (q.offered > 0).then_some(q.abandon_rate),
+            })
+            .collect(),
     }
 }
 
