@@ -372,6 +372,7 @@ impl Flows {
     pub fn parse(text: &str, origin: &str) -> Result<Flows, Vec<Problem>> {
         let mut p = Parser { text, origin, problems: Vec::new(), line_starts: line_starts(text) };
         let flows = p.run();
+        p.problems.sort_by_key(|x| (x.line, x.column));
         if p.problems.is_empty() {
             Ok(flows)
         } else {
