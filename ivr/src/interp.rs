@@ -770,7 +770,7 @@ impl Ivr {
             NodeKind::Http(h) => {
                 let id = self.id();
                 let s = self.sessions.get_mut(&call)?;
-                let url = template::expand(&h.url, &s.vars, template::url_encode);
+                let url = template::expand_url(&h.url, &s.vars);
                 let body = (!h.body.is_empty()).then(|| {
                     let fields =
                         h.body.iter().map(|(k, v)| (k.clone(), template::expand_plain(v, &s.vars))).collect();

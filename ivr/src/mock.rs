@@ -63,9 +63,7 @@ impl RepairService {
                 }
                 if let Ok(mut s) = conn {
                     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                    if let Ok(line) = serve(&mut s, &tickets, delay) {
-                        requests2.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-                    }
+                    let _ = serve(&mut s, &tickets, delay, &requests2);
                 }
             }
         })?;
@@ -98,7 +96,12 @@ impl Drop for RepairService {
     }
 }
 
-fn serve(s: &mut TcpStream, tickets: &BTreeMap<String, Ticket>, delay: Duration) -> io::Result<String> {
+fn serve(
+    s: &mut TcpStream,
+    tickets: &BTreeMap<String, Ticket>,
+    delay: Duration,
+    requests: &Mutex<Vec<String>>,
+) -> io::Result<()> {
     let mut r = BufReader::new(s.try_clone()?);
     let mut line = String::new();
     r.read_line(&mut line)?;
@@ -119,6 +122,11 @@ fn serve(s: &mut TcpStream, tickets: &BTreeMap<String, Ticket>, delay: Duration)
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
     let body = String::from_utf8_lossy(&body).to_string();
+    // Noted before answering, so that whoever got the answer sees the request listed.
+    requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(format!("{method} {path} {body}").trim_end().to_string());
     std::thread::sleep(delay);
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (status, json) = match (method.as_str(), segs.as_slice()) {
@@ -137,6 +145,5 @@ fn serve(s: &mut TcpStream, tickets: &BTreeMap<String, Ticket>, delay: Duration)
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
         json.len()
     )?;
-    s.flush()?;
-    Ok(format!("{method} {path} {body}").trim_end().to_string())
+    s.flush()
 }

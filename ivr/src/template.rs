@@ -36,6 +36,19 @@ pub fn expand_plain(t: &str, vars: &BTreeMap<String, String>) -> String {
     expand(t, vars, |s| s.to_string())
 }
 
+/// Expand a URL template: a variable that starts the template is the base URL
+/// (`{repair_base}/tickets/{ticket}`) and goes in as it is; every other variable is
+/// percent-encoded, so that a caller's digits can never change the URL's shape.
+pub fn expand_url(t: &str, vars: &BTreeMap<String, String>) -> String {
+    if let Some(rest) = t.strip_prefix('{').filter(|r| !r.starts_with('{')) {
+        if let Some(end) = rest.find('}') {
+            let base = vars.get(&rest[..end]).cloned().unwrap_or_default();
+            return base + &expand(&rest[end + 1..], vars, url_encode);
+        }
+    }
+    expand(t, vars, url_encode)
+}
+
 /// Percent-encode everything but RFC 3986 unreserved characters.
 pub fn url_encode(s: &str) -> String {
     let mut out = String::new();
@@ -89,6 +102,11 @@ mod tests {
         assert_eq!(expand_plain("status_{t}", &vars), "status_a b/1");
         assert_eq!(expand("/x?q={t}&u={unset}", &vars, url_encode), "/x?q=a%20b%2F1&u=");
         assert_eq!(expand_plain("{{lit}}", &vars), "{lit}");
+        let base = BTreeMap::from([
+            ("b".to_string(), "http://h:1".to_string()),
+            ("t".to_string(), "1/2".to_string()),
+        ]);
+        assert_eq!(expand_url("{b}/x/{t}", &base), "http://h:1/x/1%2F2");
         assert!(check("a{b").is_err());
         assert!(check("a}b").is_err());
         assert!(check("{a-b}").is_err());
