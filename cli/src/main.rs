@@ -6,6 +6,7 @@ mod cards;
 mod demo;
 mod dsp;
 mod exit_codes;
+mod flow;
 mod plan;
 mod prompt;
 
@@ -54,6 +55,9 @@ enum Command {
     /// Simulations for planning.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// IVR flows: check a flow file, try it at the desk, render prompt sets.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +143,7 @@ fn run(cli: Cli) -> CliResult<String> {
         }
         Command::Config(ConfigCommand::Check { file }) => plan::config_check(&file),
         Command::Sim(SimCommand::Traffic(args)) => plan::traffic(args),
+        Command::Flow(cmd) => flow::run(cmd),
     }
 }
 
