@@ -6,6 +6,7 @@ mod cards;
 mod demo;
 mod dsp;
 mod exit_codes;
+mod flow;
 mod plan;
 mod prompt;
 mod serve;
@@ -58,6 +59,9 @@ enum Command {
     /// Simulations for planning.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// IVR flows: check a flow file, try it at the desk, render prompt sets.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +152,7 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Config(ConfigCommand::Check { file }) => plan::config_check(&file),
         Command::Sim(SimCommand::Card(args)) => demo::run(args).map(|()| String::new()),
         Command::Sim(SimCommand::Traffic(args)) => plan::traffic(args),
+        Command::Flow(cmd) => flow::run(cmd),
     }
 }
 

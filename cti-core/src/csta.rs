@@ -221,10 +221,13 @@ pub enum CstaEvent {
         agent: String,
         kind: AgentEventKind,
     },
-    /// The call was handed over to an IVR flow or voicemail (the IVR takes it from here).
+    /// The call was handed over to an IVR flow or voicemail (the IVR takes it from here):
+    /// `to` is `ivr:FLOW` or, for a voicemail box, `ivr:voicemail:BOX`; `ch` is the
+    /// caller's channel, which the IVR plays to and hears keys on.
     HandedOff {
         call: CallId,
         to: DeviceId,
+        ch: Option<hotline_drivers::ChannelId>,
     },
     /// A supervisor joined a call.
     Supervising {

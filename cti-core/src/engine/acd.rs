@@ -527,16 +527,22 @@ impl Engine {
                 };
                 self.enqueue(call, next as QueueIx, cause);
             }
-            Target::Ivr(flow) | Target::Voicemail(flow) => {
-                // The IVR interpreter is not built yet: the engine hands the call off
-                // and keeps it until the IVR gives it back or the caller hangs up.
+            Target::Ivr(_) | Target::Voicemail(_) => {
+                // The engine hands the call off and keeps it until the IVR gives it back
+                // (Input::IvrDone) or the caller hangs up.
+                let flow = match target {
+                    Target::Voicemail(mailbox) => format!("voicemail:{mailbox}"),
+                    Target::Ivr(flow) => flow,
+                    _ => unreachable!("matched above"),
+                };
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.stage = Stage::HandedOff;
                 }
-                if let Some(ch) = self.caller_channel(call) {
+                let ch = self.caller_channel(call);
+                if let Some(ch) = ch {
                     self.set_play(ch, None);
                 }
-                self.emit(CstaEvent::HandedOff { call, to: DeviceId::Ivr(flow) });
+                self.emit(CstaEvent::HandedOff { call, to: DeviceId::Ivr(flow), ch });
             }
             Target::External(number) => {
                 if let Some(c) = self.calls.get_mut(&call) {

@@ -1,0 +1,251 @@
+//! `hotline flow check|try|prompts`: IVR flows at the desk.
+//!
+//! - `check FILE [--prompts DIR]`: every problem in a flow file (file:line:col).
+//! - `try FILE [--flow NAME] [--digits "1 2 #"] [--prompts DIR] [--var k=v]`: run a flow
+//!   against a simulated call in the terminal, printing each prompt's name and text; keys
+//!   from `--digits` (one group each time the flow waits for keys) or typed on stdin
+//!   (each character a key; an empty line lets the wait time out). HTTP nodes do real
+//!   requests. Time is virtual: prompts take no time, waits end at once.
+//! - `prompts --set prompts/en.toml --out DIR [--tones]`: render a prompt set's missing
+//!   WAVs with espeak-ng (or tones).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Subcommand;
+use hotline_drivers::command::PlaySource;
+use hotline_drivers::event::PlayEnd;
+use hotline_drivers::{ChannelId, Command, EventKind, Instant};
+use hotline_ivr::check::check;
+use hotline_ivr::prompts::{generate, Voice};
+use hotline_ivr::{Flows, Ivr, IvrOutput, PromptSet, Prompts, RecordResult};
+
+use crate::exit_codes::{CliError, CliResult};
+
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Every problem in a flow file, with line, column and what was expected.
+    Check {
+        file: PathBuf,
+        /// The prompt set's WAV directory (default: only the set's text is checked).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+    },
+    /// Run a flow against a simulated call in the terminal.
+    Try {
+        file: PathBuf,
+        /// The flow to start (default: `main`, or the only flow).
+        #[arg(long)]
+        flow: Option<String>,
+        /// Keys to press, one space-separated group each time the flow waits for keys
+        /// ("1 12345# 0"); without it, keys are read from stdin.
+        #[arg(long)]
+        digits: Option<String>,
+        /// The prompt set's WAV directory.
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        /// Call variables, `name=value` (ani, dnis, vip, repair_base, ...).
+        #[arg(long = "var")]
+        vars: Vec<String>,
+        /// Start the demo's mock repair-status service on a loopback port and pass its
+        /// address as the variable `repair_base`.
+        #[arg(long)]
+        mock_repair: bool,
+    },
+    /// Render a prompt set's missing WAVs (espeak-ng, or tones without it).
+    Prompts {
+        /// The set's text file (prompts/en.toml).
+        #[arg(long)]
+        set: PathBuf,
+        /// The directory of WAVs to fill.
+        #[arg(long)]
+        out: PathBuf,
+        /// Tones instead of speech.
+        #[arg(long)]
+        tones: bool,
+    },
+}
+
+pub fn run(cmd: FlowCommand) -> CliResult<String> {
+    match cmd {
+        FlowCommand::Check { file, prompts } => flow_check(&file, prompts.as_deref()),
+        FlowCommand::Try { file, flow, digits, prompts, mut vars, mock_repair } => {
+            let mock =
+                match mock_repair {
+                    true => Some(hotline_ivr::mock::RepairService::spawn("127.0.0.1:0").map_err(|e| {
+                        CliError::failure(format!("cannot start the mock repair service: {e}"))
+                    })?),
+                    false => None,
+                };
+            if let Some(m) = &mock {
+                vars.push(format!("repair_base={}", m.base_url()));
+            }
+            flow_try(&file, flow, digits, prompts.as_deref(), &vars)
+        }
+        FlowCommand::Prompts { set, out, tones } => {
+            let set = PromptSet::load(&set, &out).map_err(CliError::input)?;
+            let voice = if tones { Voice::Tones } else { Voice::Auto };
+            let g = generate(&set, &voice).map_err(CliError::failure)?;
+            Ok(format!(
+                "{}: {} made, {} already there, voice: {}\n",
+                out.display(),
+                g.made.len(),
+                g.kept.len(),
+                g.voice
+            ))
+        }
+    }
+}
+
+/// Parse a flow file and find its prompt set (the file's `prompts` key, relative to it).
+fn load(file: &Path, wav_dir: Option<&Path>) -> CliResult<(Flows, Option<Prompts>)> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?;
+    let origin = file.display().to_string();
+    let flows = Flows::parse(&text, &origin).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        CliError::input(format!("{} problem(s):\n{}", lines.len(), lines.join("\n")))
+    })?;
+    let prompts = match &flows.prompt_set {
+        Some(rel) => {
+            let path = file.parent().unwrap_or(Path::new(".")).join(rel);
+            let dir = wav_dir.map(Path::to_path_buf).unwrap_or_else(|| path.with_extension(""));
+            Some(Prompts::new(PromptSet::load(&path, dir).map_err(CliError::input)?))
+        }
+        None => None,
+    };
+    Ok((flows, prompts))
+}
+
+fn flow_check(file: &Path, wav_dir: Option<&Path>) -> CliResult<String> {
+    let (flows, prompts) = load(file, wav_dir)?;
+    let problems = check(&flows, prompts.as_ref());
+    if problems.is_empty() {
+        let names: Vec<&str> = flows.flows.keys().map(String::as_str).collect();
+        let note = if prompts.is_none() { " (no `prompts` key: prompts not checked)" } else { "" };
+        return Ok(format!("{}: no problems found in flow(s) {}{note}\n", file.display(), names.join(", ")));
+    }
+    let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    Err(CliError::input(format!("{} problem(s):\n{}", lines.len(), lines.join("\n"))))
+}
+
+fn flow_try(
+    file: &Path,
+    flow: Option<String>,
+    digits: Option<String>,
+    wav_dir: Option<&Path>,
+    vars: &[String],
+) -> CliResult<String> {
+    let (flows, prompts) = load(file, wav_dir)?;
+    let flow = match flow {
+        Some(f) => f,
+        None if flows.flows.contains_key("main") || flows.flows.len() != 1 => "main".to_string(),
+        None => flows.flows.keys().next().cloned().unwrap_or_default(),
+    };
+    let mut start_vars = BTreeMap::from([("ani".to_string(), "13800138000".to_string())]);
+    for v in vars {
+        let (k, val) = v
+            .split_once('=')
+            .ok_or_else(|| CliError::input(format!("bad --var {v:?}: expected name=value")))?;
+        start_vars.insert(k.to_string(), val.to_string());
+    }
+    let prompts = prompts.unwrap_or_default();
+    let mut ivr = Ivr::new(flows, prompts.clone());
+    let tmp = std::env::temp_dir().join(format!("hotline-flow-try-{}", std::process::id()));
+    ivr.set_record_dir(&tmp);
+    let mut groups: Option<VecDeque<String>> =
+        digits.map(|d| d.split_whitespace().map(str::to_string).collect());
+    let ch = ChannelId::e1(1, 1, 1);
+    let call = 1;
+    let mut now = Instant::ZERO;
+    let mut path: Vec<String> = Vec::new();
+    let mut out = String::new();
+    ivr.start(now, call, ch, &flow, start_vars).map_err(|e| CliError::input(e.to_string()))?;
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    // Inputs produced by the simulated call, handled in order.
+    let mut pending: VecDeque<EventKind> = VecDeque::new();
+    for _ in 0..10_000 {
+        while let Some(o) = ivr.poll_output() {
+            match o {
+                IvrOutput::Command(Command::Play { id, source: PlaySource::Prompt(p), .. }) => {
+                    let name = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+                    let text = prompts
+                        .text(hotline_ivr::Lang::En, &name)
+                        .or_else(|| prompts.text(hotline_ivr::Lang::Zh, &name));
+                    println!("  [prompt {name}] {}", text.unwrap_or("(no text)"));
+                    pending.push_back(EventKind::PlayFinished { ch, id, reason: PlayEnd::Completed });
+                }
+                IvrOutput::Command(_) => {}
+                IvrOutput::Node { flow, node, .. } => {
+                    println!("-> {flow}.{node}");
+                    path.push(node);
+                }
+                IvrOutput::Http(req) => {
+                    println!("  [http {} {}]", req.method, req.url);
+                    let answer = hotline_ivr::http::perform(&req);
+                    match &answer.result {
+                        Ok(r) => println!("  [http {}] {}", r.status, r.body),
+                        Err(e) => println!("  [http failed] {e}"),
+                    }
+                    ivr.handle_http(now, answer);
+                }
+                IvrOutput::Record(r) => {
+                    println!("  [recording up to {} s: a simulated 3 s message]", r.max.as_secs());
+                    let result = RecordResult::Recorded { path: r.path, duration: Duration::from_secs(3) };
+                    ivr.handle_recorded(now, r.id, result);
+                }
+                IvrOutput::Synthesize(s) => {
+                    println!("  [tts] {}", s.text);
+                    ivr.handle_synthesized(now, s.id, Err("no TTS in flow try".into()));
+                }
+                IvrOutput::Voicemail(v) => println!("  [voicemail left in box {}]", v.mailbox),
+                IvrOutput::Done { next, data, .. } => {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    let vars: Vec<String> = data.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    out.push_str(&format!(
+                        "path: {}\nnext: {next}\nvars: {}\n",
+                        path.join(" -> "),
+                        vars.join(" ")
+                    ));
+                    return Ok(out);
+                }
+            }
+        }
+        if let Some(ev) = pending.pop_front() {
+            ivr.handle_card(now, &ev);
+            continue;
+        }
+        if ivr.waiting_for_keys(call) {
+            let keys = match &mut groups {
+                Some(g) => g.pop_front(),
+                None => {
+                    eprint!("keys> ");
+                    lines.next().and_then(Result::ok).filter(|l| !l.trim().is_empty())
+                }
+            };
+            if let Some(keys) = keys {
+                println!("  [keys {keys}]");
+                for d in keys.chars().filter(|c| hotline_drivers::dsp::dtmf::is_dtmf_digit(*c)) {
+                    ivr.handle_card(now, &EventKind::Digit { ch, digit: d, start: now, end: now });
+                }
+                continue;
+            }
+        }
+        match ivr.next_deadline() {
+            Some(d) => {
+                println!("  [waited {:.1} s: time out]", (d - now).as_secs_f64());
+                now = d.max(now);
+                ivr.handle_timeout(now);
+            }
+            None => break,
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Err(CliError::failure(format!(
+        "the flow stopped without handing the call on; path: {}",
+        path.join(" -> ")
+    )))
+}
