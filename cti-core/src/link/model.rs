@@ -267,7 +267,7 @@ impl Model {
                 self.set_party(call.0, failing, "fail", at);
                 calls.push(call.0);
             }
-            CstaEvent::HandedOff { call, to } => {
+            CstaEvent::HandedOff { call, to, .. } => {
                 self.unqueue_all(call.0);
                 self.set_party(call.0, to, "connected", at);
                 calls.push(call.0);

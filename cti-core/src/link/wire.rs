@@ -280,16 +280,17 @@ fn parse_service(f: &Fields<'_>) -> Result<Request, String> {
         }
         "GetAgentState" => svc(Service::GetAgentState { agent: f.str("agent")? }),
         "Supervise" => {
-            let mode =
-                match f.str("mode")?.as_str() {
-                    "monitor" => SupervisionMode::Monitor,
-                    "whisper" => SupervisionMode::Whisper,
-                    "barge" => SupervisionMode::Barge,
-                    "intercept" => SupervisionMode::Intercept,
-                    other => return Err(format!(
+            let mode = match f.str("mode")?.as_str() {
+                "monitor" => SupervisionMode::Monitor,
+                "whisper" => SupervisionMode::Whisper,
+                "barge" => SupervisionMode::Barge,
+                "intercept" => SupervisionMode::Intercept,
+                other => {
+                    return Err(format!(
                         "Supervise: unknown mode {other:?}: expected monitor, whisper, barge or intercept"
-                    )),
-                };
+                    ))
+                }
+            };
             svc(Service::Supervise {
                 supervisor: f.opt_str("supervisor")?.unwrap_or_default(),
                 agent: f.str("agent")?,
@@ -425,7 +426,7 @@ pub fn event(ev: &CstaEvent, time: &str) -> Value {
         CstaEvent::Failed { call, failing, cause } => {
             json!({"event":"Failed","call":call.0,"failing":dev(failing),"cause":cause.0})
         }
-        CstaEvent::HandedOff { call, to } => json!({"event":"HandedOff","call":call.0,"to":dev(to)}),
+        CstaEvent::HandedOff { call, to, .. } => json!({"event":"HandedOff","call":call.0,"to":dev(to)}),
         CstaEvent::Supervising { call, supervisor, mode } => json!({"event":"Supervising","call":call.0,
             "supervisor":supervisor,"mode":supervision_mode(*mode)}),
         CstaEvent::Agent { agent, kind } => match kind {
