@@ -1,0 +1,3 @@
+//! The `[recording]` table of the installation file.
+#[derive(Debug)]
+pub struct RecordingConfig;
