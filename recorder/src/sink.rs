@@ -132,21 +132,29 @@ impl WavSink {
     }
 
     fn push(&mut self, left: &[i16; FRAME_SAMPLES], right: Option<&[i16; FRAME_SAMPLES]>) {
-        let encode = |s: i16, out: &mut Vec<u8>| match self.enc {
-            WavEncoding::Pcm16 => out.extend_from_slice(&s.to_le_bytes()),
-            WavEncoding::Alaw => out.push(g711::linear_to_alaw(s)),
-            WavEncoding::Ulaw => out.push(g711::linear_to_ulaw(s)),
-        };
-        match right {
-            Some(right) => {
+        // One loop per encoding and layout: this runs for every frame of every call.
+        let buf = &mut self.buf;
+        match (self.enc, right) {
+            (WavEncoding::Pcm16, Some(right)) => {
                 for (&l, &r) in left.iter().zip(right.iter()) {
-                    encode(l, &mut self.buf);
-                    encode(r, &mut self.buf);
+                    let (l, r) = (l.to_le_bytes(), r.to_le_bytes());
+                    buf.extend_from_slice(&[l[0], l[1], r[0], r[1]]);
                 }
             }
-            None => {
+            (WavEncoding::Pcm16, None) => {
                 for &l in left {
-                    encode(l, &mut self.buf);
+                    buf.extend_from_slice(&l.to_le_bytes());
+                }
+            }
+            (enc, right) => {
+                let code = if enc == WavEncoding::Alaw { g711::linear_to_alaw } else { g711::linear_to_ulaw };
+                match right {
+                    Some(right) => {
+                        for (&l, &r) in left.iter().zip(right.iter()) {
+                            buf.extend_from_slice(&[code(l), code(r)]);
+                        }
+                    }
+                    None => buf.extend(left.iter().map(|&l| code(l))),
                 }
             }
         }
@@ -219,7 +227,7 @@ impl Mp3Sink {
             if channels == 2 { mp3lame_encoder::Mode::JointStereo } else { mp3lame_encoder::Mode::Mono };
         b.set_mode(mode).map_err(|e| lame_err("mode", e))?;
         // Speech at 8 kHz: the faster psychoacoustics cost nothing audible.
-        b.set_quality(Quality::Decent).map_err(|e| lame_err("quality", e))?;
+        b.set_quality(Quality::Ok).map_err(|e| lame_err("quality", e))?;
         b.set_to_write_vbr_tag(false).map_err(|e| lame_err("tag", e))?;
         let enc = b.build().map_err(|e| lame_err("build", e))?;
         Ok(Mp3Sink {

@@ -299,3 +299,27 @@ fn a_full_queue_costs_frames_at_the_card_and_the_recording_reports_them() {
     assert_eq!((dropped, frames + dropped, unplaced), (card_dropped, 2 * 201, 0));
     assert_eq!(duration, Duration::from_millis(20 * 201));
 }
+
+#[test]
+fn a_finished_recording_decodes_back_for_playback_and_an_mp3_says_it_cannot() {
+    let dir = temp_dir("decode");
+    let (rec, events) = Recorder::spawn(RecorderConfig::default());
+    let wav = dir.join("d.wav");
+    let mp3 = dir.join("d.mp3");
+    let a = rec.begin(stereo(20, &wav, Format::Wav(Encoding::Ulaw))).unwrap();
+    let b = rec.begin(stereo(21, &mp3, Format::Mp3 { kbps: 24 })).unwrap();
+    for tx in [&a, &b] {
+        feed(tx, CALLER, 0..50, 800);
+        feed(tx, AGENT, 0..50, -800);
+    }
+    rec.end(20);
+    rec.end(21);
+    finished(wait(&events));
+    finished(wait(&events));
+    let d = hotline_recorder::decode::decode_file(&wav).unwrap();
+    assert_eq!((d.channels, d.duration()), (2, Duration::from_secs(1)));
+    let e = hotline_recorder::decode::decode_file(&mp3).unwrap_err();
+    assert!(e.to_string().contains("MP3 recordings cannot be decoded"), "{e}");
+    let e = hotline_recorder::decode::decode_file(&dir.join("none.wav")).unwrap_err();
+    assert!(e.to_string().contains("none.wav"), "{e}");
+}
