@@ -1,5 +1,6 @@
 //! The engine thread's whole state: the [`Engine`] and what runs beside it on call
-//! state (live statistics for wallboards, the drain used by a graceful shutdown).
+//! state: IVR sessions (hotline-ivr), the recordings they ask for, live statistics for
+//! wallboards, screen pops, and the drain used by a graceful shutdown.
 //!
 //! Like the engine it is sans-IO: [`Center::handle`] takes the time and an input,
 //! [`Center::poll_output`] gives what must be sent elsewhere (card commands, events for
@@ -9,7 +10,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
-use hotline_drivers::{CardEvent, Cause, Command, EventKind, Instant};
+use hotline_drivers::event::PlayEnd;
+use hotline_drivers::{CardEvent, Cause, ChannelId, Command, EventKind, Instant};
+use hotline_ivr::{HttpAnswer, HttpRequest, Ivr, IvrOutput, RecordResult, SynthRequest, VoicemailLeft};
+use hotline_recorder::RecorderEvent;
 use serde::Serialize;
 
 use crate::csta::{CallId, CstaEvent, DeviceId, EventCause, Record};
@@ -20,6 +24,12 @@ use crate::engine::{Engine, Input, Output};
 pub enum CenterInput {
     /// An engine input: a card event, a client request, a client gone, ...
     Engine(Input),
+    /// The answer to an IVR HTTP request.
+    Http(HttpAnswer),
+    /// A recorder writer finished or failed a recording.
+    Recorder(RecorderEvent),
+    /// The TTS worker rendered (or failed to render) a text.
+    Synthesized { id: u64, result: Result<std::path::PathBuf, String> },
     /// Stop taking new calls; calls in progress may go on until `limit` has passed,
     /// then they are released (SIGTERM).
     Drain { limit: Duration },
@@ -36,11 +46,40 @@ pub enum CenterOutput {
     ScreenPop(crate::link::ScreenPop),
     /// A record for the store.
     Record { at_unix_ms: i64, record: Record },
+    /// An HTTP request for the worker (IVR HTTP node).
+    Http(HttpRequest),
+    /// A text for the TTS worker.
+    Synthesize(SynthRequest),
+    /// Start a recording: the runtime calls `Recorder::begin` and taps the channels
+    /// into it (`Command::StartTap` with the recorder's sink, tap id = `id as u32`).
+    StartRecording(RecordingStart),
+    /// End a recording (the runtime calls `Recorder::end`).
+    StopRecording { id: u64 },
+    /// A caller left a voicemail message.
+    Voicemail { at_unix_ms: i64, left: VoicemailLeft },
+    /// A call entered an IVR node (for the IVR report).
+    IvrNode { at_unix_ms: i64, call: u64, flow: String, node: String },
     /// The figures of the wallboard, once a second.
     Stats(WallboardStats),
     /// Draining finished: no call is left (or the limit passed and the rest were
     /// released).
     Drained,
+}
+
+/// A recording the runtime should start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingStart {
+    pub id: u64,
+    pub call: u64,
+    pub path: std::path::PathBuf,
+    /// Mono recordings mix every channel; stereo puts the first left (caller) and the
+    /// second right (agent).
+    pub channels: Vec<ChannelId>,
+    pub stereo: bool,
+    pub max: Option<Duration>,
+    pub silence_end: Option<Duration>,
+    /// A voicemail message (the IVR asked for it), not a call recording.
+    pub voicemail: bool,
 }
 
 /// Today's figures for one queue (since the start of the run or midnight, whichever
@@ -141,6 +180,12 @@ pub struct Center {
     next_stats: Instant,
     drain_until: Option<Instant>,
     drained: bool,
+    ivr: Option<Ivr>,
+    /// Variables every IVR session starts with (from `[ivr] vars`).
+    ivr_vars: BTreeMap<String, String>,
+    /// Recordings made for the IVR: recorder id → (the IVR's request id, channel).
+    ivr_recordings: HashMap<u64, (u64, ChannelId)>,
+    next_recording: u64,
 }
 
 impl Center {
@@ -169,7 +214,31 @@ impl Center {
             next_stats: Instant::ZERO,
             drain_until: None,
             drained: false,
+            ivr: None,
+            ivr_vars: BTreeMap::new(),
+            ivr_recordings: HashMap::new(),
+            next_recording: 1,
         }
+    }
+
+    /// Run IVR flows for calls the engine hands off (`ivr:FLOW`, `voicemail:BOX`) and
+    /// play queue announcements. `vars` are given to every session besides the call's
+    /// own (`ani`, `dnis`, `vip`, `location`).
+    pub fn with_ivr(mut self, mut ivr: Ivr, vars: BTreeMap<String, String>) -> Center {
+        let offset = self.engine.config().utc_offset_secs;
+        ivr.set_wall_clock(Instant::ZERO, self.wall_base_ms.div_euclid(1000), offset);
+        self.ivr = Some(ivr);
+        self.ivr_vars = vars;
+        self
+    }
+
+    /// Recording ids start here (so that they follow the store's after a restart).
+    pub fn set_first_recording_id(&mut self, id: u64) {
+        self.next_recording = self.next_recording.max(id);
+    }
+
+    pub fn ivr(&self) -> Option<&Ivr> {
+        self.ivr.as_ref()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -219,16 +288,68 @@ impl Center {
                     cause: Cause::SWITCHING_EQUIPMENT_CONGESTION,
                 }));
             }
+            CenterInput::Engine(Input::Card(ev)) => {
+                // Digits and prompt ends on a channel the IVR owns are the IVR's; a
+                // release ends its session and still goes to the engine.
+                let taken = self.ivr.as_mut().is_some_and(|ivr| ivr.handle_card(self.now, &ev.kind));
+                if !taken {
+                    self.engine.handle(self.now, Input::Card(ev));
+                }
+            }
+            CenterInput::Engine(Input::CommandFailed { command: Command::Play { ch, id, .. }, .. })
+                if self.ivr.is_some() && id >= IVR_PLAY_IDS =>
+            {
+                // A prompt the card could not play: the IVR moves on as if it was stopped.
+                let ev = EventKind::PlayFinished { ch, id, reason: PlayEnd::Stopped };
+                if let Some(ivr) = self.ivr.as_mut() {
+                    ivr.handle_card(self.now, &ev);
+                }
+            }
             CenterInput::Engine(input) => self.engine.handle(self.now, input),
+            CenterInput::Http(answer) => {
+                if let Some(ivr) = self.ivr.as_mut() {
+                    ivr.handle_http(self.now, answer);
+                }
+            }
+            CenterInput::Synthesized { id, result } => {
+                if let Some(ivr) = self.ivr.as_mut() {
+                    ivr.handle_synthesized(self.now, id, result);
+                }
+            }
+            CenterInput::Recorder(ev) => self.recorder_event(ev),
+        }
+        if let Some(ivr) = self.ivr.as_mut() {
+            if ivr.next_deadline().is_some_and(|d| d <= self.now) {
+                ivr.handle_timeout(self.now);
+            }
         }
         self.collect();
         self.timers();
+    }
+
+    fn recorder_event(&mut self, ev: RecorderEvent) {
+        let (id, result) = match ev {
+            RecorderEvent::Finished { id, path, duration, .. } => {
+                (id, RecordResult::Recorded { path, duration })
+            }
+            RecorderEvent::Failed { id, message } => (id, RecordResult::Failed(message)),
+        };
+        if let Some((req, ch)) = self.ivr_recordings.remove(&id) {
+            // The recorder ended it (silence, length): stop the card's tap too.
+            self.out.push_back(CenterOutput::Command(Command::StopTap { ch, id: id as u32 }));
+            if let Some(ivr) = self.ivr.as_mut() {
+                ivr.handle_recorded(self.now, req, result);
+            }
+        }
     }
 
     /// The next time [`Center::handle`] wants an `Input::Timeout`.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut next = self.next_stats;
         if let Some(d) = self.engine.next_deadline() {
+            next = next.min(d);
+        }
+        if let Some(d) = self.ivr.as_ref().and_then(|i| i.next_deadline()) {
             next = next.min(d);
         }
         if let Some(d) = self.drain_until.filter(|_| !self.drained) {
@@ -270,22 +391,127 @@ impl Center {
     }
 
     fn collect(&mut self) {
-        while let Some(o) = self.engine.poll_output() {
-            let at = self.unix_ms(self.now);
-            match o {
-                Output::Command(c) => self.out.push_back(CenterOutput::Command(c)),
-                Output::Event(ref e) => {
-                    self.observe(e);
-                    self.out.push_back(CenterOutput::Link { at_unix_ms: at, output: o });
+        loop {
+            let mut any = false;
+            while let Some(o) = self.engine.poll_output() {
+                any = true;
+                self.engine_output(o);
+            }
+            while let Some(o) = self.ivr.as_mut().and_then(|i| i.poll_output()) {
+                any = true;
+                self.ivr_output(o);
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
+    fn engine_output(&mut self, o: Output) {
+        let at = self.unix_ms(self.now);
+        match o {
+            Output::Command(c) => self.out.push_back(CenterOutput::Command(c)),
+            Output::Event(ref e) => {
+                self.observe(e);
+                self.hand_to_ivr(e);
+                self.out.push_back(CenterOutput::Link { at_unix_ms: at, output: o });
+            }
+            Output::Response { client, .. } if client >= INTERNAL_CLIENT_MIN => {}
+            Output::Response { .. } => self.out.push_back(CenterOutput::Link { at_unix_ms: at, output: o }),
+            Output::Record(record) => self.out.push_back(CenterOutput::Record { at_unix_ms: at, record }),
+            Output::Announce(a) => {
+                use crate::csta::Announcement as A;
+                use hotline_ivr::Announcement as I;
+                let Some(ivr) = self.ivr.as_mut() else { return };
+                let (ch, what) = match a {
+                    A::Position { ch, position, expected_wait, .. } => {
+                        (ch, I::Position { position, expected_wait })
+                    }
+                    A::CallbackOffer { ch, .. } => (ch, I::CallbackOffer),
+                    A::AgentNumber { ch, agent, .. } => (ch, I::AgentNumber { agent }),
+                };
+                ivr.announce(self.now, ch, what);
+            }
+        }
+    }
+
+    /// Start and stop IVR sessions as the engine hands calls over and clears them.
+    fn hand_to_ivr(&mut self, e: &CstaEvent) {
+        let now = self.now;
+        match e {
+            CstaEvent::HandedOff { call, to: DeviceId::Ivr(flow), ch: Some(ch) } => {
+                let Some(ivr) = self.ivr.as_mut() else {
+                    // No IVR configured: nobody can take the call.
+                    self.engine.handle(now, Input::IvrDone { call: *call, next: "hangup:127".into() });
+                    return;
+                };
+                let mut vars = self.ivr_vars.clone();
+                if let Some(info) = self.engine.call_info(*call) {
+                    vars.insert("ani".into(), info.ani.unwrap_or_default());
+                    vars.insert("dnis".into(), info.dnis);
+                    vars.insert("vip".into(), if info.vip { "1" } else { "0" }.into());
+                    if let Some(l) = info.location {
+                        vars.insert("location".into(), l);
+                    }
                 }
-                Output::Response { client, .. } if client >= INTERNAL_CLIENT_MIN => {}
-                Output::Response { .. } => {
-                    self.out.push_back(CenterOutput::Link { at_unix_ms: at, output: o })
+                if let Err(e) = ivr.start(now, call.0, *ch, flow, vars) {
+                    tracing::warn!("{call}: {e}; the call is cleared");
+                    self.engine.handle(now, Input::IvrDone { call: *call, next: "hangup:127".into() });
                 }
-                Output::Record(record) => self.out.push_back(CenterOutput::Record { at_unix_ms: at, record }),
-                // Queue announcements need the IVR's prompts; without an IVR they are
-                // not played.
-                Output::Announce(_) => {}
+            }
+            CstaEvent::CallCleared { call, .. } => {
+                if let Some(ivr) = self.ivr.as_mut() {
+                    ivr.stop(call.0);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn ivr_output(&mut self, o: IvrOutput) {
+        let at = self.unix_ms(self.now);
+        match o {
+            IvrOutput::Command(c) => self.out.push_back(CenterOutput::Command(c)),
+            IvrOutput::Http(r) => self.out.push_back(CenterOutput::Http(r)),
+            IvrOutput::Synthesize(r) => self.out.push_back(CenterOutput::Synthesize(r)),
+            IvrOutput::Record(r) => {
+                let id = self.next_recording;
+                self.next_recording += 1;
+                self.ivr_recordings.insert(id, (r.id, r.ch));
+                self.out.push_back(CenterOutput::StartRecording(RecordingStart {
+                    id,
+                    call: r.call,
+                    path: r.path,
+                    channels: vec![r.ch],
+                    stereo: false,
+                    max: Some(r.max),
+                    silence_end: r.silence_end,
+                    voicemail: true,
+                }));
+            }
+            IvrOutput::Voicemail(left) => {
+                self.out.push_back(CenterOutput::Voicemail { at_unix_ms: at, left })
+            }
+            IvrOutput::Node { call, flow, node } => {
+                self.out.push_back(CenterOutput::IvrNode { at_unix_ms: at, call, flow, node })
+            }
+            IvrOutput::Done { call, next, data } => {
+                // What the IVR collected travels with the call, under `ivr.` keys.
+                for (key, value) in data {
+                    self.engine.handle(
+                        self.now,
+                        Input::Request {
+                            client: INTERNAL_CLIENT,
+                            invoke: 0,
+                            service: crate::csta::Service::SetCallData {
+                                call: CallId(call),
+                                key: format!("ivr.{key}"),
+                                value,
+                            },
+                        },
+                    );
+                }
+                self.engine.handle(self.now, Input::IvrDone { call: CallId(call), next });
             }
         }
     }
@@ -370,10 +596,11 @@ impl Center {
                 }
             }
             CstaEvent::HandedOff { call, .. } => {
-                if let Some(v) = self.calls.get_mut(call) {
-                    v.state = "ivr";
-                    v.since = now;
-                }
+                let v = self.view(*call, "ivr");
+                v.state = "ivr";
+                v.since = now;
+                v.queue = None;
+                v.queued_at = None;
             }
             CstaEvent::CallCleared { call, .. } => {
                 if let Some(v) = self.calls.remove(call) {
@@ -417,9 +644,12 @@ impl Center {
     fn view(&mut self, call: CallId, state: &'static str) -> &mut CallView {
         let now = self.now;
         let today = &mut self.calls_today;
+        let engine = &self.engine;
         self.calls.entry(call).or_insert_with(|| {
             *today += 1;
-            CallView::new(now, String::new(), String::new(), state)
+            let (calling, called) =
+                engine.call_info(call).map(|i| (i.ani.unwrap_or_default(), i.dnis)).unwrap_or_default();
+            CallView::new(now, calling, called, state)
         })
     }
 
@@ -532,6 +762,9 @@ fn split_ivr_data(data: BTreeMap<String, String>) -> (BTreeMap<String, String>, 
     }
     (ivr, attached)
 }
+
+/// Play ids from here up are the IVR's (hotline-ivr keeps to the upper half).
+const IVR_PLAY_IDS: u32 = 0x8000_0000;
 
 /// Client ids at or above this are the engine thread's own (simulated agents, the
 /// drain); their responses are not sent to the link.

@@ -72,6 +72,7 @@ pub mod config;
 pub mod coupled;
 pub mod csta;
 pub mod engine;
+pub mod install;
 pub mod link;
 pub mod runtime;
 pub mod serve;

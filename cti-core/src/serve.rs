@@ -18,12 +18,14 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use hotline_drivers::config::{Backend, CardConfig};
 use hotline_drivers::{Card, CardEvent, Command, ErrorKind};
 
-use crate::center::{Center, CenterInput, CenterOutput, WallboardStats};
+use crate::center::{Center, CenterInput, CenterOutput, RecordingStart, WallboardStats};
 use crate::config::Config;
 use crate::engine::{Engine, Input};
 use crate::link::{History, LinkConfig, LinkHandle, LinkMsg};
 use crate::runtime::{Clock, RealClock};
 use crate::sim_agents::SimAgents;
+use hotline_ivr::{HttpAnswer, HttpRequest, SynthRequest, VoicemailLeft};
+use hotline_recorder::{Format, Layout, Recorder, RecorderEvent, RecordingSpec};
 
 /// How to run.
 #[derive(Clone)]
@@ -86,6 +88,8 @@ pub struct Running {
     pub link: LinkHandle,
     /// Records for the store.
     pub records: Receiver<(i64, crate::csta::Record)>,
+    /// Voicemail messages and IVR node visits for the store.
+    pub store_aux: Receiver<StoreNote>,
     /// Set when the drain has finished.
     pub drained: Receiver<()>,
     to_engine: Sender<EngineMsg>,
@@ -101,6 +105,7 @@ pub struct Running {
 pub struct Counters {
     pub to_card: AtomicU64,
     pub to_store: AtomicU64,
+    pub to_workers: AtomicU64,
     pub to_engine: AtomicU64,
 }
 
@@ -214,22 +219,86 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         }
     };
 
+    // Recordings: the `[recording]` table (defaults when absent); files left by a
+    // crash are repaired before anything new is written.
+    let rec_cfg = hotline_recorder::config::RecordingConfig::parse(&opts.text, &opts.origin)
+        .map_err(|es| es.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))?;
+    match hotline_recorder::repair_dir(&rec_cfg.dir) {
+        Ok(fixed) if !fixed.is_empty() => {
+            tracing::warn!(
+                "{} recording(s) cut short by a crash were repaired in {}",
+                fixed.len(),
+                rec_cfg.dir.display()
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot check {} for recordings cut short: {e}", rec_cfg.dir.display()),
+    }
+    let (recorder, recorder_events) = Recorder::spawn(rec_cfg.recorder.clone());
+
+    let ivr = crate::install::ivr_setup(&opts.text, &opts.origin)
+        .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+    if let Some(setup) = &ivr {
+        for v in &setup.voices {
+            tracing::info!("prompts {v}");
+        }
+    }
+    let (http_tx, http_rx) = bounded::<HttpRequest>(256);
+    let (http_ans_tx, http_ans_rx) = bounded::<HttpAnswer>(256);
+    // A few workers, so one slow business system does not hold up the others.
+    for i in 0..4 {
+        let (rx, tx) = (http_rx.clone(), http_ans_tx.clone());
+        std::thread::Builder::new()
+            .name(format!("hotline-http-{i}"))
+            .spawn(move || hotline_ivr::http_worker(rx, tx))
+            .map_err(|e| format!("cannot start an HTTP worker: {e}"))?;
+    }
+    let (synth_tx, synth_rx) = bounded::<SynthRequest>(64);
+    let (synth_ans_tx, synth_ans_rx) = bounded(64);
+    let tts = ivr.as_ref().and_then(|s| s.tts.clone());
+    std::thread::Builder::new()
+        .name("hotline-tts".into())
+        .spawn(move || {
+            for req in synth_rx {
+                let result = match &tts {
+                    Some(t) => hotline_ivr::prompts::synthesize(t, &req),
+                    None => Err("no TTS is configured ([ivr] tts)".to_string()),
+                };
+                if synth_ans_tx.send((req.id, result)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the TTS worker: {e}"))?;
+    let (store_aux_tx, store_aux) = bounded::<StoreNote>(QUEUE);
+
     let agents = opts.sim_agents.then(|| SimAgents::new(&cfg, cfg.seed));
-    let center = Center::new(Engine::new(cfg), opts.wall_ms);
+    let mut center = Center::new(Engine::new(cfg), opts.wall_ms);
+    if let Some(setup) = ivr {
+        let (ivr, vars) = setup.build()?;
+        center = center.with_ivr(ivr, vars);
+    }
     let engine = {
         let to_card = to_card.clone();
         let dropped = dropped.clone();
         let outs = Outs {
             to_card,
+            http: http_tx,
+            synth: synth_tx,
+            recorder,
+            recording_format: rec_cfg.format,
+            voicemail_format: Format::Wav(hotline_drivers::dsp::wav::Encoding::Pcm16),
+            store_aux: store_aux_tx,
             stats: stats_tx,
             link: link.clone(),
             records: rec_tx,
             drained: drained_tx,
             dropped,
         };
+        let returns = Returns { http: http_ans_rx, synth: synth_ans_rx, recorder: recorder_events };
         std::thread::Builder::new()
             .name("hotline-engine".into())
-            .spawn(move || engine_thread(center, agents, clock, inputs_rx, control_rx, outs))
+            .spawn(move || engine_thread(center, agents, clock, inputs_rx, control_rx, returns, outs))
             .map_err(|e| format!("cannot start the engine thread: {e}"))?
     };
     drop(to_card);
@@ -237,6 +306,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         stats,
         link,
         records,
+        store_aux,
         drained,
         to_engine,
         inputs: inputs_tx,
@@ -246,8 +316,21 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     })
 }
 
+/// What the engine thread hands the store besides engine records.
+#[derive(Debug)]
+pub enum StoreNote {
+    Voicemail(VoicemailLeft),
+    IvrNode { at_unix_ms: i64, call: u64, flow: String, node: String },
+}
+
 struct Outs {
     to_card: Sender<Command>,
+    http: Sender<HttpRequest>,
+    synth: Sender<SynthRequest>,
+    recorder: Recorder,
+    recording_format: Format,
+    voicemail_format: Format,
+    store_aux: Sender<StoreNote>,
     stats: Sender<WallboardStats>,
     link: LinkHandle,
     records: Sender<(i64, crate::csta::Record)>,
@@ -268,12 +351,20 @@ fn offer<T>(tx: &Sender<T>, v: T, counter: &AtomicU64, what: &str) -> Result<(),
     }
 }
 
+/// What flows back to the engine thread from its workers.
+struct Returns {
+    http: Receiver<HttpAnswer>,
+    synth: Receiver<(u64, Result<std::path::PathBuf, String>)>,
+    recorder: Receiver<RecorderEvent>,
+}
+
 fn engine_thread(
     mut center: Center,
     mut agents: Option<SimAgents>,
     clock: RealClock,
     inputs: Receiver<Input>,
     control: Receiver<EngineMsg>,
+    returns: Returns,
     outs: Outs,
 ) -> Engine {
     loop {
@@ -301,6 +392,15 @@ fn engine_thread(
                 }
                 Ok(EngineMsg::Stop) | Err(_) => break,
             },
+            recv(returns.http) -> m => if let Ok(a) = m {
+                center.handle(clock.now(), CenterInput::Http(a));
+            },
+            recv(returns.synth) -> m => if let Ok((id, result)) = m {
+                center.handle(clock.now(), CenterInput::Synthesized { id, result });
+            },
+            recv(returns.recorder) -> m => if let Ok(ev) = m {
+                center.handle(clock.now(), CenterInput::Recorder(ev));
+            },
             default(wait) => center.handle(clock.now(), CenterInput::Engine(Input::Timeout)),
         }
         // Take what else is queued before sleeping again (bounded, so control
@@ -318,13 +418,19 @@ fn engine_thread(
 }
 
 fn dispatch(center: &mut Center, outs: &Outs) {
-    let now_failed: Vec<Command> = {
-        let mut failed = Vec::new();
+    // Answers that go straight back to the center (refused commands, recordings that
+    // could not start), handled after the outputs are drained.
+    let mut back: Vec<CenterInput> = Vec::new();
+    loop {
         while let Some(o) = center.poll_output() {
             match o {
                 CenterOutput::Command(c) => {
-                    if let Err(c) = offer(&outs.to_card, c, &outs.dropped.to_card, "card command") {
-                        failed.push(c);
+                    if let Err(command) = offer(&outs.to_card, c, &outs.dropped.to_card, "card command") {
+                        // The engine undoes what depended on it.
+                        back.push(CenterInput::Engine(Input::CommandFailed {
+                            command,
+                            kind: ErrorKind::Resource,
+                        }));
                     }
                 }
                 CenterOutput::Link { at_unix_ms, output } => {
@@ -341,15 +447,82 @@ fn dispatch(center: &mut Center, outs: &Outs) {
                 CenterOutput::Drained => {
                     let _ = outs.drained.try_send(());
                 }
+                CenterOutput::Http(req) => {
+                    let id = req.id;
+                    if offer(&outs.http, req, &outs.dropped.to_workers, "HTTP worker").is_err() {
+                        let result = Err("too many HTTP requests in progress".to_string());
+                        back.push(CenterInput::Http(hotline_ivr::HttpAnswer { id, result }));
+                    }
+                }
+                CenterOutput::Synthesize(req) => {
+                    let id = req.id;
+                    if offer(&outs.synth, req, &outs.dropped.to_workers, "TTS worker").is_err() {
+                        back.push(CenterInput::Synthesized {
+                            id,
+                            result: Err("the TTS worker is busy".into()),
+                        });
+                    }
+                }
+                CenterOutput::StartRecording(r) => {
+                    if let Some(failed) = start_recording(outs, r) {
+                        back.push(failed);
+                    }
+                }
+                CenterOutput::StopRecording { id } => outs.recorder.end(id),
+                CenterOutput::Voicemail { left, .. } => {
+                    tracing::info!(
+                        "voicemail for {} from {}: {} ({:.1} s)",
+                        left.mailbox,
+                        left.caller.as_deref().unwrap_or("unknown"),
+                        left.path.display(),
+                        left.duration.as_secs_f64()
+                    );
+                    let _ =
+                        offer(&outs.store_aux, StoreNote::Voicemail(left), &outs.dropped.to_store, "store");
+                }
+                CenterOutput::IvrNode { at_unix_ms, call, flow, node } => {
+                    let note = StoreNote::IvrNode { at_unix_ms, call, flow, node };
+                    let _ = offer(&outs.store_aux, note, &outs.dropped.to_store, "store");
+                }
             }
         }
-        failed
-    };
-    // A command the card thread could not take is a failed command: the engine undoes
-    // what depended on it.
-    for command in now_failed {
+        if back.is_empty() {
+            return;
+        }
         let now = center.now();
-        center.handle(now, CenterInput::Engine(Input::CommandFailed { command, kind: ErrorKind::Resource }));
+        for input in back.drain(..) {
+            center.handle(now, input);
+        }
+    }
+}
+
+/// Begin a recording and tap its channels into it. `Some`: it could not start (the
+/// center is told as if the recorder had failed it).
+fn start_recording(outs: &Outs, r: RecordingStart) -> Option<CenterInput> {
+    let format = if r.voicemail { outs.voicemail_format } else { outs.recording_format };
+    let layout = match (r.stereo, r.channels.as_slice()) {
+        (true, [left, right]) => Layout::Stereo { left: *left, right: *right },
+        _ => Layout::Mono { chs: r.channels.clone() },
+    };
+    let spec = RecordingSpec {
+        id: r.id,
+        path: r.path.clone(),
+        format,
+        layout,
+        max_len: r.max,
+        silence_end: r.silence_end,
+    };
+    match outs.recorder.begin(spec) {
+        Ok(sink) => {
+            for ch in r.channels {
+                let tap = Command::StartTap { ch, id: r.id as u32, sink: sink.clone() };
+                if offer(&outs.to_card, tap, &outs.dropped.to_card, "card command").is_err() {
+                    outs.recorder.end(r.id);
+                }
+            }
+            None
+        }
+        Err(e) => Some(CenterInput::Recorder(RecorderEvent::Failed { id: r.id, message: e.to_string() })),
     }
 }
 

@@ -693,7 +693,7 @@ impl Server {
             Request::Ping | Request::Login { .. } => {}
             Request::Logout => {
                 let service = Service::SetAgentState { agent: user, request: AgentRequest::LogOut };
-                self.to_engine(id, invoke, service, PendingKind::Logout);
+                self.forward_to_engine(id, invoke, service, PendingKind::Logout);
             }
             Request::Monitor(target) => {
                 let allowed = match (&target, supervisor) {
@@ -767,7 +767,7 @@ impl Server {
                     Service::GetAgentState { agent } => PendingKind::GetAgentState { agent: agent.clone() },
                     _ => PendingKind::Plain,
                 };
-                self.to_engine(id, invoke, service, kind);
+                self.forward_to_engine(id, invoke, service, kind);
             }
         }
     }
@@ -863,7 +863,7 @@ impl Server {
         }
     }
 
-    fn to_engine(&mut self, id: u32, invoke: u32, service: Service, kind: PendingKind) {
+    fn forward_to_engine(&mut self, id: u32, invoke: u32, service: Service, kind: PendingKind) {
         let internal = self.next_invoke;
         self.next_invoke = self.next_invoke.wrapping_add(1);
         match self.to_engine.try_send(Input::Request { client: id, invoke: internal, service }) {
@@ -893,7 +893,7 @@ impl Server {
             agent: account.id.clone(),
             request: AgentRequest::LogIn { station: d.station.clone(), password: Some(d.password) },
         };
-        self.to_engine(d.conn, d.invoke, service, PendingKind::Login { account, station: d.station });
+        self.forward_to_engine(d.conn, d.invoke, service, PendingKind::Login { account, station: d.station });
         if let Some(c) = self.conns.get_mut(&d.conn) {
             // to_engine refused (engine busy): the client may try again.
             c.login_busy = self
