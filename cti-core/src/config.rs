@@ -199,8 +199,10 @@ pub struct QueueConf {
 pub struct AgentConf {
     pub id: String,
     pub name: String,
-    /// A placeholder until real credentials exist: checked on login when set.
+    /// A plain password (demo files), checked on login when set.
     pub password: Option<String>,
+    /// An Argon2 PHC string (`hotline passwd`), checked by the CTI link on login.
+    pub password_hash: Option<String>,
     /// (queue index, level 0–9).
     pub queues: Vec<(usize, u8)>,
     pub skills: Vec<String>,
@@ -221,6 +223,8 @@ pub struct SupervisorConf {
     pub id: String,
     pub name: String,
     pub password: Option<String>,
+    /// An Argon2 PHC string (`hotline passwd`), checked by the CTI link on login.
+    pub password_hash: Option<String>,
     /// Agent groups they supervise; empty: everyone.
     pub groups: Vec<usize>,
 }
@@ -435,6 +439,7 @@ struct RawAgent {
     id: S<String>,
     name: String,
     password: Option<String>,
+    password_hash: Option<S<String>>,
     #[serde(default)]
     queues: BTreeMap<String, S<i64>>,
     #[serde(default)]
@@ -457,6 +462,7 @@ struct RawSupervisor {
     id: S<String>,
     name: String,
     password: Option<String>,
+    password_hash: Option<S<String>>,
     #[serde(default)]
     groups: Vec<S<String>>,
 }
@@ -532,6 +538,14 @@ impl<'a> Parser<'a> {
             column: col,
             message: message.into(),
         });
+    }
+
+    fn password_hash(&mut self, h: &Option<S<String>>) -> Option<String> {
+        let h = h.as_ref()?;
+        if let Err(msg) = crate::link::auth::check_hash(h.get_ref()) {
+            self.at(h.span(), msg);
+        }
+        Some(h.get_ref().clone())
     }
 
     fn de_error(&mut self, e: toml::de::Error, fallback: Range<usize>, what: &str) {
@@ -890,6 +904,7 @@ impl<'a> Parser<'a> {
                 id: a.id.get_ref().clone(),
                 name: a.name.clone(),
                 password: a.password.clone(),
+                password_hash: self.password_hash(&a.password_hash),
                 queues,
                 skills: a.skills.clone(),
                 location: a.location.clone(),
@@ -925,6 +940,7 @@ impl<'a> Parser<'a> {
                 id: s.id.into_inner(),
                 name: s.name,
                 password: s.password,
+                password_hash: self.password_hash(&s.password_hash),
                 groups,
             });
         }

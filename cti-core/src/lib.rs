@@ -15,6 +15,8 @@
 //!   supervision.
 //! - [`traffic`]: traffic simulation through the engine in virtual time
 //!   (`hotline sim traffic`), and the Erlang C formula it agrees with.
+//! - [`link`]: the CTI link server (TCP, WebSocket, web pages) clients reach the
+//!   engine through.
 //! - [`runtime`]: the thin loop that runs the engine on a thread over crossbeam
 //!   channels, with a real clock.
 
@@ -69,6 +71,7 @@ pub mod config;
 pub mod coupled;
 pub mod csta;
 pub mod engine;
+pub mod link;
 pub mod runtime;
 pub mod traffic;
 

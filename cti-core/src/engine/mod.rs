@@ -53,6 +53,20 @@ pub enum Input {
     ClientGone { client: ClientId },
 }
 
+/// A call's data for a screen pop ([`Engine::call_info`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The caller's number, when presented.
+    pub ani: Option<String>,
+    /// The number dialled (the access number).
+    pub dnis: String,
+    /// The caller's location, from the number-prefix table.
+    pub location: Option<String>,
+    pub vip: bool,
+    /// Data attached to the call (IVR variables, SetCallData).
+    pub data: BTreeMap<String, String>,
+}
+
 /// What the engine produces.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -410,6 +424,14 @@ impl Engine {
     /// A call's attached data.
     pub fn call_data(&self, call: CallId) -> Option<&BTreeMap<String, String>> {
         self.calls.get(&call).map(|c| &c.data)
+    }
+
+    /// What a screen pop shows about a call: caller, access number, location, VIP
+    /// flag and attached data.
+    pub fn call_info(&self, call: CallId) -> Option<CallInfo> {
+        let c = self.calls.get(&call)?;
+        let location = c.location.and_then(|l| self.loc_ids.iter().find(|(_, &id)| id == l)).map(|(n, _)| n.clone());
+        Some(CallInfo { ani: c.ani.clone(), dnis: c.dnis.clone(), location, vip: c.vip, data: c.data.clone() })
     }
 
     /// The call on a channel (trunk or station's active call).
