@@ -45,7 +45,7 @@ enum hotline_result
   HOTLINE_RESULT_CLOSED = 201,
   // No reply arrived within the request timeout (`hotline_set_timeout`).
   HOTLINE_RESULT_TIMEOUT = 202,
-  // Writing the request to the socket failed.
+  // Writing the request to the socket failed; the connection is closed.
   HOTLINE_RESULT_IO = 203,
   // The server's reply could not be understood.
   HOTLINE_RESULT_PROTOCOL = 204,

@@ -40,6 +40,15 @@ pub type Callback = Arc<dyn Fn(&Event) + Send + Sync>;
 
 type Reply = Result<Value, Error>;
 
+/// A request waiting for its reply.
+struct Waiter {
+    tx: SyncSender<Reply>,
+    /// For a Login: the user and station asked for. The reader records the session
+    /// before it reads on, so that an event right behind the reply (a screen pop) is
+    /// handled with the session already known, e.g. by a callback that answers.
+    login: Option<(String, Option<String>)>,
+}
+
 /// Who this connection logged in as (from the Login result).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Session {
@@ -50,7 +59,7 @@ pub struct Session {
 
 struct Shared {
     writer: Mutex<TcpStream>,
-    pending: Mutex<HashMap<u64, SyncSender<Reply>>>,
+    pending: Mutex<HashMap<u64, Waiter>>,
     closed: AtomicBool,
     close_reason: Mutex<Option<String>>,
     next_invoke: AtomicU64,
@@ -180,7 +189,16 @@ impl Client {
     /// Send `service` with `fields` and wait for the reply with the same invoke id.
     /// On failure the text is also kept as this connection's last error.
     pub fn request(&self, service: &str, fields: Map<String, Value>) -> Result<Value, Error> {
-        let r = self.request_inner(service, fields);
+        self.request_as(service, fields, None)
+    }
+
+    fn request_as(
+        &self,
+        service: &str,
+        fields: Map<String, Value>,
+        login: Option<(String, Option<String>)>,
+    ) -> Result<Value, Error> {
+        let r = self.request_inner(service, fields, login);
         if let Err(e) = &r {
             *lock(&self.shared.last_error) = e.message.clone();
         }
@@ -192,7 +210,12 @@ impl Client {
         Error::new(hotline_result::Closed, why.unwrap_or_else(|| "connection closed".into()))
     }
 
-    fn request_inner(&self, service: &str, fields: Map<String, Value>) -> Result<Value, Error> {
+    fn request_inner(
+        &self,
+        service: &str,
+        fields: Map<String, Value>,
+        login: Option<(String, Option<String>)>,
+    ) -> Result<Value, Error> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
@@ -211,12 +234,17 @@ impl Client {
             if self.is_closed() {
                 return Err(self.closed_error());
             }
-            pending.insert(invoke, tx);
+            pending.insert(invoke, Waiter { tx, login });
         }
         let written = self.shared.send_line(&line);
         if let Err(e) = written {
+            // Part of the line may be out: the stream can no longer be trusted, so the
+            // connection ends (the reader sees the shutdown and wakes every waiter).
+            let message = format!("send {service}: {e}");
+            lock(&self.shared.close_reason).get_or_insert_with(|| message.clone());
+            let _ = lock(&self.shared.writer).shutdown(Shutdown::Both);
             lock(&self.shared.pending).remove(&invoke);
-            return Err(Error::new(hotline_result::Io, format!("send {service}: {e}")));
+            return Err(Error::new(hotline_result::Io, message));
         }
         let timeout = Duration::from_millis(self.shared.timeout_ms.load(Ordering::SeqCst));
         match rx.recv_timeout(timeout) {
@@ -240,14 +268,11 @@ impl Client {
         if let Some(s) = station {
             f.insert("station".into(), s.into());
         }
-        let result = self.request("Login", f)?;
-        let get = |k: &str| result.get(k).and_then(Value::as_str).map(str::to_owned);
-        let session = Session {
-            role: get("role").unwrap_or_default(),
-            agent: get("agent").or_else(|| Some(user.to_owned())),
-            station: get("station").or_else(|| station.map(str::to_owned)),
-        };
-        *lock(&self.shared.session) = Some(session.clone());
+        let login = Some((user.to_owned(), station.map(str::to_owned)));
+        self.request_as("Login", f, login)?;
+        let session = self.session().ok_or_else(|| {
+            Error::new(hotline_result::Protocol, "the Login reply did not establish a session")
+        })?;
         Ok(session)
     }
 
@@ -348,8 +373,12 @@ fn read_loop(shared: &Shared, stream: TcpStream, events: SyncSender<Map<String, 
             Some(id) if is_reply && !obj.contains_key("event") => {
                 let waiter = lock(&shared.pending).remove(&id);
                 // No waiter: the request already timed out; the late reply is dropped.
-                if let Some(tx) = waiter {
-                    let _ = tx.send(reply_of(obj));
+                if let Some(w) = waiter {
+                    let reply = reply_of(obj);
+                    if let (Some((user, station)), Ok(result)) = (&w.login, &reply) {
+                        *lock(&shared.session) = Some(session_of(result, user, station.as_deref()));
+                    }
+                    let _ = w.tx.send(reply);
                 }
             }
             _ if obj.contains_key("event") => {
@@ -365,6 +394,17 @@ fn read_loop(shared: &Shared, stream: TcpStream, events: SyncSender<Map<String, 
     shared.closed.store(true, Ordering::SeqCst);
     // Dropping the senders wakes every waiting request with "closed".
     pending.clear();
+}
+
+/// The session a Login result establishes (`{"role","agent","station"}`), falling back
+/// to what was asked for when the server leaves a field out.
+fn session_of(result: &Value, user: &str, station: Option<&str>) -> Session {
+    let get = |k: &str| result.get(k).and_then(Value::as_str).map(str::to_owned);
+    Session {
+        role: get("role").unwrap_or_default(),
+        agent: get("agent").or_else(|| Some(user.to_owned())),
+        station: get("station").or_else(|| station.map(str::to_owned)),
+    }
 }
 
 fn note(shared: &Shared, text: String) {

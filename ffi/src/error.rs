@@ -35,7 +35,7 @@ pub enum hotline_result {
     Closed = 201,
     /// No reply arrived within the request timeout (`hotline_set_timeout`).
     Timeout = 202,
-    /// Writing the request to the socket failed.
+    /// Writing the request to the socket failed; the connection is closed.
     Io = 203,
     /// The server's reply could not be understood.
     Protocol = 204,
@@ -161,7 +161,7 @@ impl hotline_result {
             hotline_result::ConnectFailed => "could not connect to the CTI link server",
             hotline_result::Closed => "the connection is closed",
             hotline_result::Timeout => "no reply from the server within the request timeout",
-            hotline_result::Io => "writing to the connection failed",
+            hotline_result::Io => "writing to the connection failed; it is closed",
             hotline_result::Protocol => "the server's reply could not be understood",
             hotline_result::NotLoggedIn => "log in first",
             hotline_result::ServerError => "the server refused the request",
