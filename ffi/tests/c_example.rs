@@ -6,12 +6,48 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::Center;
 use hotline_drivers::{ChannelId, EventKind};
+
+/// target/<profile>/, where cargo put libhotline.so next to the test binary's deps/.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
+}
+
+/// Build a C program against the cdylib with warnings as errors and the sanitizers.
+fn build_c(source: &str, name: &str) -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib_dir = target_dir();
+    assert!(
+        lib_dir.join("libhotline.so").exists(),
+        "{} has no libhotline.so; build with `cargo test -p hotline-ffi`",
+        lib_dir.display()
+    );
+    let out = lib_dir.join(format!("c-{name}"));
+    let status = Command::new("gcc")
+        .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-g"])
+        .arg("-fsanitize=address,undefined")
+        .arg("-fno-sanitize-recover=undefined")
+        .arg("-I")
+        .arg(crate_dir.join("include"))
+        .arg(crate_dir.join(source))
+        .arg("-o")
+        .arg(&out)
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .args(["-lhotline", "-lpthread"])
+        .status()
+        .expect("gcc runs (install gcc)");
+    assert!(status.success(), "gcc failed on {source}");
+    out
+}
 
 /// Collects a child's stdout line by line on a thread.
 fn lines(child: &mut Child) -> mpsc::Receiver<String> {
@@ -54,7 +90,7 @@ fn finish(mut child: Child, seen: Vec<String>) -> std::process::ExitStatus {
 #[test]
 fn the_c_crm_prints_the_screen_pop_and_answers_the_call() {
     let center = Center::start();
-    let exe = common::build_c("examples/crm.c", "crm");
+    let exe = build_c("examples/crm.c", "crm");
     let mut child = Command::new(&exe)
         .args(["127.0.0.1", &center.port.to_string(), "1001", "secret", "2001"])
         .stdout(Stdio::piped())
@@ -89,7 +125,7 @@ fn the_c_crm_prints_the_screen_pop_and_answers_the_call() {
 #[test]
 fn null_and_stale_handles_are_refused_in_c() {
     let center = Center::start();
-    let exe = common::build_c("tests/c/checks.c", "checks");
+    let exe = build_c("tests/c/checks.c", "checks");
     let mut child = Command::new(&exe)
         .args(["127.0.0.1", &center.port.to_string(), "1001"])
         .stdout(Stdio::piped())

@@ -114,7 +114,7 @@ unsafe extern "C" fn record(user: *mut c_void, ev: *const hotline_event) {
     let log = unsafe { &*(user as *const Log) };
     let ev = unsafe { &*ev };
     let entry = (ev.kind, ev.call, text(ev.device), text(ev.reason), text(ev.json).unwrap_or_default());
-    log.events.lock().expect("lock").push(entry);
+    log.events.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
     log.changed.notify_all();
 }
 
@@ -388,4 +388,90 @@ fn result_messages_fit_the_buffer_or_say_how_long_they_are() {
         assert_eq!(Res::from_u32(*r as u32), Some(*r));
         assert!(!r.message().is_empty());
     }
+}
+
+#[test]
+fn two_threads_get_their_own_replies_when_the_server_answers_out_of_order() {
+    let (port, t) = server(|p| {
+        let (a, b) = (p.recv(), p.recv());
+        // Answer the second request first; each reply echoes its request's call.
+        for req in [&b, &a] {
+            p.send(
+                json!({"invoke": req["invoke"], "result": {"parties": [], "data": {"call": req["call"]}}}),
+            );
+        }
+        p.wait_close();
+    });
+    let conn = connect(port) as usize;
+    let ask = move |call: u64| {
+        thread::spawn(move || {
+            let (service, fields) = (c("SnapshotCall"), c(&format!("{{\"call\":{call}}}")));
+            let mut buf = [0 as c_char; 128];
+            let r = unsafe {
+                hotline_request(
+                    conn as *mut hotline_conn,
+                    service.as_ptr(),
+                    fields.as_ptr(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    ptr::null_mut(),
+                )
+            };
+            (r, text(buf.as_ptr()).unwrap_or_default())
+        })
+    };
+    let (one, two) = (ask(1), ask(2));
+    let (one, two) = (one.join().expect("thread"), two.join().expect("thread"));
+    assert_eq!(one, (Res::Ok, r#"{"data":{"call":1},"parties":[]}"#.to_owned()));
+    assert_eq!(two, (Res::Ok, r#"{"data":{"call":2},"parties":[]}"#.to_owned()));
+    unsafe { hotline_free(conn as *mut hotline_conn) };
+    t.join().expect("server script");
+}
+
+/// Frees its own connection from inside the callback on the first event.
+unsafe extern "C" fn free_on_first_event(user: *mut c_void, ev: *const hotline_event) {
+    let log = unsafe { &*(user as *const Log) };
+    if unsafe { (*ev).kind } == K::Delivered {
+        let conn = *log.conn.lock().expect("lock") as *mut hotline_conn;
+        *log.answer.lock().expect("lock") = Some(unsafe { hotline_free(conn) });
+    }
+    unsafe { record(user, ev) };
+}
+
+#[test]
+fn a_callback_may_free_its_own_connection() {
+    let (port, t) = server(|p| {
+        p.send(json!({"event":"Delivered","call":4,"alerting":"station:2001"}));
+        p.wait_close();
+    });
+    let conn = connect(port);
+    let log = Log::leak();
+    *log.conn.lock().expect("lock") = conn as usize;
+    let ud = log as *const Log as *mut c_void;
+    assert_eq!(unsafe { hotline_set_callback(conn, Some(free_on_first_event), ud) }, Res::Ok);
+    let (_, _, _, reason, _) = log.wait_for(K::Disconnected);
+    assert_eq!(reason.as_deref(), Some("closed by the client"));
+    assert_eq!(*log.answer.lock().expect("lock"), Some(Res::Ok));
+    assert_eq!(unsafe { hotline_free(conn) }, Res::InvalidHandle, "already freed by the callback");
+    t.join().expect("server script");
+}
+
+#[test]
+fn after_free_returns_the_callback_is_not_called_again() {
+    let (port, t) = server(|p| {
+        for call in 1..=200 {
+            p.send(json!({"event":"Delivered","call":call,"alerting":"station:2001"}));
+        }
+        p.wait_close();
+    });
+    let conn = connect(port);
+    let log = Log::leak();
+    set_callback(conn, log);
+    log.wait_for(K::Delivered);
+    assert_eq!(unsafe { hotline_free(conn) }, Res::Ok);
+    let seen = log.events.lock().expect("lock").len();
+    assert_eq!(log.events.lock().expect("lock").last().map(|e| e.0), Some(K::Disconnected));
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(log.events.lock().expect("lock").len(), seen, "nothing after Disconnected");
+    t.join().expect("server script");
 }

@@ -5,8 +5,6 @@
 //! are dropped. The lead's `hotline serve` may replace this later.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -146,39 +144,4 @@ impl Drop for Center {
             let _ = t.join();
         }
     }
-}
-
-/// target/<profile>/, where cargo put libhotline.so next to the test binary's deps/.
-pub fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
-}
-
-/// Build a C program against the cdylib with warnings as errors and the sanitizers.
-pub fn build_c(source: &str, name: &str) -> PathBuf {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib_dir = target_dir();
-    assert!(
-        lib_dir.join("libhotline.so").exists(),
-        "{} has no libhotline.so; build with `cargo test -p hotline-ffi`",
-        lib_dir.display()
-    );
-    let out = lib_dir.join(format!("c-{name}"));
-    let status = Command::new("gcc")
-        .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-g"])
-        .arg("-fsanitize=address,undefined")
-        .arg("-fno-sanitize-recover=undefined")
-        .arg("-I")
-        .arg(crate_dir.join("include"))
-        .arg(crate_dir.join(source))
-        .arg("-o")
-        .arg(&out)
-        .arg("-L")
-        .arg(&lib_dir)
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .args(["-lhotline", "-lpthread"])
-        .status()
-        .expect("gcc runs (install gcc)");
-    assert!(status.success(), "gcc failed on {source}");
-    out
 }
