@@ -182,6 +182,11 @@ impl Client {
         lock(&self.shared.last_error).clone()
     }
 
+    /// Keep `text` as the last error (a refusal decided before anything was sent).
+    pub fn set_last_error(&self, text: String) {
+        *lock(&self.shared.last_error) = text;
+    }
+
     pub fn session(&self) -> Option<Session> {
         lock(&self.shared.session).clone()
     }

@@ -716,13 +716,19 @@ pub unsafe extern "C" fn hotline_request(
         if service.is_empty() {
             return Err(hotline_result::InvalidArgument);
         }
+        let refuse = |text: String| {
+            c.set_last_error(text);
+            Err(hotline_result::InvalidArgument)
+        };
         let f = match json.map(serde_json::from_str::<Value>) {
             None => Map::new(),
             Some(Ok(Value::Object(m))) => m,
-            Some(_) => return Err(hotline_result::InvalidArgument),
+            Some(Ok(_)) => return refuse("fields_json: expected a JSON object".into()),
+            // serde_json's message ends with "at line L column C".
+            Some(Err(e)) => return refuse(format!("fields_json: {e}")),
         };
         if f.contains_key("invoke") || f.contains_key("service") {
-            return Err(hotline_result::InvalidArgument);
+            return refuse("fields_json: \"invoke\" and \"service\" are set by the library".into());
         }
         let result = request(&c, service, f)?;
         // SAFETY: the caller's promise.

@@ -357,6 +357,12 @@ fn arguments_out_of_range_are_refused_before_anything_is_sent() {
     assert_eq!(unsafe { hotline_send_digits(conn, 3, ptr::null(), bad.as_ptr()) }, Res::InvalidArgument);
     assert_eq!(unsafe { hotline_answer(conn, 3, empty.as_ptr()) }, Res::InvalidArgument);
     assert_eq!(unsafe { hotline_monitor(conn, 9, ptr::null(), ptr::null_mut()) }, Res::InvalidArgument);
+    let (snap, broken, buf) = (c("SnapshotCall"), c("{\"call\": 3,"), &mut [0 as c_char; 64]);
+    let r = unsafe {
+        hotline_request(conn, snap.as_ptr(), broken.as_ptr(), buf.as_mut_ptr(), 64, ptr::null_mut())
+    };
+    assert_eq!(r, Res::InvalidArgument);
+    assert!(last_error(conn).ends_with("at line 1 column 11"), "{}", last_error(conn));
     let not_utf8 = [0xffu8, 0xfe, 0];
     let r = unsafe { hotline_answer(conn, 3, not_utf8.as_ptr().cast()) };
     assert_eq!(r, Res::InvalidUtf8);
