@@ -430,8 +430,15 @@ impl Engine {
     /// flag and attached data.
     pub fn call_info(&self, call: CallId) -> Option<CallInfo> {
         let c = self.calls.get(&call)?;
-        let location = c.location.and_then(|l| self.loc_ids.iter().find(|(_, &id)| id == l)).map(|(n, _)| n.clone());
-        Some(CallInfo { ani: c.ani.clone(), dnis: c.dnis.clone(), location, vip: c.vip, data: c.data.clone() })
+        let location =
+            c.location.and_then(|l| self.loc_ids.iter().find(|(_, &id)| id == l)).map(|(n, _)| n.clone());
+        Some(CallInfo {
+            ani: c.ani.clone(),
+            dnis: c.dnis.clone(),
+            location,
+            vip: c.vip,
+            data: c.data.clone(),
+        })
     }
 
     /// The call on a channel (trunk or station's active call).

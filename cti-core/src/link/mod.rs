@@ -276,7 +276,8 @@ impl LinkConfig {
         let mut positive = |v: &Option<Spanned<i64>>, name: &str| -> Option<u64> {
             let s = v.as_ref()?;
             if *s.get_ref() <= 0 {
-                problems.push(at(s.span(), format!("{name} must be a positive number, found {}", s.get_ref())));
+                problems
+                    .push(at(s.span(), format!("{name} must be a positive number, found {}", s.get_ref())));
                 return None;
             }
             Some(*s.get_ref() as u64)

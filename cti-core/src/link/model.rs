@@ -389,7 +389,8 @@ impl Model {
                 (calls, self.agents.contains_key(a).then(|| a.clone()).into_iter().collect(), Vec::new())
             }
             Target::Queue(q) => {
-                let calls = self.calls.iter().filter(|(_, c)| c.queues.contains(q)).map(|(id, _)| *id).collect();
+                let calls =
+                    self.calls.iter().filter(|(_, c)| c.queues.contains(q)).map(|(id, _)| *id).collect();
                 let agents = self.members.get(q).map(|m| m.iter().cloned().collect()).unwrap_or_default();
                 (calls, agents, vec![q.clone()])
             }
@@ -402,7 +403,11 @@ impl Model {
     }
 
     fn calls_with(&self, device: &str) -> Vec<u64> {
-        self.calls.iter().filter(|(_, c)| c.parties.iter().any(|(d, _)| d == device)).map(|(id, _)| *id).collect()
+        self.calls
+            .iter()
+            .filter(|(_, c)| c.parties.iter().any(|(d, _)| d == device))
+            .map(|(id, _)| *id)
+            .collect()
     }
 }
 

@@ -313,7 +313,8 @@ impl Server {
                     &format!("{n} engine messages were lost (link overloaded): take a new snapshot"),
                     &rfc3339(now_unix_ms()),
                 );
-                let ids: Vec<u32> = self.conns.iter().filter(|(_, c)| c.session.is_some()).map(|(i, _)| *i).collect();
+                let ids: Vec<u32> =
+                    self.conns.iter().filter(|(_, c)| c.session.is_some()).map(|(i, _)| *i).collect();
                 for id in ids {
                     self.send_to(id, &text);
                 }
@@ -468,7 +469,12 @@ impl Server {
         let Some(c) = self.conns.get_mut(&id) else { return };
         let Some(end) = c.inbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
             if c.inbuf.len() > MAX_HTTP_HEAD {
-                http_reply(c, "431 Request Header Fields Too Large", "text/plain", b"request head too large\n");
+                http_reply(
+                    c,
+                    "431 Request Header Fields Too Large",
+                    "text/plain",
+                    b"request head too large\n",
+                );
             }
             return;
         };
@@ -509,7 +515,8 @@ impl Server {
             let config = WebSocketConfig::default()
                 .max_message_size(Some(self.cfg.max_message))
                 .max_frame_size(Some(self.cfg.max_message));
-            c.proto = Proto::Ws(Box::new(WebSocketContext::from_partially_read(rest, Role::Server, Some(config))));
+            c.proto =
+                Proto::Ws(Box::new(WebSocketContext::from_partially_read(rest, Role::Server, Some(config))));
             if c.pipe.push().is_err() {
                 c.dead = true;
                 return;
@@ -620,7 +627,8 @@ impl Server {
             Err(bad) => {
                 match bad.invoke {
                     Some(i) => self.refuse(id, i, "malformed", &bad.message),
-                    None => self.send_to(id, &wire::error_event("malformed", &bad.message, &rfc3339(now_unix_ms()))),
+                    None => self
+                        .send_to(id, &wire::error_event("malformed", &bad.message, &rfc3339(now_unix_ms()))),
                 }
                 return;
             }
@@ -724,7 +732,12 @@ impl Server {
                 if removed {
                     self.reply(id, invoke, json!({}));
                 } else {
-                    self.refuse(id, invoke, "unknown_monitor", &format!("this connection has no monitor {m}"));
+                    self.refuse(
+                        id,
+                        invoke,
+                        "unknown_monitor",
+                        &format!("this connection has no monitor {m}"),
+                    );
                 }
             }
             Request::AgentCallsToday { agent } => {
@@ -761,7 +774,13 @@ impl Server {
 
     /// Roles: an agent controls only its own station, calls and state; supervisors
     /// also supervise, force states and watch (within their groups).
-    fn authorize(&self, user: &str, supervisor: bool, own: Option<&str>, s: &mut Service) -> Result<(), String> {
+    fn authorize(
+        &self,
+        user: &str,
+        supervisor: bool,
+        own: Option<&str>,
+        s: &mut Service,
+    ) -> Result<(), String> {
         let who = if supervisor { "supervisor" } else { "agent" };
         let own_dev = |d: &DeviceId| -> Result<(), String> {
             let d = d.to_string();
@@ -778,7 +797,9 @@ impl Server {
             }
             match own {
                 Some(o) if self.model.call_has(call.0, o) => Ok(()),
-                _ => Err(format!("{who} {user} may only control its own calls; {call} is not at its station")),
+                _ => {
+                    Err(format!("{who} {user} may only control its own calls; {call} is not at its station"))
+                }
             }
         };
         let may_manage = |agent: &str| -> Result<(), String> {
@@ -819,7 +840,9 @@ impl Server {
             Service::GetAgentState { agent } => may_manage(agent),
             Service::Supervise { supervisor: sup, agent, .. } => {
                 if !supervisor {
-                    return Err(format!("agent {user} may not monitor, whisper, barge or intercept: supervisors only"));
+                    return Err(format!(
+                        "agent {user} may not monitor, whisper, barge or intercept: supervisors only"
+                    ));
                 }
                 if sup.is_empty() {
                     *sup = user.to_string();
@@ -847,8 +870,12 @@ impl Server {
             Ok(()) => {
                 self.pending.insert(internal, Pending { conn: id, invoke, kind });
             }
-            Err(TrySendError::Full(_)) => self.refuse(id, invoke, "engine_busy", "the engine is busy; retry shortly"),
-            Err(TrySendError::Disconnected(_)) => self.refuse(id, invoke, "engine_busy", "the engine has stopped"),
+            Err(TrySendError::Full(_)) => {
+                self.refuse(id, invoke, "engine_busy", "the engine is busy; retry shortly")
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.refuse(id, invoke, "engine_busy", "the engine has stopped")
+            }
         }
     }
 
@@ -869,7 +896,10 @@ impl Server {
         self.to_engine(d.conn, d.invoke, service, PendingKind::Login { account, station: d.station });
         if let Some(c) = self.conns.get_mut(&d.conn) {
             // to_engine refused (engine busy): the client may try again.
-            c.login_busy = self.pending.values().any(|p| p.conn == d.conn && matches!(p.kind, PendingKind::Login { .. }));
+            c.login_busy = self
+                .pending
+                .values()
+                .any(|p| p.conn == d.conn && matches!(p.kind, PendingKind::Login { .. }));
         }
     }
 
@@ -905,8 +935,10 @@ impl Server {
                                "abandon_rate":q.abandon_rate})
                     })
                     .collect();
-                let text = json!({"event":"Stats","time":rfc3339(stats.at_unix_ms),"queues":queues}).to_string();
-                let ids: Vec<u32> = self.conns.iter().filter(|(_, c)| c.session.is_some()).map(|(i, _)| *i).collect();
+                let text =
+                    json!({"event":"Stats","time":rfc3339(stats.at_unix_ms),"queues":queues}).to_string();
+                let ids: Vec<u32> =
+                    self.conns.iter().filter(|(_, c)| c.session.is_some()).map(|(i, _)| *i).collect();
                 for id in ids {
                     self.send_to(id, &text);
                 }
@@ -936,7 +968,9 @@ impl Server {
     fn pop_scope(&self, agent: &str, station: Option<&str>) -> Scope {
         let mut s = Scope::default();
         s.agents.insert(agent.to_string());
-        if let Some(st) = station.map(str::to_string).or_else(|| self.model.agents.get(agent)?.station.clone()) {
+        if let Some(st) =
+            station.map(str::to_string).or_else(|| self.model.agents.get(agent)?.station.clone())
+        {
             s.devices.insert(format!("station:{st}"));
         }
         s
@@ -1000,11 +1034,8 @@ impl Server {
                     Ok(_) => {
                         let role = if account.supervisor { "supervisor" } else { "agent" };
                         let v = json!({"role":role,"agent":account.id,"name":account.name,"station":station});
-                        c.session = Some(Session {
-                            user: account.id,
-                            supervisor: account.supervisor,
-                            station,
-                        });
+                        c.session =
+                            Some(Session { user: account.id, supervisor: account.supervisor, station });
                         self.reply(p.conn, p.invoke, v);
                     }
                     Err(e) => self.refuse(p.conn, p.invoke, wire::error_code(&e), &login_error(&e)),
@@ -1039,7 +1070,8 @@ impl Server {
             .map(|(id, _)| *id)
             .collect();
         for id in idle {
-            let msg = format!("nothing received for {} s; closing (send Ping to stay connected)", limit.as_secs());
+            let msg =
+                format!("nothing received for {} s; closing (send Ping to stay connected)", limit.as_secs());
             self.send_to(id, &wire::error_event("idle_timeout", &msg, &rfc3339(now_unix_ms())));
             let is_ws = matches!(self.conns.get(&id).map(|c| &c.proto), Some(Proto::Ws(_)));
             if is_ws {

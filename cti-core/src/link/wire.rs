@@ -29,13 +29,19 @@ pub enum Target {
 /// A request read from a client.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Request {
-    Login { user: String, password: String, station: Option<String> },
+    Login {
+        user: String,
+        password: String,
+        station: Option<String>,
+    },
     Logout,
     Ping,
     Monitor(Target),
     MonitorStop(u32),
     /// The calls of an agent today (`None`: the logged-in agent).
-    AgentCallsToday { agent: Option<String> },
+    AgentCallsToday {
+        agent: Option<String>,
+    },
     /// An engine service. `Supervise` with an empty `supervisor` means the logged-in one.
     Engine(Service),
 }
@@ -50,9 +56,9 @@ pub struct Bad {
 
 /// Read a device written as on the wire.
 pub fn parse_device(s: &str) -> Result<DeviceId, String> {
-    let (kind, rest) = s
-        .split_once(':')
-        .ok_or_else(|| format!("bad device {s:?}: expected station:EXT, trunk:C/S/T, queue:NAME or ivr:NAME"))?;
+    let (kind, rest) = s.split_once(':').ok_or_else(|| {
+        format!("bad device {s:?}: expected station:EXT, trunk:C/S/T, queue:NAME or ivr:NAME")
+    })?;
     if rest.is_empty() {
         return Err(format!("bad device {s:?}: nothing after the colon"));
     }
@@ -60,8 +66,12 @@ pub fn parse_device(s: &str) -> Result<DeviceId, String> {
         "station" => Ok(DeviceId::Station(rest.to_string())),
         "queue" => Ok(DeviceId::Queue(rest.to_string())),
         "ivr" => Ok(DeviceId::Ivr(rest.to_string())),
-        "trunk" => ChannelId::from_str(rest).map(DeviceId::Trunk).map_err(|e| format!("bad device {s:?}: {e}")),
-        other => Err(format!("bad device {s:?}: unknown kind {other:?}, expected station, trunk, queue or ivr")),
+        "trunk" => {
+            ChannelId::from_str(rest).map(DeviceId::Trunk).map_err(|e| format!("bad device {s:?}: {e}"))
+        }
+        other => {
+            Err(format!("bad device {s:?}: unknown kind {other:?}, expected station, trunk, queue or ivr"))
+        }
     }
 }
 
@@ -77,7 +87,9 @@ impl Fields<'_> {
     fn str(&self, key: &str) -> Result<String, String> {
         match self.obj.get(key) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(format!("{}: field `{key}` must be a string, found {}", self.service, kind(other))),
+            Some(other) => {
+                Err(format!("{}: field `{key}` must be a string, found {}", self.service, kind(other)))
+            }
             None => Err(self.missing(key, "a string")),
         }
     }
@@ -90,9 +102,11 @@ impl Fields<'_> {
     fn u64(&self, key: &str) -> Result<u64, String> {
         match self.obj.get(key) {
             Some(Value::Number(n)) if n.as_u64().is_some() => Ok(n.as_u64().unwrap_or_default()),
-            Some(other) => {
-                Err(format!("{}: field `{key}` must be a non-negative integer, found {}", self.service, kind(other)))
-            }
+            Some(other) => Err(format!(
+                "{}: field `{key}` must be a non-negative integer, found {}",
+                self.service,
+                kind(other)
+            )),
             None => Err(self.missing(key, "a non-negative integer")),
         }
     }
@@ -128,17 +142,33 @@ pub fn parse_request(text: &str) -> Result<(u32, Request), Bad> {
     let invoke = match obj.get("invoke") {
         Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
             Some(i) => i,
-            None => return Err(Bad { invoke: None, message: "`invoke` must be an integer from 0 to 4294967295".into() }),
+            None => {
+                return Err(Bad {
+                    invoke: None,
+                    message: "`invoke` must be an integer from 0 to 4294967295".into(),
+                })
+            }
         },
         Some(other) => {
-            return Err(Bad { invoke: None, message: format!("`invoke` must be an integer, found {}", kind(other)) })
+            return Err(Bad {
+                invoke: None,
+                message: format!("`invoke` must be an integer, found {}", kind(other)),
+            })
         }
-        None => return Err(Bad { invoke: None, message: "missing `invoke` (a request id the reply carries)".into() }),
+        None => {
+            return Err(Bad {
+                invoke: None,
+                message: "missing `invoke` (a request id the reply carries)".into(),
+            })
+        }
     };
     let service = match obj.get("service") {
         Some(Value::String(s)) => s.as_str(),
         Some(other) => {
-            return Err(Bad { invoke: Some(invoke), message: format!("`service` must be a string, found {}", kind(other)) })
+            return Err(Bad {
+                invoke: Some(invoke),
+                message: format!("`service` must be a string, found {}", kind(other)),
+            })
         }
         None => return Err(Bad { invoke: Some(invoke), message: "missing `service`".into() }),
     };
@@ -149,7 +179,11 @@ pub fn parse_request(text: &str) -> Result<(u32, Request), Bad> {
 fn parse_service(f: &Fields<'_>) -> Result<Request, String> {
     let svc = |s: Service| Ok(Request::Engine(s));
     match f.service {
-        "Login" => Ok(Request::Login { user: f.str("user")?, password: f.str("password")?, station: f.opt_str("station")? }),
+        "Login" => Ok(Request::Login {
+            user: f.str("user")?,
+            password: f.str("password")?,
+            station: f.opt_str("station")?,
+        }),
         "Logout" => Ok(Request::Logout),
         "Ping" => Ok(Request::Ping),
         "Monitor" => {
@@ -180,7 +214,9 @@ fn parse_service(f: &Fields<'_>) -> Result<Request, String> {
         "AgentCallsToday" => Ok(Request::AgentCallsToday { agent: f.opt_str("agent")? }),
         "MakeCall" => svc(Service::MakeCall { calling: f.str("calling")?, called: f.str("called")? }),
         "AnswerCall" => svc(Service::AnswerCall { call: f.call("call")?, device: f.device("device")? }),
-        "ClearConnection" => svc(Service::ClearConnection { call: f.call("call")?, device: f.device("device")? }),
+        "ClearConnection" => {
+            svc(Service::ClearConnection { call: f.call("call")?, device: f.device("device")? })
+        }
         "ClearCall" => svc(Service::ClearCall { call: f.call("call")? }),
         "HoldCall" => svc(Service::HoldCall { call: f.call("call")?, device: f.device("device")? }),
         "RetrieveCall" => svc(Service::RetrieveCall { call: f.call("call")?, device: f.device("device")? }),
@@ -189,23 +225,31 @@ fn parse_service(f: &Fields<'_>) -> Result<Request, String> {
             device: f.device("device")?,
             called: f.str("called")?,
         }),
-        "TransferCall" => {
-            svc(Service::TransferCall { held: f.call("held")?, active: f.call("active")?, device: f.device("device")? })
-        }
+        "TransferCall" => svc(Service::TransferCall {
+            held: f.call("held")?,
+            active: f.call("active")?,
+            device: f.device("device")?,
+        }),
         "SingleStepTransferCall" => svc(Service::SingleStepTransferCall {
             call: f.call("call")?,
             device: f.device("device")?,
             to: f.str("to")?,
         }),
-        "ConferenceCall" => {
-            svc(Service::ConferenceCall { held: f.call("held")?, active: f.call("active")?, device: f.device("device")? })
-        }
-        "AlternateCall" => {
-            svc(Service::AlternateCall { held: f.call("held")?, active: f.call("active")?, device: f.device("device")? })
-        }
-        "ReconnectCall" => {
-            svc(Service::ReconnectCall { held: f.call("held")?, active: f.call("active")?, device: f.device("device")? })
-        }
+        "ConferenceCall" => svc(Service::ConferenceCall {
+            held: f.call("held")?,
+            active: f.call("active")?,
+            device: f.device("device")?,
+        }),
+        "AlternateCall" => svc(Service::AlternateCall {
+            held: f.call("held")?,
+            active: f.call("active")?,
+            device: f.device("device")?,
+        }),
+        "ReconnectCall" => svc(Service::ReconnectCall {
+            held: f.call("held")?,
+            active: f.call("active")?,
+            device: f.device("device")?,
+        }),
         "DeflectCall" => {
             svc(Service::DeflectCall { call: f.call("call")?, device: f.device("device")?, to: f.str("to")? })
         }
@@ -223,25 +267,34 @@ fn parse_service(f: &Fields<'_>) -> Result<Request, String> {
                 "ready" => AgentRequest::Ready,
                 "not_ready" => AgentRequest::NotReady { reason: f.opt_str("reason")?.unwrap_or_default() },
                 "logged_out" => AgentRequest::LogOut,
-                "logged_in" => return Err("SetAgentState: state logged_in is not accepted here: use Login".into()),
+                "logged_in" => {
+                    return Err("SetAgentState: state logged_in is not accepted here: use Login".into())
+                }
                 other => {
-                    return Err(format!("SetAgentState: unknown state {other:?}: expected ready, not_ready or logged_out"))
+                    return Err(format!(
+                        "SetAgentState: unknown state {other:?}: expected ready, not_ready or logged_out"
+                    ))
                 }
             };
             svc(Service::SetAgentState { agent, request })
         }
         "GetAgentState" => svc(Service::GetAgentState { agent: f.str("agent")? }),
         "Supervise" => {
-            let mode = match f.str("mode")?.as_str() {
-                "monitor" => SupervisionMode::Monitor,
-                "whisper" => SupervisionMode::Whisper,
-                "barge" => SupervisionMode::Barge,
-                "intercept" => SupervisionMode::Intercept,
-                other => {
-                    return Err(format!("Supervise: unknown mode {other:?}: expected monitor, whisper, barge or intercept"))
-                }
-            };
-            svc(Service::Supervise { supervisor: f.opt_str("supervisor")?.unwrap_or_default(), agent: f.str("agent")?, mode })
+            let mode =
+                match f.str("mode")?.as_str() {
+                    "monitor" => SupervisionMode::Monitor,
+                    "whisper" => SupervisionMode::Whisper,
+                    "barge" => SupervisionMode::Barge,
+                    "intercept" => SupervisionMode::Intercept,
+                    other => return Err(format!(
+                        "Supervise: unknown mode {other:?}: expected monitor, whisper, barge or intercept"
+                    )),
+                };
+            svc(Service::Supervise {
+                supervisor: f.opt_str("supervisor")?.unwrap_or_default(),
+                agent: f.str("agent")?,
+                mode,
+            })
         }
         "SnapshotCall" => svc(Service::SnapshotCall { call: f.call("call")? }),
         "SnapshotDevice" => svc(Service::SnapshotDevice { device: f.device("device")? }),
@@ -336,14 +389,22 @@ pub fn event(ev: &CstaEvent, time: &str) -> Value {
         CstaEvent::Originated { call, calling, called } => {
             json!({"event":"Originated","call":call.0,"calling":dev(calling),"called":called})
         }
-        CstaEvent::Delivered { call, alerting, calling, called, cause } => json!({"event":"Delivered","call":call.0,
-            "alerting":dev(alerting),"calling":calling,"called":called,"cause":event_cause(*cause)}),
-        CstaEvent::Established { call, answering, calling, called } => json!({"event":"Established","call":call.0,
-            "answering":dev(answering),"calling":calling,"called":called}),
-        CstaEvent::Queued { call, queue, position, cause } => json!({"event":"Queued","call":call.0,"queue":queue,
-            "position":position,"cause":event_cause(*cause)}),
-        CstaEvent::Diverted { call, from, to, cause } => json!({"event":"Diverted","call":call.0,"from":dev(from),
-            "to":dev(to),"cause":event_cause(*cause)}),
+        CstaEvent::Delivered { call, alerting, calling, called, cause } => {
+            json!({"event":"Delivered","call":call.0,
+            "alerting":dev(alerting),"calling":calling,"called":called,"cause":event_cause(*cause)})
+        }
+        CstaEvent::Established { call, answering, calling, called } => {
+            json!({"event":"Established","call":call.0,
+            "answering":dev(answering),"calling":calling,"called":called})
+        }
+        CstaEvent::Queued { call, queue, position, cause } => {
+            json!({"event":"Queued","call":call.0,"queue":queue,
+            "position":position,"cause":event_cause(*cause)})
+        }
+        CstaEvent::Diverted { call, from, to, cause } => {
+            json!({"event":"Diverted","call":call.0,"from":dev(from),
+            "to":dev(to),"cause":event_cause(*cause)})
+        }
         CstaEvent::Held { call, holding } => json!({"event":"Held","call":call.0,"holding":dev(holding)}),
         CstaEvent::Retrieved { call, retrieving } => {
             json!({"event":"Retrieved","call":call.0,"retrieving":dev(retrieving)})
@@ -351,10 +412,14 @@ pub fn event(ev: &CstaEvent, time: &str) -> Value {
         CstaEvent::ConnectionCleared { call, releasing, cause } => {
             json!({"event":"ConnectionCleared","call":call.0,"releasing":dev(releasing),"cause":cause.0})
         }
-        CstaEvent::CallCleared { call, cause } => json!({"event":"CallCleared","call":call.0,"cause":cause.0}),
-        CstaEvent::Transferred { primary, secondary, transferring, transferred_to } => json!({"event":"Transferred",
+        CstaEvent::CallCleared { call, cause } => {
+            json!({"event":"CallCleared","call":call.0,"cause":cause.0})
+        }
+        CstaEvent::Transferred { primary, secondary, transferring, transferred_to } => {
+            json!({"event":"Transferred",
             "primary":primary.0,"secondary":secondary.0,"transferring":dev(transferring),
-            "transferred_to":opt_dev(transferred_to)}),
+            "transferred_to":opt_dev(transferred_to)})
+        }
         CstaEvent::Conferenced { primary, secondary, controller, added } => json!({"event":"Conferenced",
             "primary":primary.0,"secondary":secondary.0,"controller":dev(controller),"added":opt_dev(added)}),
         CstaEvent::Failed { call, failing, cause } => {
@@ -364,10 +429,14 @@ pub fn event(ev: &CstaEvent, time: &str) -> Value {
         CstaEvent::Supervising { call, supervisor, mode } => json!({"event":"Supervising","call":call.0,
             "supervisor":supervisor,"mode":supervision_mode(*mode)}),
         CstaEvent::Agent { agent, kind } => match kind {
-            AgentEventKind::LoggedOn { station } => json!({"event":"AgentLoggedOn","agent":agent,"station":station}),
+            AgentEventKind::LoggedOn { station } => {
+                json!({"event":"AgentLoggedOn","agent":agent,"station":station})
+            }
             AgentEventKind::LoggedOff => json!({"event":"AgentLoggedOff","agent":agent}),
             AgentEventKind::Ready => json!({"event":"AgentReady","agent":agent}),
-            AgentEventKind::NotReady { reason } => json!({"event":"AgentNotReady","agent":agent,"reason":reason}),
+            AgentEventKind::NotReady { reason } => {
+                json!({"event":"AgentNotReady","agent":agent,"reason":reason})
+            }
             AgentEventKind::WorkingAfterCall => json!({"event":"AgentWorkingAfterCall","agent":agent}),
             AgentEventKind::Missed { call } => json!({"event":"AgentMissed","agent":agent,"call":call.0}),
         },
@@ -402,12 +471,16 @@ mod tests {
 
     #[test]
     fn an_answer_request_reads_into_the_csta_service() {
-        let (invoke, r) = parse_request(r#"{"invoke":3,"service":"AnswerCall","call":12,"device":"station:2001"}"#)
-            .expect("valid");
+        let (invoke, r) =
+            parse_request(r#"{"invoke":3,"service":"AnswerCall","call":12,"device":"station:2001"}"#)
+                .expect("valid");
         assert_eq!(invoke, 3);
         assert_eq!(
             r,
-            Request::Engine(Service::AnswerCall { call: CallId(12), device: DeviceId::Station("2001".into()) })
+            Request::Engine(Service::AnswerCall {
+                call: CallId(12),
+                device: DeviceId::Station("2001".into())
+            })
         );
     }
 
