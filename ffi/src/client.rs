@@ -68,9 +68,13 @@ struct Shared {
     last_error: Mutex<String>,
     session: Mutex<Option<Session>>,
     last_sent: Mutex<std::time::Instant>,
+    keepalive_ms: AtomicU64,
 }
 
 impl Shared {
+    fn keepalive_every(&self) -> Duration {
+        Duration::from_millis(self.keepalive_ms.load(Ordering::SeqCst))
+    }
     fn send_line(&self, line: &str) -> std::io::Result<()> {
         let mut w = lock(&self.writer);
         w.write_all(line.as_bytes())?;
@@ -78,10 +82,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Send a Ping when nothing was sent for KEEPALIVE. Its reply has no waiter and is
+    /// Send a Ping when nothing was sent for the keepalive interval. Its reply has no waiter and is
     /// dropped by the reader.
     fn keepalive(&self) {
-        if self.closed.load(Ordering::SeqCst) || lock(&self.last_sent).elapsed() < KEEPALIVE {
+        if self.closed.load(Ordering::SeqCst) || lock(&self.last_sent).elapsed() < self.keepalive_every() {
             return;
         }
         let invoke = self.next_invoke.fetch_add(1, Ordering::SeqCst);
@@ -149,6 +153,7 @@ impl Client {
             last_error: Mutex::new(String::new()),
             session: Mutex::new(None),
             last_sent: Mutex::new(std::time::Instant::now()),
+            keepalive_ms: AtomicU64::new(KEEPALIVE.as_millis() as u64),
         });
         let (tx, rx) = mpsc::sync_channel::<Map<String, Value>>(EVENT_QUEUE);
         let s = shared.clone();
@@ -171,6 +176,12 @@ impl Client {
 
     pub fn set_timeout(&self, timeout: Duration) {
         self.shared.timeout_ms.store(timeout.as_millis().max(1) as u64, Ordering::SeqCst);
+    }
+
+    /// Send a Ping after `every` without anything sent (KEEPALIVE unless changed). The
+    /// callback thread checks at that interval, between callbacks.
+    pub fn set_keepalive(&self, every: Duration) {
+        self.shared.keepalive_ms.store(every.as_millis().max(1) as u64, Ordering::SeqCst);
     }
 
     pub fn set_callback(&self, cb: Option<Callback>) {
@@ -442,7 +453,7 @@ fn dispatch(shared: &Shared, events: Receiver<Map<String, Value>>) {
         }
     };
     loop {
-        match events.recv_timeout(KEEPALIVE) {
+        match events.recv_timeout(shared.keepalive_every().min(Duration::from_secs(1))) {
             Ok(obj) => call(&Event::from_json(&obj)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

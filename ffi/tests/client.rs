@@ -481,3 +481,21 @@ fn after_free_returns_the_callback_is_not_called_again() {
     assert_eq!(log.events.lock().expect("lock").len(), seen, "nothing after Disconnected");
     t.join().expect("server script");
 }
+
+#[test]
+fn a_connection_that_only_listens_pings_before_the_servers_idle_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("addr").port();
+    let client = hotline::Client::connect("127.0.0.1", port, Duration::from_secs(5)).expect("connect");
+    client.set_keepalive(Duration::from_millis(50));
+    let (s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut peer = Peer { reader: BufReader::new(s.try_clone().expect("clone")), writer: s };
+    let ping = peer.recv();
+    assert_eq!(ping["service"], "Ping", "{ping}");
+    // The reply has no waiter and is dropped; the connection carries on.
+    peer.send(json!({"invoke": ping["invoke"], "result": {"time": "2025-03-01T09:30:12.345Z"}}));
+    assert_eq!(peer.recv()["service"], "Ping");
+    assert!(!client.is_closed());
+    assert_eq!(client.last_error(), "");
+}
