@@ -3,15 +3,16 @@
 //! dispatcher thread.
 //!
 //! Two threads per connection. The reader reads lines: replies go straight to the
-//! waiting request (so replies are never stuck behind events), events go on a bounded
-//! queue to the dispatcher, which calls the callback. Because the callback never runs
+//! waiting request (so replies are never stuck behind events), events go on a queue to
+//! the dispatcher, which calls the callback; a queue longer than EVENT_QUEUE ends the
+//! connection. Because the callback never runs
 //! on the reader, a callback may itself make requests and get their replies.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
@@ -24,9 +25,10 @@ use crate::event::Event;
 /// The longest line accepted from the server; a longer one ends the connection (the
 /// server's own limit is far lower, so this only stops a runaway peer).
 pub const MAX_LINE: usize = 4 << 20;
-/// Events waiting for the callback before the reader stops reading (TCP back-pressure
-/// then reaches the server, which drops a client that falls too far behind).
-pub const EVENT_QUEUE: usize = 1024;
+/// Events waiting for the callback before the connection is given up as too slow.
+/// The reader never waits for the callback (a callback waiting for a reply would
+/// otherwise wait for itself), so this bound is what keeps memory in check.
+pub const EVENT_QUEUE: usize = 10_000;
 /// How long a request waits for its reply unless the caller sets another timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection that has sent nothing for this long sends a `Ping`: the server closes
@@ -69,6 +71,8 @@ struct Shared {
     session: Mutex<Option<Session>>,
     last_sent: Mutex<std::time::Instant>,
     keepalive_ms: AtomicU64,
+    /// Events read and not yet taken by the callback thread.
+    queued: AtomicUsize,
 }
 
 impl Shared {
@@ -154,8 +158,9 @@ impl Client {
             session: Mutex::new(None),
             last_sent: Mutex::new(std::time::Instant::now()),
             keepalive_ms: AtomicU64::new(KEEPALIVE.as_millis() as u64),
+            queued: AtomicUsize::new(0),
         });
-        let (tx, rx) = mpsc::sync_channel::<Map<String, Value>>(EVENT_QUEUE);
+        let (tx, rx) = mpsc::channel::<Map<String, Value>>();
         let s = shared.clone();
         let dispatcher = thread::Builder::new()
             .name("hotline-callback".into())
@@ -358,7 +363,7 @@ fn read_line(r: &mut BufReader<TcpStream>, buf: &mut Vec<u8>) -> std::io::Result
     Ok(Some(()))
 }
 
-fn read_loop(shared: &Shared, stream: TcpStream, events: SyncSender<Map<String, Value>>) {
+fn read_loop(shared: &Shared, stream: TcpStream, events: Sender<Map<String, Value>>) {
     let mut r = BufReader::new(stream);
     let mut buf = Vec::new();
     let mut line_no = 0u64;
@@ -398,6 +403,9 @@ fn read_loop(shared: &Shared, stream: TcpStream, events: SyncSender<Map<String, 
                 }
             }
             _ if obj.contains_key("event") => {
+                if shared.queued.fetch_add(1, Ordering::SeqCst) >= EVENT_QUEUE {
+                    break format!("more than {EVENT_QUEUE} events wait for the callback: it is too slow");
+                }
                 if events.send(obj).is_err() {
                     break "the callback thread ended".to_owned();
                 }
@@ -454,7 +462,10 @@ fn dispatch(shared: &Shared, events: Receiver<Map<String, Value>>) {
     };
     loop {
         match events.recv_timeout(shared.keepalive_every().min(Duration::from_secs(1))) {
-            Ok(obj) => call(&Event::from_json(&obj)),
+            Ok(obj) => {
+                shared.queued.fetch_sub(1, Ordering::SeqCst);
+                call(&Event::from_json(&obj));
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }

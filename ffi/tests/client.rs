@@ -503,3 +503,34 @@ fn a_connection_that_only_listens_pings_before_the_servers_idle_timeout() {
     assert!(!client.is_closed());
     assert_eq!(client.last_error(), "");
 }
+
+#[test]
+fn a_callback_that_falls_too_far_behind_ends_the_connection_and_says_why() {
+    let (port, t) = server(|p| {
+        for call in 1..=(hotline::client::EVENT_QUEUE as u64 + 100) {
+            let line = json!({"event":"Delivered","call":call,"alerting":"station:2001"});
+            if p.writer.write_all(format!("{line}\n").as_bytes()).is_err() {
+                return;
+            }
+        }
+        p.wait_close();
+    });
+    let client = hotline::Client::connect("127.0.0.1", port, Duration::from_secs(5)).expect("connect");
+    let (release, stuck) = std::sync::mpsc::channel::<()>();
+    let stuck = Mutex::new(stuck);
+    // The callback blocks on its first event until the test lets it go.
+    client.set_callback(Some(std::sync::Arc::new(move |_: &hotline::Event| {
+        let _ = stuck.lock().map(|rx| rx.recv_timeout(Duration::from_secs(10)));
+    })));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !client.is_closed() {
+        assert!(Instant::now() < deadline, "the connection stays open with a stuck callback");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let err = client.request("Ping", Default::default()).expect_err("closed");
+    assert_eq!(err.code, Res::Closed);
+    assert!(err.message.contains("events wait for the callback"), "{err}");
+    drop(release);
+    drop(client);
+    t.join().expect("server script");
+}
