@@ -534,3 +534,34 @@ fn a_callback_that_falls_too_far_behind_ends_the_connection_and_says_why() {
     drop(client);
     t.join().expect("server script");
 }
+
+#[test]
+fn conference_single_step_transfer_make_call_and_hang_up_send_the_protocols_fields() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        let expected = [
+            json!({"service":"ConferenceCall","held":5,"active":6,"device":"station:2001"}),
+            json!({"service":"SingleStepTransferCall","call":5,"device":"station:2001","to":"8001"}),
+            json!({"service":"MakeCall","calling":"2001","called":"013912345678"}),
+            json!({"service":"ClearConnection","call":14,"device":"station:2001"}),
+        ];
+        for want in expected {
+            let mut got = p.recv();
+            let invoke = got.as_object_mut().and_then(|o| o.remove("invoke")).expect("an invoke id");
+            assert_eq!(got, want);
+            let result = if want["service"] == "MakeCall" { json!({"call": 14}) } else { json!({}) };
+            p.send(json!({"invoke": invoke, "result": result}));
+        }
+    });
+    let conn = connect(port);
+    assert_eq!(login(conn), Res::Ok);
+    assert_eq!(unsafe { hotline_conference(conn, 5, 6, ptr::null()) }, Res::Ok);
+    let to = c("8001");
+    assert_eq!(unsafe { hotline_transfer_single_step(conn, 5, ptr::null(), to.as_ptr()) }, Res::Ok);
+    let (number, mut call) = (c("013912345678"), 0u64);
+    assert_eq!(unsafe { hotline_make_call(conn, ptr::null(), number.as_ptr(), &mut call) }, Res::Ok);
+    assert_eq!(call, 14);
+    assert_eq!(unsafe { hotline_hangup(conn, call, ptr::null()) }, Res::Ok);
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
