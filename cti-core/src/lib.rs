@@ -17,6 +17,9 @@
 //!   (`hotline sim traffic`), and the Erlang C formula it agrees with.
 //! - [`runtime`]: the thin loop that runs the engine on a thread over crossbeam
 //!   channels, with a real clock.
+//! - [`cdr`]: call detail records built from the engine's outputs (sans-IO).
+//! - [`store`]: the SQLite store (WAL, one writer thread, batched transactions) of
+//!   call records, agent states, recordings, voicemail; read API for reports.
 
 //!
 //! ```
@@ -65,11 +68,13 @@
 
 #![deny(unsafe_code)]
 
+pub mod cdr;
 pub mod config;
 pub mod coupled;
 pub mod csta;
 pub mod engine;
 pub mod runtime;
+pub mod store;
 pub mod traffic;
 
 pub use config::{check_config, Config, Problem};
