@@ -339,6 +339,8 @@ pub struct CdrBuilder {
     agent_at: HashMap<String, String>,
     /// Agents whose new state started at this time and is not yet known.
     pending_state: HashMap<String, i64>,
+    /// What a station's call event said an agent's state becomes, and when.
+    hints: HashMap<String, (String, i64)>,
     logged_in: HashMap<String, bool>,
     /// Which agents serve which queue (from the configuration), to tell a queue with
     /// nobody logged in from one whose agents were busy.
@@ -356,6 +358,7 @@ impl CdrBuilder {
             offered: None,
             agent_at: HashMap::new(),
             pending_state: HashMap::new(),
+            hints: HashMap::new(),
             logged_in: HashMap::new(),
             members: HashMap::new(),
         }
@@ -507,7 +510,7 @@ impl CdrBuilder {
                 let d = device.to_string();
                 if let DeviceId::Station(ext) = device {
                     if let Some(agent) = self.agent_at.get(ext).cloned() {
-                        self.open_pending_state(&agent, "busy", None, at);
+                        self.hint(&agent, "busy", at);
                     }
                 }
                 let o = self.calls.get_mut(call).expect("open");
@@ -532,7 +535,7 @@ impl CdrBuilder {
                 let agent = self.agent_of(&d);
                 if let (Some(a), EventCause::Distributed) = (&agent, cause) {
                     let a = a.clone();
-                    self.open_pending_state(&a, "ringing", None, at);
+                    self.hint(&a, "ringing", at);
                 }
                 let o = self.calls.get_mut(call).expect("open");
                 if o.cdr.caller.is_none() && !calling.is_empty() {
@@ -565,7 +568,7 @@ impl CdrBuilder {
                 let agent = self.agent_of(&d);
                 if let Some(a) = &agent {
                     let a = a.clone();
-                    self.open_pending_state(&a, "busy", None, at);
+                    self.hint(&a, "busy", at);
                 }
                 let o = self.calls.get_mut(call).expect("open");
                 o.ringing.retain(|r| r != &d);
@@ -810,8 +813,20 @@ impl CdrBuilder {
         }
     }
 
+    /// A call event at the agent's station says what their state is becoming
+    /// (ringing, busy); the engine's interval record may come just before or just
+    /// after it, at the same instant.
+    fn hint(&mut self, agent: &str, state: &str, at: i64) {
+        if self.pending_state.get(agent) == Some(&at) {
+            self.open_pending_state(agent, state, None, at);
+        } else {
+            self.hints.insert(agent.to_string(), (state.to_string(), at));
+        }
+    }
+
     /// The agent's new state is now known: write it open (a crash closes it).
     fn open_pending_state(&mut self, agent: &str, state: &str, reason: Option<String>, at: i64) {
+        self.hints.remove(agent);
         let Some(from) = self.pending_state.remove(agent) else { return };
         let _ = at;
         self.out.push_back(StoreOp::AgentStateOpened(AgentInterval {
@@ -839,6 +854,11 @@ impl CdrBuilder {
                     to_ms: Some(to_ms),
                 }));
                 self.pending_state.insert(agent.clone(), to_ms);
+                if let Some((state, at)) = self.hints.remove(agent) {
+                    if at == to_ms {
+                        self.open_pending_state(agent, &state, None, at);
+                    }
+                }
             }
             Record::Callback { call, number, queue, at } => {
                 let at = self.unix_ms(*at);
@@ -961,7 +981,7 @@ impl CdrBuilder {
                     }
                 } else if c.queued_ms.is_none() {
                     (Outcome::Failed, None)
-                } else if ringing || o.missed_once {
+                } else if ringing || o.missed_once || c.rung_ms.is_some() {
                     (Outcome::Missed, Some(Missed::NotAnswered))
                 } else if c.timed_out || side != Side::Caller || !staffed {
                     (Outcome::Missed, Some(Missed::NoAgent))

@@ -18,6 +18,8 @@
 //! - [`runtime`]: the thin loop that runs the engine on a thread over crossbeam
 //!   channels, with a real clock.
 //! - [`cdr`]: call detail records built from the engine's outputs (sans-IO).
+//! - [`recording`]: the recording policy (sans-IO): which calls are recorded, when.
+//! - [`report`]: reports (queue, agent, IVR, missed calls, ...) computed from the store.
 //! - [`store`]: the SQLite store (WAL, one writer thread, batched transactions) of
 //!   call records, agent states, recordings, voicemail; read API for reports.
 
@@ -73,6 +75,8 @@ pub mod config;
 pub mod coupled;
 pub mod csta;
 pub mod engine;
+pub mod recording;
+pub mod report;
 pub mod runtime;
 pub mod store;
 pub mod traffic;
