@@ -771,7 +771,7 @@ pub fn ivr_report(store: &Store, p: &Params) -> Result<Vec<IvrFigures>, StoreErr
         }
         let node = last_node
             .get(&(l.run, l.call))
-            .and_then(|v| v.iter().filter(|(t, _)| *t >= entered && *t <= left).next_back())
+            .and_then(|v| v.iter().rfind(|(t, _)| *t >= entered && *t <= left))
             .map(|(_, n)| n.clone())
             .unwrap_or_else(|| "(none)".into());
         *f.nodes.entry(node).or_default() += 1;
