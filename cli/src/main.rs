@@ -8,6 +8,9 @@ mod dsp;
 mod exit_codes;
 mod plan;
 mod prompt;
+mod recordings;
+mod report;
+mod voicemail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +57,14 @@ enum Command {
     /// Simulations for planning.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Reports from the store: calls, missed calls, agents, queues, the IVR.
+    Report(report::ReportArgs),
+    /// The recording index: list, play, export, tag, schedules.
+    #[command(subcommand)]
+    Recordings(recordings::RecordingsCommand),
+    /// Voicemail: list, play, export, note.
+    #[command(subcommand)]
+    Voicemail(voicemail::VoicemailCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +150,9 @@ fn run(cli: Cli) -> CliResult<String> {
         }
         Command::Config(ConfigCommand::Check { file }) => plan::config_check(&file),
         Command::Sim(SimCommand::Traffic(args)) => plan::traffic(args),
+        Command::Report(args) => report::run(args),
+        Command::Recordings(cmd) => recordings::run(cmd),
+        Command::Voicemail(cmd) => voicemail::run(cmd),
     }
 }
 

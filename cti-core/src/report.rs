@@ -246,14 +246,27 @@ impl Table {
         out
     }
 
-    /// A JSON array of objects.
+    /// A JSON array of objects, fields in column order, seconds and rates to the
+    /// millisecond.
     pub fn to_json(&self) -> String {
-        let rows: Vec<Value> = self
-            .rows
-            .iter()
-            .map(|r| Value::Object(self.columns.iter().cloned().zip(r.iter().cloned()).collect()))
-            .collect();
-        serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n"
+        let mut out = String::from("[");
+        for (i, r) in self.rows.iter().enumerate() {
+            out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
+            for (j, (c, v)) in self.columns.iter().zip(r).enumerate() {
+                let v = match v {
+                    Value::Number(n) if n.is_f64() => {
+                        let x = (n.as_f64().unwrap_or(0.0) * 1000.0).round() / 1000.0;
+                        serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+                    }
+                    other => other.clone(),
+                };
+                let key = Value::String(c.clone());
+                let _ = write!(out, "{}\n    {key}: {v}", if j == 0 { "" } else { "," });
+            }
+            out.push_str("\n  }");
+        }
+        out.push_str(if self.rows.is_empty() { "]\n" } else { "\n]\n" });
+        out
     }
 }
 

@@ -351,6 +351,10 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn the_queue_report_agrees_with_what_the_callers_went_through() {
     let day = simulate("queue");
+    // HOTLINE_KEEP_STORE=FILE keeps a copy of the simulated day's store (to try the CLI on).
+    if let Ok(keep) = std::env::var("HOTLINE_KEEP_STORE") {
+        let _ = std::fs::copy(&day.store, keep);
+    }
     let store = Store::open(&day.store).unwrap();
     let p = params(&day);
     let rows = report::queue_report(&store, &p).unwrap();

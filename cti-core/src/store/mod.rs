@@ -567,3 +567,66 @@ fn writer_loop(mut store: Store, rx: Receiver<StoreOp>, recovered: Recovered) ->
 pub(crate) fn optional<T>(context: &str, r: rusqlite::Result<T>) -> Result<Option<T>, StoreError> {
     sql(context, r.optional())
 }
+
+/// The `[store]` table of the installation file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The SQLite file; relative paths are relative to the installation file.
+    pub path: PathBuf,
+}
+
+impl StoreConfig {
+    /// Read `[store] path = "..."` from an installation file's text (`origin`: its
+    /// path, for messages and to resolve a relative store path). Absent: `hotline.db`
+    /// next to the installation file.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<StoreConfig, String> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .map(|(l, c)| format!(":{l}:{c}"))
+                .unwrap_or_default();
+            format!("{}{at}: {}", origin.display(), e.message())
+        })?;
+        let base = origin.parent().unwrap_or(Path::new("."));
+        let path = match table.get("store") {
+            None => PathBuf::from("hotline.db"),
+            Some(toml::Value::Table(t)) => {
+                for k in t.keys() {
+                    if k != "path" {
+                        return Err(format!(
+                            "{}: [store]: unknown key `{k}`; expected `path`",
+                            origin.display()
+                        ));
+                    }
+                }
+                match t.get("path") {
+                    None => PathBuf::from("hotline.db"),
+                    Some(toml::Value::String(s)) => PathBuf::from(s),
+                    Some(other) => {
+                        return Err(format!(
+                            "{}: [store] path: expected a string, found {}",
+                            origin.display(),
+                            other.type_str()
+                        ))
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "{}: `store` must be a table, found {}",
+                    origin.display(),
+                    other.type_str()
+                ))
+            }
+        };
+        Ok(StoreConfig { path: if path.is_absolute() { path } else { base.join(path) } })
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
