@@ -696,8 +696,11 @@ impl CdrBuilder {
                     if let Some(&i) = o.current.get(&d) {
                         let outcome = if was_ringing { "caller_gone" } else { "answered" };
                         if o.cdr.legs[i].ended_ms.is_none() {
-                            let outcome =
-                                if o.cdr.legs[i].answered_ms.is_some() { "answered" } else { outcome };
+                            let outcome = if o.cdr.legs[i].answered_ms.is_some() {
+                                answered_outcome(&o.cdr.legs[i])
+                            } else {
+                                outcome
+                            };
                             end_leg(o, i, at, outcome);
                         }
                         o.current.remove(&d);
@@ -716,6 +719,10 @@ impl CdrBuilder {
                 let to = transferred_to.as_ref().map(|t| t.to_string());
                 if let Some(o) = self.calls.get_mut(primary) {
                     o.cdr.transfers += 1;
+                    // What the transferring party held is joined now: the hold is over.
+                    if let Some(t) = o.hold_since.remove(&d) {
+                        o.cdr.hold_ms += at - t;
+                    }
                     if let Some(&i) = o.current.get(&d) {
                         end_leg(o, i, at, "transferred");
                         o.current.remove(&d);
@@ -728,6 +735,9 @@ impl CdrBuilder {
                 let d = controller.to_string();
                 if let Some(o) = self.calls.get_mut(primary) {
                     o.cdr.conferences += 1;
+                    if let Some(t) = o.hold_since.remove(&d) {
+                        o.cdr.hold_ms += at - t;
+                    }
                 }
                 self.merge(now, *primary, *secondary, &d);
                 self.step(
@@ -954,8 +964,11 @@ impl CdrBuilder {
                 }
                 for (d, i) in o.current.clone() {
                     if o.cdr.legs[i].ended_ms.is_none() {
-                        let outcome =
-                            if o.cdr.legs[i].answered_ms.is_some() { "answered" } else { "caller_gone" };
+                        let outcome = if o.cdr.legs[i].answered_ms.is_some() {
+                            answered_outcome(&o.cdr.legs[i])
+                        } else {
+                            "caller_gone"
+                        };
                         end_leg(&mut o, i, ended_ms, outcome);
                     }
                     o.current.remove(&d);
@@ -1054,6 +1067,16 @@ fn cause_name(c: EventCause) -> &'static str {
         EventCause::CallBack => "call_back",
         EventCause::CallNotAnswered => "call_not_answered",
         EventCause::Redirected => "redirected",
+    }
+}
+
+/// How an answered leg ended: a party that joined by transfer or conference keeps
+/// saying so.
+fn answered_outcome(l: &Leg) -> &'static str {
+    if l.outcome == "joined" {
+        "joined"
+    } else {
+        "answered"
     }
 }
 
