@@ -10,6 +10,9 @@ mod flow;
 mod plan;
 mod prompt;
 mod serve;
+mod recordings;
+mod report;
+mod voicemail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +65,14 @@ enum Command {
     /// IVR flows: check a flow file, try it at the desk, render prompt sets.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// Reports from the store: calls, missed calls, agents, queues, the IVR.
+    Report(report::ReportArgs),
+    /// The recording index: list, play, export, tag, schedules.
+    #[command(subcommand)]
+    Recordings(recordings::RecordingsCommand),
+    /// Voicemail: list, play, export, note.
+    #[command(subcommand)]
+    Voicemail(voicemail::VoicemailCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +164,9 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Sim(SimCommand::Card(args)) => demo::run(args).map(|()| String::new()),
         Command::Sim(SimCommand::Traffic(args)) => plan::traffic(args),
         Command::Flow(cmd) => flow::run(cmd),
+        Command::Report(args) => report::run(args),
+        Command::Recordings(cmd) => recordings::run(cmd),
+        Command::Voicemail(cmd) => voicemail::run(cmd),
     }
 }
 

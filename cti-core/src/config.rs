@@ -192,6 +192,8 @@ pub struct QueueConf {
     /// Keep this many agents ready for inbound: an outbound call by a member agent is
     /// refused when fewer than this many other members would stay ready.
     pub reserve_idle: usize,
+    /// Record every answered call of this queue (the recording policy's default).
+    pub record: bool,
 }
 
 /// An agent and the queues they serve.
@@ -209,6 +211,8 @@ pub struct AgentConf {
     pub location: Option<String>,
     /// Callers (numbers) this agent is the dedicated account manager for.
     pub accounts: Vec<String>,
+    /// Record this agent's calls: `None` follows the queue's setting.
+    pub record: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -431,6 +435,7 @@ struct RawQueue {
     announce_agent_number: bool,
     #[serde(default)]
     reserve_idle: usize,
+    record: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -447,6 +452,7 @@ struct RawAgent {
     location: Option<String>,
     #[serde(default)]
     accounts: Vec<String>,
+    record: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -854,6 +860,7 @@ impl<'a> Parser<'a> {
                 callback_offer_after: q.callback_offer_after.map(Duration::from_secs),
                 announce_agent_number: q.announce_agent_number,
                 reserve_idle: q.reserve_idle,
+                record: q.record.unwrap_or(true),
             });
         }
 
@@ -909,6 +916,7 @@ impl<'a> Parser<'a> {
                 skills: a.skills.clone(),
                 location: a.location.clone(),
                 accounts: a.accounts.clone(),
+                record: a.record,
             });
         }
         for (g, _) in &raw_groups {

@@ -19,6 +19,11 @@
 //!   engine through.
 //! - [`runtime`]: the thin loop that runs the engine on a thread over crossbeam
 //!   channels, with a real clock.
+//! - [`cdr`]: call detail records built from the engine's outputs (sans-IO).
+//! - [`recording`]: the recording policy (sans-IO): which calls are recorded, when.
+//! - [`report`]: reports (queue, agent, IVR, missed calls, ...) computed from the store.
+//! - [`store`]: the SQLite store (WAL, one writer thread, batched transactions) of
+//!   call records, agent states, recordings, voicemail; read API for reports.
 
 //!
 //! ```
@@ -68,6 +73,7 @@
 #![deny(unsafe_code)]
 
 pub mod center;
+pub mod cdr;
 pub mod config;
 pub mod coupled;
 pub mod csta;
@@ -77,6 +83,9 @@ pub mod link;
 pub mod runtime;
 pub mod serve;
 pub mod sim_agents;
+pub mod recording;
+pub mod report;
+pub mod store;
 pub mod traffic;
 
 pub use config::{check_config, Config, Problem};

@@ -248,6 +248,8 @@ impl Engine {
         let waiting = matches!(c.stage, Stage::Queued(_) | Stage::Offering(..) | Stage::HandedOff);
         let talkers = c.parties.iter().filter(|p| p.supervision.is_none()).count();
         if (waiting && was_caller) || (!waiting && talkers < 2) || c.parties.is_empty() {
+            // Call records say who ended the call; a call Hotline ends has no such key.
+            self.data(call, "released_by", &device.to_string());
             self.clear_call(call, cause);
         } else {
             self.remix(call);
