@@ -9,9 +9,9 @@ mod exit_codes;
 mod flow;
 mod plan;
 mod prompt;
-mod serve;
 mod recordings;
 mod report;
+mod serve;
 mod voicemail;
 
 use std::path::PathBuf;

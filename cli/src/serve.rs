@@ -91,14 +91,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
         addrs.http.map_or("-".into(), |a| format!("http://{a}/"))
     );
     let summary = args.summary || std::io::stdout().is_terminal();
-    run_until_stopped(
-        running,
-        None,
-        Duration::from_secs(args.drain_limit),
-        summary,
-        false,
-        Some(&args.config),
-    )
+    run_until_stopped(running, None, Duration::from_secs(args.drain_limit), summary, Some(&args.config))
 }
 
 pub fn demo(args: DemoArgs) -> CliResult {
@@ -121,9 +114,9 @@ pub fn demo(args: DemoArgs) -> CliResult {
     run_until_stopped(
         running,
         args.duration.map(Duration::from_secs),
-        Duration::from_secs(5),
+        // The demo ends its calls at once (their records close as released).
+        Duration::ZERO,
         redraw,
-        true,
         args.config.as_deref(),
     )
 }
@@ -142,7 +135,6 @@ fn run_until_stopped(
     duration: Option<Duration>,
     drain_limit: Duration,
     redraw: bool,
-    demo: bool,
     config: Option<&std::path::Path>,
 ) -> CliResult {
     let mut sig = signals()?;
@@ -151,8 +143,6 @@ fn run_until_stopped(
     let mut last_plain = std::time::Instant::now() - Duration::from_secs(60);
     let mut last: Option<WallboardStats> = None;
     loop {
-        // Keep the store's queue moving even with no store attached yet.
-        while running.records.try_recv().is_ok() {}
         match running.stats.recv_timeout(Duration::from_millis(200)) {
             Ok(s) => {
                 if redraw {
@@ -170,14 +160,11 @@ fn run_until_stopped(
         }
         let terms = sig.terms();
         let timed_out = duration.is_some_and(|d| started.elapsed() >= d);
-        if terms >= 2 || (demo && terms >= 1) {
+        if terms >= 2 {
             break;
         }
         if (terms == 1 || timed_out) && !draining {
             draining = true;
-            if demo {
-                break;
-            }
             tracing::info!("draining: no new calls; calls in progress have {} s", drain_limit.as_secs());
             running.drain(drain_limit);
         }

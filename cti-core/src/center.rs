@@ -55,6 +55,11 @@ pub enum CenterOutput {
     StartRecording(RecordingStart),
     /// End a recording (the runtime calls `Recorder::end`).
     StopRecording { id: u64 },
+    /// Another channel joined a recorded conversation: the runtime calls
+    /// `Recorder::add_leg` and taps the channel into the recording.
+    AddLeg { id: u64, ch: ChannelId },
+    /// A write for the store (call records, agent states, recordings, voicemail).
+    Store(crate::store::StoreOp),
     /// A caller left a voicemail message.
     Voicemail { at_unix_ms: i64, left: VoicemailLeft },
     /// A call entered an IVR node (for the IVR report).
@@ -186,6 +191,13 @@ pub struct Center {
     /// Recordings made for the IVR: recorder id → (the IVR's request id, channel).
     ivr_recordings: HashMap<u64, (u64, ChannelId)>,
     next_recording: u64,
+    /// Call records for the store.
+    cdr: Option<crate::cdr::CdrBuilder>,
+    /// Which calls are recorded.
+    policy: Option<crate::recording::RecordingPolicy>,
+    /// Call recordings running: id → the channels tapped.
+    recording_taps: HashMap<u64, Vec<ChannelId>>,
+    record_stereo: bool,
 }
 
 impl Center {
@@ -217,8 +229,42 @@ impl Center {
             ivr: None,
             ivr_vars: BTreeMap::new(),
             ivr_recordings: HashMap::new(),
-            next_recording: 1,
+            next_recording: IVR_RECORDING_IDS,
+            cdr: None,
+            policy: None,
+            recording_taps: HashMap::new(),
+            record_stereo: true,
         }
+    }
+
+    /// Keep call records (for the store) and record agent calls as `policy` says.
+    pub fn with_records(
+        mut self,
+        cdr: crate::cdr::CdrBuilder,
+        policy: Option<crate::recording::RecordingPolicy>,
+        stereo: bool,
+    ) -> Center {
+        self.cdr = Some(cdr);
+        self.policy = policy;
+        self.record_stereo = stereo;
+        self
+    }
+
+    /// Start recording a call now (an agent's or supervisor's request).
+    pub fn start_recording(&mut self, call: CallId) -> Result<u64, String> {
+        let now = self.now;
+        let policy = self.policy.as_mut().ok_or("recording is off")?;
+        let id = policy.start_on_demand(now, call.0).map_err(|e| e.to_string())?;
+        self.collect();
+        Ok(id)
+    }
+
+    /// Stop recording a call (an agent's or supervisor's request).
+    pub fn stop_recording(&mut self, call: CallId) -> Result<u64, String> {
+        let policy = self.policy.as_mut().ok_or("recording is off")?;
+        let id = policy.stop_on_demand(call.0).map_err(|e| e.to_string())?;
+        self.collect();
+        Ok(id)
     }
 
     /// Run IVR flows for calls the engine hands off (`ivr:FLOW`, `voicemail:BOX`) and
@@ -230,11 +276,6 @@ impl Center {
         self.ivr = Some(ivr);
         self.ivr_vars = vars;
         self
-    }
-
-    /// Recording ids start here (so that they follow the store's after a restart).
-    pub fn set_first_recording_id(&mut self, id: u64) {
-        self.next_recording = self.next_recording.max(id);
     }
 
     pub fn ivr(&self) -> Option<&Ivr> {
@@ -289,6 +330,12 @@ impl Center {
                 }));
             }
             CenterInput::Engine(Input::Card(ev)) => {
+                if let Some(cdr) = self.cdr.as_mut() {
+                    cdr.handle_card(self.now, &ev);
+                }
+                if let Some(p) = self.policy.as_mut() {
+                    p.handle_card(self.now, &ev);
+                }
                 // Digits and prompt ends on a channel the IVR owns are the IVR's; a
                 // release ends its session and still goes to the engine.
                 let taken = self.ivr.as_mut().is_some_and(|ivr| ivr.handle_card(self.now, &ev.kind));
@@ -328,6 +375,34 @@ impl Center {
     }
 
     fn recorder_event(&mut self, ev: RecorderEvent) {
+        if let Some(chs) = self.recording_taps.remove(&ev_id(&ev)) {
+            // A call recording: index what the file holds.
+            let id = ev_id(&ev);
+            for ch in chs {
+                self.out.push_back(CenterOutput::Command(Command::StopTap { ch, id: id as u32 }));
+            }
+            let op = match &ev {
+                RecorderEvent::Finished { duration, dropped, reason, .. } => {
+                    crate::store::StoreOp::RecordingFinished {
+                        id,
+                        duration_ms: duration.as_millis() as i64,
+                        dropped: *dropped,
+                        cut_short: *reason == hotline_recorder::EndReason::MaxLength,
+                    }
+                }
+                RecorderEvent::Failed { message, .. } => {
+                    tracing::error!("recording {id} failed: {message}");
+                    crate::store::StoreOp::RecordingFinished {
+                        id,
+                        duration_ms: 0,
+                        dropped: 0,
+                        cut_short: true,
+                    }
+                }
+            };
+            self.out.push_back(CenterOutput::Store(op));
+            return;
+        }
         let (id, result) = match ev {
             RecorderEvent::Finished { id, path, duration, .. } => {
                 (id, RecordResult::Recorded { path, duration })
@@ -401,14 +476,60 @@ impl Center {
                 any = true;
                 self.ivr_output(o);
             }
+            while let Some(a) = self.policy.as_mut().and_then(|p| p.poll()) {
+                any = true;
+                self.record_action(a);
+            }
+            while let Some(op) = self.cdr.as_mut().and_then(|c| c.poll()) {
+                self.out.push_back(CenterOutput::Store(op));
+            }
             if !any {
                 break;
             }
         }
     }
 
+    fn record_action(&mut self, a: crate::recording::RecordAction) {
+        use crate::recording::RecordAction;
+        let now = self.now;
+        if let Some(op) = a.index_op(self.wall_base_ms) {
+            self.out.push_back(CenterOutput::Store(op));
+        }
+        match a {
+            RecordAction::Start { call, rec_id, caller_ch, agent_ch, meta } => {
+                if let Some(cdr) = self.cdr.as_mut() {
+                    cdr.recording(now, call, rec_id);
+                }
+                self.recording_taps.insert(rec_id, vec![caller_ch, agent_ch]);
+                self.out.push_back(CenterOutput::StartRecording(RecordingStart {
+                    id: rec_id,
+                    call,
+                    path: meta.path.into(),
+                    channels: vec![caller_ch, agent_ch],
+                    stereo: self.record_stereo,
+                    max: None,
+                    silence_end: None,
+                    voicemail: false,
+                }));
+            }
+            RecordAction::Stop { rec_id } => self.out.push_back(CenterOutput::StopRecording { id: rec_id }),
+            RecordAction::AddLeg { rec_id, ch } => {
+                if let Some(chs) = self.recording_taps.get_mut(&rec_id) {
+                    chs.push(ch);
+                }
+                self.out.push_back(CenterOutput::AddLeg { id: rec_id, ch });
+            }
+        }
+    }
+
     fn engine_output(&mut self, o: Output) {
         let at = self.unix_ms(self.now);
+        if let Some(cdr) = self.cdr.as_mut() {
+            cdr.handle_output(self.now, &o);
+        }
+        if let Some(p) = self.policy.as_mut() {
+            p.handle_output(self.now, &o);
+        }
         match o {
             Output::Command(c) => self.out.push_back(CenterOutput::Command(c)),
             Output::Event(ref e) => {
@@ -761,6 +882,15 @@ fn split_ivr_data(data: BTreeMap<String, String>) -> (BTreeMap<String, String>, 
         }
     }
     (ivr, attached)
+}
+
+/// Recorder ids of voicemail messages start here, far above the store's recording ids.
+const IVR_RECORDING_IDS: u64 = 1 << 48;
+
+fn ev_id(ev: &RecorderEvent) -> u64 {
+    match ev {
+        RecorderEvent::Finished { id, .. } | RecorderEvent::Failed { id, .. } => *id,
+    }
 }
 
 /// Play ids from here up are the IVR's (hotline-ivr keeps to the upper half).

@@ -72,19 +72,19 @@
 
 #![deny(unsafe_code)]
 
-pub mod center;
 pub mod cdr;
+pub mod center;
 pub mod config;
 pub mod coupled;
 pub mod csta;
 pub mod engine;
 pub mod install;
 pub mod link;
+pub mod recording;
+pub mod report;
 pub mod runtime;
 pub mod serve;
 pub mod sim_agents;
-pub mod recording;
-pub mod report;
 pub mod store;
 pub mod traffic;
 

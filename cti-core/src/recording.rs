@@ -212,6 +212,13 @@ impl RecordingPolicy {
                 info.first = Some((device.clone(), ch));
             }
             CstaEvent::Queued { call, queue, .. } => self.info(*call).queue = Some(queue.clone()),
+            // A call that meets the IVR first: its trunk is the caller's side.
+            CstaEvent::HandedOff { call, ch, .. } => {
+                let info = self.info(*call);
+                if info.first.is_none() {
+                    info.first = ch.map(|ch| (DeviceId::Trunk(ch), Some(ch)));
+                }
+            }
             CstaEvent::Delivered { call, calling, .. } => {
                 let info = self.info(*call);
                 if info.caller.is_none() && !calling.is_empty() {

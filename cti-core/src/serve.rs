@@ -9,6 +9,7 @@
 //! - the caller's thread gets the wallboard figures once a second and decides when to
 //!   drain, reload or stop.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,7 +25,7 @@ use crate::engine::{Engine, Input};
 use crate::link::{History, LinkConfig, LinkHandle, LinkMsg};
 use crate::runtime::{Clock, RealClock};
 use crate::sim_agents::SimAgents;
-use hotline_ivr::{HttpAnswer, HttpRequest, SynthRequest, VoicemailLeft};
+use hotline_ivr::{HttpAnswer, HttpRequest, SynthRequest};
 use hotline_recorder::{Format, Layout, Recorder, RecorderEvent, RecordingSpec};
 
 /// How to run.
@@ -38,7 +39,8 @@ pub struct ServeOptions {
     /// Unix milliseconds now (the wall clock is read by the caller, not here).
     pub wall_ms: i64,
     /// Past calls for screen pops and the agent's calls today.
-    pub history: Arc<dyn History + Send + Sync>,
+    /// Past calls for screen pops and the agent's calls today (default: the store).
+    pub history: Option<Arc<dyn History + Send + Sync>>,
     /// When the configured link ports are taken, use any free ones (the demo).
     pub any_port_if_busy: bool,
     /// Adjust the link's configuration after it is read (tests: port 0).
@@ -61,7 +63,7 @@ impl ServeOptions {
             origin,
             sim_agents: false,
             wall_ms,
-            history: Arc::new(crate::link::NoHistory),
+            history: None,
             any_port_if_busy: false,
             link_override: None,
         }
@@ -86,10 +88,6 @@ pub struct Running {
     pub stats: Receiver<WallboardStats>,
     /// The CTI link server (TCP, WebSocket, web pages).
     pub link: LinkHandle,
-    /// Records for the store.
-    pub records: Receiver<(i64, crate::csta::Record)>,
-    /// Voicemail messages and IVR node visits for the store.
-    pub store_aux: Receiver<StoreNote>,
     /// Set when the drain has finished.
     pub drained: Receiver<()>,
     to_engine: Sender<EngineMsg>,
@@ -98,6 +96,7 @@ pub struct Running {
     pub dropped: Arc<Counters>,
     engine: Option<JoinHandle<Engine>>,
     cards: Option<JoinHandle<Result<(), String>>>,
+    store: Option<JoinHandle<crate::store::WriterStats>>,
 }
 
 /// Counters of queue overflows between threads.
@@ -145,6 +144,12 @@ impl Running {
         if let Some(h) = self.cards.take() {
             h.join().map_err(|_| "the card thread panicked".to_string())??;
         }
+        // The engine thread has ended and dropped its store sender: the writer commits
+        // what is queued and ends.
+        if let Some(h) = self.store.take() {
+            let stats = h.join().map_err(|_| "the store writer panicked".to_string())?;
+            tracing::info!("store: {stats:?}");
+        }
         match engine {
             Some(r) => r,
             None => Err("already stopped".into()),
@@ -160,12 +165,26 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     if cards_cfg.cards.is_empty() {
         return Err(format!("{}: no [[card]] is configured", opts.origin));
     }
+    // The store: recovery after a crash, then one writer thread; a read connection for
+    // the link's history and the recording policy's start.
+    let store_cfg = crate::store::StoreConfig::from_toml(&opts.text, std::path::Path::new(&opts.origin))?;
+    if let Some(dir) = store_cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let (store_tx, store_join, recovered) =
+        crate::store::StoreWriter::spawn(&store_cfg.path).map_err(|e| e.to_string())?;
+    if recovered != crate::store::Recovered::default() {
+        tracing::warn!("the store was not closed cleanly; recovered: {recovered:?}");
+    }
+    let reader = crate::store::Store::open(&store_cfg.path).map_err(|e| e.to_string())?;
+    let first_id = reader.next_recording_id().map_err(|e| e.to_string())?;
+    let schedules = reader.schedules().map_err(|e| e.to_string())?;
+
     let clock = RealClock::new();
     let (to_engine, control_rx) = bounded::<EngineMsg>(64);
     let (inputs_tx, inputs_rx) = bounded::<Input>(QUEUE);
     let (to_card, card_rx) = bounded::<Command>(QUEUE);
     let (stats_tx, stats) = bounded(4);
-    let (rec_tx, records) = bounded(QUEUE);
     let (drained_tx, drained) = bounded(1);
     let dropped = Arc::new(Counters::default());
 
@@ -195,7 +214,16 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     if let Some(f) = &opts.link_override {
         f(&mut link_cfg);
     }
-    let link = match crate::link::spawn(link_cfg.clone(), inputs_tx.clone(), opts.history.clone()) {
+    let history: Arc<dyn History + Send + Sync> = match &opts.history {
+        Some(h) => h.clone(),
+        None => Arc::new(StoreHistory {
+            store: std::sync::Mutex::new(
+                crate::store::Store::open(&store_cfg.path).map_err(|e| e.to_string())?,
+            ),
+            utc_offset_ms: i64::from(cfg.utc_offset_secs) * 1000,
+        }),
+    };
+    let link = match crate::link::spawn(link_cfg.clone(), inputs_tx.clone(), history.clone()) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && opts.any_port_if_busy => {
             // The demo runs beside other things: any free port will do, it prints the URL.
@@ -207,7 +235,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
             };
             link_cfg.tcp = any(link_cfg.tcp);
             link_cfg.http = any(link_cfg.http);
-            crate::link::spawn(link_cfg, inputs_tx.clone(), opts.history.clone())
+            crate::link::spawn(link_cfg, inputs_tx.clone(), history)
                 .map_err(|e| format!("cannot start the CTI link: {e}"))?
         }
         Err(e) => {
@@ -270,10 +298,31 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
             }
         })
         .map_err(|e| format!("cannot start the TTS worker: {e}"))?;
-    let (store_aux_tx, store_aux) = bounded::<StoreNote>(QUEUE);
 
     let agents = opts.sim_agents.then(|| SimAgents::new(&cfg, cfg.seed));
-    let mut center = Center::new(Engine::new(cfg), opts.wall_ms);
+    let format_name = match rec_cfg.format {
+        Format::Wav(e) => format!("wav-{}", format!("{e:?}").to_lowercase()),
+        Format::Mp3 { kbps } => format!("mp3-{kbps}"),
+    };
+    let mut policy = crate::recording::RecordingPolicy::new(
+        &cfg,
+        crate::recording::PolicySettings {
+            dir: rec_cfg.dir.display().to_string(),
+            format: format_name,
+            retention: "normal".into(),
+            wall_base: opts.wall_ms,
+            first_id,
+        },
+    );
+    policy.set_schedules(
+        schedules.iter().map(|s| (s.agent.clone(), s.from_ms, s.from_ms + s.duration_ms)).collect(),
+    );
+    let cdr = crate::cdr::CdrBuilder::new(opts.wall_ms).with_config(&cfg);
+    let mut center = Center::new(Engine::new(cfg), opts.wall_ms).with_records(
+        cdr,
+        Some(policy),
+        rec_cfg.layout == hotline_recorder::config::LayoutKind::Stereo,
+    );
     if let Some(setup) = ivr {
         let (ivr, vars) = setup.build()?;
         center = center.with_ivr(ivr, vars);
@@ -288,10 +337,10 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
             recorder,
             recording_format: rec_cfg.format,
             voicemail_format: Format::Wav(hotline_drivers::dsp::wav::Encoding::Pcm16),
-            store_aux: store_aux_tx,
+            store: Some(store_tx),
+            sinks: std::sync::Mutex::new(HashMap::new()),
             stats: stats_tx,
             link: link.clone(),
-            records: rec_tx,
             drained: drained_tx,
             dropped,
         };
@@ -305,22 +354,14 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     Ok(Running {
         stats,
         link,
-        records,
-        store_aux,
         drained,
         to_engine,
         inputs: inputs_tx,
         dropped,
         engine: Some(engine),
         cards: Some(cards),
+        store: Some(store_join),
     })
-}
-
-/// What the engine thread hands the store besides engine records.
-#[derive(Debug)]
-pub enum StoreNote {
-    Voicemail(VoicemailLeft),
-    IvrNode { at_unix_ms: i64, call: u64, flow: String, node: String },
 }
 
 struct Outs {
@@ -330,10 +371,11 @@ struct Outs {
     recorder: Recorder,
     recording_format: Format,
     voicemail_format: Format,
-    store_aux: Sender<StoreNote>,
+    store: Option<Sender<crate::store::StoreOp>>,
+    /// The sinks of running call recordings, for legs that join later.
+    sinks: std::sync::Mutex<HashMap<u64, Sender<hotline_drivers::command::TapFrame>>>,
     stats: Sender<WallboardStats>,
     link: LinkHandle,
-    records: Sender<(i64, crate::csta::Record)>,
     drained: Sender<()>,
     dropped: Arc<Counters>,
 }
@@ -437,9 +479,8 @@ fn dispatch(center: &mut Center, outs: &Outs) {
                     outs.link.send(LinkMsg::Output { at_unix_ms, output });
                 }
                 CenterOutput::ScreenPop(pop) => outs.link.send(LinkMsg::ScreenPop(pop)),
-                CenterOutput::Record { at_unix_ms, record } => {
-                    let _ = offer(&outs.records, (at_unix_ms, record), &outs.dropped.to_store, "store");
-                }
+                // The call record builder has seen these; the store gets its rows.
+                CenterOutput::Record { .. } | CenterOutput::IvrNode { .. } => {}
                 CenterOutput::Stats(s) => {
                     outs.link.send(LinkMsg::Stats(link_stats(&s)));
                     let _ = outs.stats.try_send(s);
@@ -468,7 +509,28 @@ fn dispatch(center: &mut Center, outs: &Outs) {
                         back.push(failed);
                     }
                 }
-                CenterOutput::StopRecording { id } => outs.recorder.end(id),
+                CenterOutput::StopRecording { id } => {
+                    if let Ok(mut m) = outs.sinks.lock() {
+                        m.remove(&id);
+                    }
+                    outs.recorder.end(id);
+                }
+                CenterOutput::AddLeg { id, ch } => {
+                    match outs.recorder.add_leg(id, ch, hotline_recorder::Side::Agent) {
+                        Ok(()) => {
+                            if let Some(sink) = outs.sinks.lock().ok().and_then(|m| m.get(&id).cloned()) {
+                                let tap = Command::StartTap { ch, id: id as u32, sink };
+                                let _ = offer(&outs.to_card, tap, &outs.dropped.to_card, "card command");
+                            }
+                        }
+                        Err(e) => tracing::warn!("recording {id}: cannot add {ch}: {e}"),
+                    }
+                }
+                CenterOutput::Store(op) => {
+                    if let Some(store) = &outs.store {
+                        let _ = offer(store, op, &outs.dropped.to_store, "store");
+                    }
+                }
                 CenterOutput::Voicemail { left, .. } => {
                     tracing::info!(
                         "voicemail for {} from {}: {} ({:.1} s)",
@@ -477,12 +539,6 @@ fn dispatch(center: &mut Center, outs: &Outs) {
                         left.path.display(),
                         left.duration.as_secs_f64()
                     );
-                    let _ =
-                        offer(&outs.store_aux, StoreNote::Voicemail(left), &outs.dropped.to_store, "store");
-                }
-                CenterOutput::IvrNode { at_unix_ms, call, flow, node } => {
-                    let note = StoreNote::IvrNode { at_unix_ms, call, flow, node };
-                    let _ = offer(&outs.store_aux, note, &outs.dropped.to_store, "store");
                 }
             }
         }
@@ -514,6 +570,11 @@ fn start_recording(outs: &Outs, r: RecordingStart) -> Option<CenterInput> {
     };
     match outs.recorder.begin(spec) {
         Ok(sink) => {
+            if !r.voicemail {
+                if let Ok(mut m) = outs.sinks.lock() {
+                    m.insert(r.id, sink.clone());
+                }
+            }
             for ch in r.channels {
                 let tap = Command::StartTap { ch, id: r.id as u32, sink: sink.clone() };
                 if offer(&outs.to_card, tap, &outs.dropped.to_card, "card command").is_err() {
@@ -523,6 +584,64 @@ fn start_recording(outs: &Outs, r: RecordingStart) -> Option<CenterInput> {
             None
         }
         Err(e) => Some(CenterInput::Recorder(RecorderEvent::Failed { id: r.id, message: e.to_string() })),
+    }
+}
+
+/// The link's view of past calls, read from the store (WAL: reads never wait for the
+/// writer; this runs on the link's thread, never the engine's).
+struct StoreHistory {
+    store: std::sync::Mutex<crate::store::Store>,
+    utc_offset_ms: i64,
+}
+
+impl History for StoreHistory {
+    fn previous_contacts(&self, number: &str) -> Vec<crate::link::Contact> {
+        let Ok(store) = self.store.lock() else { return Vec::new() };
+        match store.previous_contacts(number, 10) {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|c| crate::link::Contact {
+                    call: c.call,
+                    at_unix_ms: c.arrived_ms,
+                    agent: c.agent,
+                    queue: c.queue,
+                    talk_secs: (c.duration_ms.unwrap_or(0) / 1000).max(0) as u32,
+                    outcome: c.outcome.unwrap_or_else(|| "in progress".into()),
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!("previous contacts of {number}: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    fn agent_calls_today(&self, agent: &str) -> Vec<crate::link::CallSummary> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let local = now + self.utc_offset_ms;
+        let midnight = local - local.rem_euclid(86_400_000) - self.utc_offset_ms;
+        let Ok(store) = self.store.lock() else { return Vec::new() };
+        match store.agent_calls_since(agent, midnight) {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|c| crate::link::CallSummary {
+                    call: c.call,
+                    at_unix_ms: c.answered_ms,
+                    number: c.caller,
+                    direction: "inbound".into(),
+                    queue: c.queue,
+                    talk_secs: c.ended_ms.map_or(0, |e| ((e - c.answered_ms) / 1000).max(0) as u32),
+                    outcome: if c.ended_ms.is_some() { "answered" } else { "in progress" }.into(),
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!("calls of {agent} today: {e}");
+                Vec::new()
+            }
+        }
     }
 }
 

@@ -250,8 +250,9 @@ fn recording_schedules_are_added_listed_and_removed() {
 fn the_store_table_of_the_installation_file_names_the_file() {
     let origin = Path::new("/etc/hotline/hotline.toml");
     let c = StoreConfig::from_toml("[store]\npath = \"data/cdr.db\"\n", origin).unwrap();
-    assert_eq!(c.path, Path::new("/etc/hotline/data/cdr.db"));
-    assert_eq!(StoreConfig::from_toml("", origin).unwrap().path, Path::new("/etc/hotline/hotline.db"));
+    // Relative to the working directory, like every path of the installation file.
+    assert_eq!(c.path, Path::new("data/cdr.db"));
+    assert_eq!(StoreConfig::from_toml("", origin).unwrap().path, Path::new("hotline.db"));
     let e = StoreConfig::from_toml("[store]\npath = 5\n", origin).unwrap_err();
     assert!(e.contains("expected a string"), "{e}");
     let e = StoreConfig::from_toml("[store]\npaht = \"x\"\n", origin).unwrap_err();

@@ -112,7 +112,14 @@ impl Desk {
 
 #[test]
 fn an_agent_desktop_gets_the_pop_and_follows_the_call_then_a_drain_refuses_new_callers() {
-    let mut opts = ServeOptions::new(CENTER.to_string(), "center.toml".into(), 1_700_000_000_000);
+    let dir = std::env::temp_dir().join(format!("hotline-serve-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{CENTER}\n[store]\npath = \"{}\"\n\n[recording]\ndir = \"{}\"\n",
+        dir.join("hotline.db").display(),
+        dir.join("recordings").display()
+    );
+    let mut opts = ServeOptions::new(text, "center.toml".into(), 1_700_000_000_000);
     opts.link_override = Some(|l| {
         l.tcp = Some("127.0.0.1:0".parse().expect("addr"));
         l.http = None;
@@ -156,4 +163,11 @@ fn an_agent_desktop_gets_the_pop_and_follows_the_call_then_a_drain_refuses_new_c
     assert_eq!(s.calls_today, 1, "the second caller was refused, not queued");
     let engine = running.stop().expect("stops cleanly");
     assert_eq!(engine.call_count(), 0);
+
+    // The store has the call, answered by 1001.
+    let store = hotline_cti::store::Store::open(dir.join("hotline.db")).expect("the store");
+    let contacts = store.previous_contacts("13800138000", 5).expect("query");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0].agent.as_deref(), Some("1001"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

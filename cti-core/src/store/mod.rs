@@ -577,8 +577,8 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// Read `[store] path = "..."` from an installation file's text (`origin`: its
-    /// path, for messages and to resolve a relative store path). Absent: `hotline.db`
-    /// next to the installation file.
+    /// path, for messages). Absent: `hotline.db`. Relative paths are relative to the
+    /// working directory, as every path in the installation file is.
     pub fn from_toml(text: &str, origin: &Path) -> Result<StoreConfig, String> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let at = e
@@ -588,7 +588,6 @@ impl StoreConfig {
                 .unwrap_or_default();
             format!("{}{at}: {}", origin.display(), e.message())
         })?;
-        let base = origin.parent().unwrap_or(Path::new("."));
         let path = match table.get("store") {
             None => PathBuf::from("hotline.db"),
             Some(toml::Value::Table(t)) => {
@@ -620,7 +619,7 @@ impl StoreConfig {
                 ))
             }
         };
-        Ok(StoreConfig { path: if path.is_absolute() { path } else { base.join(path) } })
+        Ok(StoreConfig { path })
     }
 }
 
