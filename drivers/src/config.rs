@@ -300,6 +300,9 @@ pub struct SimulatorConfig {
     pub outbound: Vec<OutboundRule>,
     /// Phone behaviour per station: (card, ports, behaviour).
     pub stations: Vec<(u16, PortRange, PhoneBehaviour)>,
+    /// Stations whose agents wear headsets: off hook from the start and never hung
+    /// up; calls are answered from the desktop (CSTA AnswerCall). (card, ports).
+    pub headsets: Vec<(u16, PortRange)>,
     /// Faults: (card, when, fault).
     pub faults: Vec<(u16, Instant, Fault)>,
 }
@@ -314,6 +317,7 @@ impl Default for SimulatorConfig {
             arrivals: Vec::new(),
             outbound: Vec::new(),
             stations: Vec::new(),
+            headsets: Vec::new(),
             faults: Vec::new(),
         }
     }
@@ -539,6 +543,9 @@ struct RawStation {
     #[serde(default)]
     left_off_hook: bool,
     hang_up_after_release_s: Option<Seconds>,
+    /// A headset: off hook from the start, answered from the desktop.
+    #[serde(default)]
+    headset: bool,
 }
 
 fn default_card() -> u16 {
@@ -866,12 +873,15 @@ impl Cx<'_> {
                     .map(|v| self.seconds(Some(v), sp.clone(), Spread::ZERO))
                     .transpose()?,
                 talk: st.talk_s.map(|v| self.seconds(Some(v), sp.clone(), Spread::ZERO)).transpose()?,
-                hang_up_after_release: if st.left_off_hook {
+                hang_up_after_release: if st.left_off_hook || st.headset {
                     None
                 } else {
                     Some(self.seconds(st.hang_up_after_release_s, sp.clone(), Spread::secs(1.0))?)
                 },
             };
+            if st.headset {
+                out.headsets.push((st.card, ports));
+            }
             out.stations.push((st.card, ports, behaviour));
         }
         for f in s.fault {

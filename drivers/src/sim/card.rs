@@ -515,6 +515,13 @@ impl SimCard {
                 }
             }
         }
+        for (c, ports) in &world.headsets {
+            if *c == card.id {
+                for p in ports.iter() {
+                    sim.go_off_hook(Instant::from_micros(200_000), ChannelId::fxs(card.id, p))?;
+                }
+            }
+        }
         for (c, at, f) in &world.faults {
             if *c == card.id {
                 sim.inject(*at, f.clone());
