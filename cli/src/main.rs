@@ -6,6 +6,7 @@ mod cards;
 mod demo;
 mod dsp;
 mod exit_codes;
+mod passwd;
 mod plan;
 mod prompt;
 
@@ -54,6 +55,8 @@ enum Command {
     /// Simulations for planning.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Hash a password (read from standard input) for `password_hash` in the config.
+    Passwd,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +128,7 @@ enum PromptCommand {
 fn run(cli: Cli) -> CliResult<String> {
     match cli.command {
         Command::Demo(args) => demo::run(args).map(|()| String::new()),
+        Command::Passwd => passwd::run(),
         Command::Cards { action: None, config, json } => cards::run(&config, json),
         Command::Cards { action: Some(CardsAction::Probe { config, root }), .. } => {
             cards::probe(&root, config.as_deref())

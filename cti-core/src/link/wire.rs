@@ -280,16 +280,17 @@ fn parse_service(f: &Fields<'_>) -> Result<Request, String> {
         }
         "GetAgentState" => svc(Service::GetAgentState { agent: f.str("agent")? }),
         "Supervise" => {
-            let mode =
-                match f.str("mode")?.as_str() {
-                    "monitor" => SupervisionMode::Monitor,
-                    "whisper" => SupervisionMode::Whisper,
-                    "barge" => SupervisionMode::Barge,
-                    "intercept" => SupervisionMode::Intercept,
-                    other => return Err(format!(
+            let mode = match f.str("mode")?.as_str() {
+                "monitor" => SupervisionMode::Monitor,
+                "whisper" => SupervisionMode::Whisper,
+                "barge" => SupervisionMode::Barge,
+                "intercept" => SupervisionMode::Intercept,
+                other => {
+                    return Err(format!(
                         "Supervise: unknown mode {other:?}: expected monitor, whisper, barge or intercept"
-                    )),
-                };
+                    ))
+                }
+            };
             svc(Service::Supervise {
                 supervisor: f.opt_str("supervisor")?.unwrap_or_default(),
                 agent: f.str("agent")?,
