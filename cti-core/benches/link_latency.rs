@@ -18,6 +18,10 @@ use serde_json::Value;
 
 const CLIENTS: usize = 1000;
 
+fn clients() -> usize {
+    std::env::var("LINK_BENCH_CLIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(CLIENTS)
+}
+
 const CONFIG: &str = r#"
 [[trunk_group]]
 name = "pstn"
@@ -29,6 +33,16 @@ name = "sales"
 [[access_number]]
 dnis = "4008001000"
 target = "queue:sales"
+
+[[station]]
+port = "1/fxs/1"
+extension = "2001"
+
+[[agent]]
+id = "1001"
+name = "Agent"
+password = "agent"
+queues = { sales = 5 }
 
 [[supervisor]]
 id = "9001"
@@ -59,20 +73,28 @@ fn engine_thread(
 }
 
 fn login(addr: std::net::SocketAddr) -> BufReader<TcpStream> {
-    let mut s = TcpStream::connect(addr).expect("connect");
+    let s = TcpStream::connect(addr).expect("connect");
     s.set_nodelay(true).expect("nodelay");
-    s.write_all(b"{\"invoke\":1,\"service\":\"Login\",\"user\":\"9001\",\"password\":\"bench\"}\n")
-        .expect("write");
-    s.write_all(b"{\"invoke\":2,\"service\":\"Monitor\",\"target\":\"all\"}\n").expect("write");
     let mut r = BufReader::new(s);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line).expect("read");
-        if line.contains("\"invoke\":2") {
-            return r;
+    let ask = |r: &mut BufReader<TcpStream>, req: &[u8], invoke: &str| {
+        r.get_mut().write_all(req).expect("write");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            r.read_line(&mut line).expect("read");
+            if line.contains(invoke) {
+                assert!(line.contains("\"result\""), "{line}");
+                return;
+            }
         }
-    }
+    };
+    ask(
+        &mut r,
+        b"{\"invoke\":1,\"service\":\"Login\",\"user\":\"9001\",\"password\":\"bench\"}\n",
+        "\"invoke\":1",
+    );
+    ask(&mut r, b"{\"invoke\":2,\"service\":\"Monitor\",\"target\":\"all\"}\n", "\"invoke\":2");
+    r
 }
 
 fn offer(tx: &Sender<Input>, ts: u8) {
@@ -94,14 +116,17 @@ fn release(tx: &Sender<Input>, ts: u8) {
     tx.send(Input::Card(CardEvent { time: Instant::ZERO, kind })).expect("engine");
 }
 
-/// Wait for the first event about a new call (the offer's `Queued`, ...), or for
-/// `CallCleared` after a release; return when it arrived.
+/// Wait for an event (the offer's `Delivered`, the release's `CallCleared`); return
+/// when it arrived.
 fn wait_for(r: &mut BufReader<TcpStream>, what: &str) -> StdInstant {
     let mut line = String::new();
     loop {
         line.clear();
         r.read_line(&mut line).expect("read");
         let at = StdInstant::now();
+        if std::env::var("LINK_BENCH_DEBUG").is_ok() {
+            eprintln!("probe: {line:?}");
+        }
         let v: Value = serde_json::from_str(&line).expect("json");
         if v["event"] == what {
             return at;
@@ -124,9 +149,18 @@ fn main() {
         std::thread::spawn(move || engine_thread(cfg, rx, link, entered));
     }
     let addr = link.addrs().tcp.expect("tcp");
+    // One agent ready at a station, so each offered call is delivered to it.
+    let mut agent = TcpStream::connect(addr).expect("connect");
+    agent
+        .write_all(b"{\"invoke\":1,\"service\":\"Login\",\"user\":\"1001\",\"password\":\"agent\",\"station\":\"2001\"}\n")
+        .expect("write");
+    let mut agent = BufReader::new(agent);
+    let mut line = String::new();
+    agent.read_line(&mut line).expect("login reply");
+    assert!(line.contains("result"), "agent login: {line}");
 
     // 999 background clients, drained by one thread so none is dropped as slow.
-    let mut others: Vec<TcpStream> = (0..CLIENTS - 1).map(|_| login(addr).into_inner()).collect();
+    let mut others: Vec<TcpStream> = (0..clients() - 1).map(|_| login(addr).into_inner()).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let drain = {
         let stop = stop.clone();
@@ -152,7 +186,7 @@ fn main() {
         })
     };
     let mut probe = login(addr);
-    println!("link_latency: {CLIENTS} clients connected and monitoring everything");
+    println!("link_latency: {} clients connected and monitoring everything", clients());
 
     let samples = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let mut c =
@@ -164,7 +198,7 @@ fn main() {
             for _ in 0..iters {
                 ts = ts % 15 + 1;
                 offer(&tx, ts);
-                let got = wait_for(&mut probe, "Queued");
+                let got = wait_for(&mut probe, "Delivered");
                 let sent = entered.lock().expect("lock").take().expect("stamped");
                 let d = got.saturating_duration_since(sent);
                 samples.lock().expect("lock").push(d);
