@@ -7,6 +7,7 @@ mod demo;
 mod dsp;
 mod exit_codes;
 mod flow;
+mod passwd;
 mod plan;
 mod prompt;
 mod recordings;
@@ -73,6 +74,8 @@ enum Command {
     /// Voicemail: list, play, export, note.
     #[command(subcommand)]
     Voicemail(voicemail::VoicemailCommand),
+    /// Hash a password (read from standard input) for `password_hash` in the config.
+    Passwd,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +151,7 @@ fn run(cli: Cli) -> CliResult<String> {
     match cli.command {
         Command::Demo(args) => serve::demo(args).map(|()| String::new()),
         Command::Serve(args) => serve::serve(args).map(|()| String::new()),
+        Command::Passwd => passwd::run(),
         Command::Cards { action: None, config, json } => cards::run(&config, json),
         Command::Cards { action: Some(CardsAction::Probe { config, root }), .. } => {
             cards::probe(&root, config.as_deref())

@@ -99,6 +99,10 @@ struct Session {
     user: String,
     supervisor: bool,
     station: Option<String>,
+    /// The connection whose Login logged the person in at the engine: the engine
+    /// knows the person by it, and hears `ClientGone` for it when the last of the
+    /// person's connections closes.
+    engine_client: u32,
 }
 
 struct Conn {
@@ -693,7 +697,7 @@ impl Server {
             Request::Ping | Request::Login { .. } => {}
             Request::Logout => {
                 let service = Service::SetAgentState { agent: user, request: AgentRequest::LogOut };
-                self.forward_to_engine(id, invoke, service, PendingKind::Logout);
+                self.forward(id, invoke, service, PendingKind::Logout);
             }
             Request::Monitor(target) => {
                 let allowed = match (&target, supervisor) {
@@ -767,7 +771,7 @@ impl Server {
                     Service::GetAgentState { agent } => PendingKind::GetAgentState { agent: agent.clone() },
                     _ => PendingKind::Plain,
                 };
-                self.forward_to_engine(id, invoke, service, kind);
+                self.forward(id, invoke, service, kind);
             }
         }
     }
@@ -863,7 +867,7 @@ impl Server {
         }
     }
 
-    fn forward_to_engine(&mut self, id: u32, invoke: u32, service: Service, kind: PendingKind) {
+    fn forward(&mut self, id: u32, invoke: u32, service: Service, kind: PendingKind) {
         let internal = self.next_invoke;
         self.next_invoke = self.next_invoke.wrapping_add(1);
         match self.to_engine.try_send(Input::Request { client: id, invoke: internal, service }) {
@@ -889,11 +893,37 @@ impl Server {
                 return;
             }
         };
+        // The same person on a second connection (desktop and CRM): share the login.
+        let existing = self
+            .conns
+            .values()
+            .filter_map(|c| c.session.as_ref())
+            .find(|s| s.user == account.id)
+            .map(|s| (s.station.clone(), s.engine_client));
+        if let Some((station, engine_client)) = existing {
+            let Some(c) = self.conns.get_mut(&d.conn) else { return };
+            c.login_busy = false;
+            if station != d.station {
+                let msg = format!(
+                    "{} is logged in at {} on another connection",
+                    account.id,
+                    station.as_deref().map_or("no station".to_string(), |s| format!("station {s}"))
+                );
+                self.refuse(d.conn, d.invoke, "invalid_agent_state", &msg);
+                return;
+            }
+            let role = if account.supervisor { "supervisor" } else { "agent" };
+            let v = json!({"role":role,"agent":account.id,"name":account.name,"station":station});
+            c.session =
+                Some(Session { user: account.id, supervisor: account.supervisor, station, engine_client });
+            self.reply(d.conn, d.invoke, v);
+            return;
+        }
         let service = Service::SetAgentState {
             agent: account.id.clone(),
             request: AgentRequest::LogIn { station: d.station.clone(), password: Some(d.password) },
         };
-        self.forward_to_engine(d.conn, d.invoke, service, PendingKind::Login { account, station: d.station });
+        self.forward(d.conn, d.invoke, service, PendingKind::Login { account, station: d.station });
         if let Some(c) = self.conns.get_mut(&d.conn) {
             // to_engine refused (engine busy): the client may try again.
             c.login_busy = self
@@ -1034,17 +1064,25 @@ impl Server {
                     Ok(_) => {
                         let role = if account.supervisor { "supervisor" } else { "agent" };
                         let v = json!({"role":role,"agent":account.id,"name":account.name,"station":station});
-                        c.session =
-                            Some(Session { user: account.id, supervisor: account.supervisor, station });
+                        c.session = Some(Session {
+                            user: account.id,
+                            supervisor: account.supervisor,
+                            station,
+                            engine_client: p.conn,
+                        });
                         self.reply(p.conn, p.invoke, v);
                     }
                     Err(e) => self.refuse(p.conn, p.invoke, wire::error_code(&e), &login_error(&e)),
                 }
             }
             PendingKind::Logout => {
-                if let Some(c) = self.conns.get_mut(&p.conn) {
-                    c.session = None;
-                    c.monitors.clear();
+                // Logging out ends the person's session on every connection.
+                let user = self.conns.get(&p.conn).and_then(|c| c.session.as_ref()).map(|s| s.user.clone());
+                for c in self.conns.values_mut() {
+                    if c.session.as_ref().map(|s| &s.user) == user.as_ref() {
+                        c.session = None;
+                        c.monitors.clear();
+                    }
                 }
                 self.reply(p.conn, p.invoke, json!({}));
             }
@@ -1095,9 +1133,18 @@ impl Server {
             let _ = c.pipe.push();
             let _ = self.poll.registry().deregister(&mut c.pipe.sock);
             let _ = c.pipe.sock.shutdown(std::net::Shutdown::Both);
-            if c.session.is_some() || c.login_busy {
-                // Blocking is fine here: the engine thread never waits on the link.
-                let _ = self.to_engine.send(Input::ClientGone { client: id });
+            // Blocking is fine here: the engine thread never waits on the link.
+            match &c.session {
+                Some(s)
+                    if !self.conns.values().any(|o| o.session.as_ref().is_some_and(|x| x.user == s.user)) =>
+                {
+                    let _ = self.to_engine.send(Input::ClientGone { client: s.engine_client });
+                }
+                Some(_) => {}
+                None if c.login_busy => {
+                    let _ = self.to_engine.send(Input::ClientGone { client: id });
+                }
+                None => {}
             }
             self.pending.retain(|_, p| p.conn != id);
         }
