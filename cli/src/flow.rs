@@ -5,7 +5,10 @@
 //!   against a simulated call in the terminal, printing each prompt's name and text; keys
 //!   from `--digits` (one group each time the flow waits for keys) or typed on stdin
 //!   (each character a key; an empty line lets the wait time out). HTTP nodes do real
-//!   requests. Time is virtual: prompts take no time, waits end at once.
+//!   requests. Time is virtual: prompts take no time, waits end at once. With `--audio`
+//!   (the `audio` feature) each prompt's WAV also plays through the sound card, and a
+//!   line typed while a barge-in prompt plays stops it; without a sound device it says
+//!   so and only prints.
 //! - `prompts --set prompts/en.toml --out DIR [--tones]`: render a prompt set's missing
 //!   WAVs with espeak-ng (or tones).
 
@@ -23,6 +26,9 @@ use hotline_ivr::prompts::{generate, Voice};
 use hotline_ivr::{Flows, Ivr, IvrOutput, PromptSet, Prompts, RecordResult};
 
 use crate::exit_codes::{CliError, CliResult};
+
+#[path = "speaker.rs"]
+mod speaker;
 
 #[derive(Debug, Subcommand)]
 pub enum FlowCommand {
@@ -53,6 +59,10 @@ pub enum FlowCommand {
         /// address as the variable `repair_base`.
         #[arg(long)]
         mock_repair: bool,
+        /// Also play each prompt through the computer's sound card (a build with the
+        /// `audio` feature; otherwise, or with no sound device, prompts are printed).
+        #[arg(long)]
+        audio: bool,
     },
     /// Render a prompt set's missing WAVs (espeak-ng, or tones without it).
     Prompts {
@@ -71,7 +81,7 @@ pub enum FlowCommand {
 pub fn run(cmd: FlowCommand) -> CliResult<String> {
     match cmd {
         FlowCommand::Check { file, prompts } => flow_check(&file, prompts.as_deref()),
-        FlowCommand::Try { file, flow, digits, prompts, mut vars, mock_repair } => {
+        FlowCommand::Try { file, flow, digits, prompts, mut vars, mock_repair, audio } => {
             let mock =
                 match mock_repair {
                     true => Some(hotline_ivr::mock::RepairService::spawn("127.0.0.1:0").map_err(|e| {
@@ -82,7 +92,7 @@ pub fn run(cmd: FlowCommand) -> CliResult<String> {
             if let Some(m) = &mock {
                 vars.push(format!("repair_base={}", m.base_url()));
             }
-            flow_try(&file, flow, digits, prompts.as_deref(), &vars)
+            flow_try(&file, flow, digits, prompts.as_deref(), &vars, audio)
         }
         FlowCommand::Prompts { set, out, tones } => {
             let set = PromptSet::load(&set, &out).map_err(CliError::input)?;
@@ -137,6 +147,7 @@ fn flow_try(
     digits: Option<String>,
     wav_dir: Option<&Path>,
     vars: &[String],
+    audio: bool,
 ) -> CliResult<String> {
     let (flows, prompts) = load(file, wav_dir)?;
     let flow = match flow {
@@ -163,20 +174,83 @@ fn flow_try(
     let mut path: Vec<String> = Vec::new();
     let mut out = String::new();
     ivr.start(now, call, ch, &flow, start_vars).map_err(|e| CliError::input(e.to_string()))?;
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
+    let speaker = match audio {
+        true => match speaker::Speaker::open() {
+            Ok(s) => {
+                eprintln!("playing prompts on {}", s.description);
+                Some(s)
+            }
+            Err(why) => {
+                eprintln!("no sound: {why}; printing prompts instead");
+                None
+            }
+        },
+        false => None,
+    };
+    // Typed keys come from a reader thread, so a line typed while a prompt plays can
+    // stop it (barge-in); `None` from the channel is the end of input.
+    let lines = match &groups {
+        Some(_) => None,
+        None => {
+            let (tx, rx) = crossbeam_channel::bounded::<String>(16);
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            Some(rx)
+        }
+    };
     // Inputs produced by the simulated call, handled in order.
     let mut pending: VecDeque<EventKind> = VecDeque::new();
     for _ in 0..10_000 {
         while let Some(o) = ivr.poll_output() {
             match o {
-                IvrOutput::Command(Command::Play { id, source: PlaySource::Prompt(p), .. }) => {
+                IvrOutput::Command(Command::Play { id, source: PlaySource::Prompt(p), barge_in, .. }) => {
                     let name = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
                     let text = prompts
                         .text(hotline_ivr::Lang::En, &name)
                         .or_else(|| prompts.text(hotline_ivr::Lang::Zh, &name));
                     println!("  [prompt {name}] {}", text.unwrap_or("(no text)"));
-                    pending.push_back(EventKind::PlayFinished { ch, id, reason: PlayEnd::Completed });
+                    let mut reason = PlayEnd::Completed;
+                    if let Some(sp) = &speaker {
+                        match hotline_drivers::dsp::wav::read_prompt(&p) {
+                            Ok(samples) => {
+                                // Keys typed meanwhile are pressed at once (type-ahead);
+                                // on a barge-in prompt they also stop it.
+                                let mut typed: Option<String> = None;
+                                let mut stop = || {
+                                    if typed.is_none() {
+                                        typed = lines.as_ref().and_then(|rx| rx.try_recv().ok());
+                                    }
+                                    barge_in && typed.is_some()
+                                };
+                                match sp.play(&samples, &mut stop) {
+                                    Ok(true) => reason = PlayEnd::Stopped,
+                                    Ok(false) => {}
+                                    Err(e) => eprintln!("  [sound: {e}]"),
+                                }
+                                if let Some(keys) = typed {
+                                    println!("  [keys {keys}]");
+                                    for d in
+                                        keys.chars().filter(|c| hotline_drivers::dsp::dtmf::is_dtmf_digit(*c))
+                                    {
+                                        pending.push_back(EventKind::Digit {
+                                            ch,
+                                            digit: d,
+                                            start: now,
+                                            end: now,
+                                        });
+                                    }
+                                }
+                            }
+                            Err(e) => eprintln!("  [cannot play {}: {e}]", p.display()),
+                        }
+                    }
+                    pending.push_back(EventKind::PlayFinished { ch, id, reason });
                 }
                 IvrOutput::Command(_) => {}
                 IvrOutput::Node { flow, node, .. } => {
@@ -223,7 +297,7 @@ fn flow_try(
                 Some(g) => g.pop_front(),
                 None => {
                     eprint!("keys> ");
-                    lines.next().and_then(Result::ok).filter(|l| !l.trim().is_empty())
+                    lines.as_ref().and_then(|rx| rx.recv().ok()).filter(|l| !l.trim().is_empty())
                 }
             };
             if let Some(keys) = keys {

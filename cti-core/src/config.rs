@@ -78,6 +78,9 @@ pub enum Target {
     External(String),
     /// Release the call with this cause.
     HangUp(Cause),
+    /// To one agent, by id: rung when ready, waited for up to `[engine] agent_wait`
+    /// while logged in but busy or not ready, then the agent's first queue takes it.
+    Agent(String),
 }
 
 /// A trunk group: channels to the network and the number presented on outbound calls.
@@ -276,6 +279,9 @@ pub struct Config {
     pub desktop_grace: Duration,
     /// A prompt played to held callers.
     pub music_on_hold: Option<String>,
+    /// How long a call sent to one agent (`agent:ID`) waits for that agent to be free
+    /// before their first queue takes it. Zero: it does not wait.
+    pub agent_wait: Duration,
     pub features: FeatureCodes,
     /// Seed for the random strategy, so runs are reproducible.
     pub seed: u64,
@@ -302,7 +308,13 @@ impl Config {
     /// Parse and validate the engine's tables of an installation file. `origin` names
     /// the file in problems.
     pub fn parse(text: &str, origin: &str) -> Result<Config, Vec<Problem>> {
-        let mut p = Parser { text, origin, problems: Vec::new(), line_starts: line_starts(text) };
+        let mut p = Parser {
+            text,
+            origin,
+            problems: Vec::new(),
+            line_starts: line_starts(text),
+            agent_ids: BTreeMap::new(),
+        };
         let cfg = p.run();
         if p.problems.is_empty() {
             Ok(cfg)
@@ -341,6 +353,7 @@ struct RawEngine {
     utc_offset: Option<S<String>>,
     inter_digit_timeout: Option<u64>,
     desktop_grace: Option<u64>,
+    agent_wait: Option<u64>,
     music_on_hold: Option<String>,
     seed: Option<u64>,
 }
@@ -527,6 +540,8 @@ struct Parser<'a> {
     origin: &'a str,
     problems: Vec<Problem>,
     line_starts: Vec<usize>,
+    /// Agent ids and whether each is in a queue, for checking `agent:ID` targets.
+    agent_ids: BTreeMap<String, bool>,
 }
 
 fn line_starts(text: &str) -> Vec<usize> {
@@ -619,6 +634,7 @@ impl<'a> Parser<'a> {
         let mut cfg = Config {
             inter_digit_timeout: Duration::from_secs(4),
             desktop_grace: Duration::from_secs(60),
+            agent_wait: Duration::from_secs(60),
             seed: 0x5eed_cafe,
             ..Config::default()
         };
@@ -636,6 +652,9 @@ impl<'a> Parser<'a> {
         cfg.music_on_hold = engine.music_on_hold.clone();
         if let Some(t) = engine.desktop_grace {
             cfg.desktop_grace = Duration::from_secs(t);
+        }
+        if let Some(t) = engine.agent_wait {
+            cfg.agent_wait = Duration::from_secs(t);
         }
         if let Some(t) = engine.inter_digit_timeout {
             cfg.inter_digit_timeout = Duration::from_secs(t);
@@ -676,6 +695,7 @@ impl<'a> Parser<'a> {
             if agent_ids.insert(a.id.get_ref().clone(), i).is_some() {
                 self.at(a.id.span(), format!("agent {:?} is defined twice", a.id.get_ref()));
             }
+            self.agent_ids.insert(a.id.get_ref().clone(), !a.queues.is_empty());
         }
         let mut group_names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, (g, _)) in raw_groups.iter().enumerate() {
@@ -1033,6 +1053,20 @@ impl<'a> Parser<'a> {
 
     fn target(&mut self, t: &S<String>, queues: &BTreeMap<String, usize>) -> Option<Target> {
         match parse_target(t.get_ref(), |n| queues.get(n).copied()) {
+            Ok(Target::Agent(id)) => match self.agent_ids.get(&id) {
+                Some(true) => Some(Target::Agent(id)),
+                Some(false) => {
+                    self.at(
+                        t.span(),
+                        format!("agent {id:?} is in no queue: an agent target needs a queue to fall back to"),
+                    );
+                    None
+                }
+                None => {
+                    self.at(t.span(), format!("no agent with id {id:?}"));
+                    None
+                }
+            },
             Ok(x) => Some(x),
             Err(msg) => {
                 self.at(t.span(), msg);
@@ -1066,12 +1100,15 @@ fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `queue:NAME`, `ivr:FLOW`, `voicemail:BOX`, `external:NUMBER`, `hangup` or `hangup:CAUSE`.
+/// `queue:NAME`, `agent:ID`, `ivr:FLOW`, `voicemail:BOX`, `external:NUMBER`, `hangup` or
+/// `hangup:CAUSE`.
 pub(crate) fn parse_target(s: &str, queue: impl Fn(&str) -> Option<usize>) -> Result<Target, String> {
-    let expected = "expected queue:NAME, ivr:FLOW, voicemail:BOX, external:NUMBER, hangup or hangup:CAUSE";
+    let expected =
+        "expected queue:NAME, agent:ID, ivr:FLOW, voicemail:BOX, external:NUMBER, hangup or hangup:CAUSE";
     let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
     match kind {
         "queue" => queue(arg).map(Target::Queue).ok_or_else(|| format!("no queue named {arg:?}")),
+        "agent" if !arg.is_empty() => Ok(Target::Agent(arg.to_string())),
         "ivr" if !arg.is_empty() => Ok(Target::Ivr(arg.to_string())),
         "voicemail" if !arg.is_empty() => Ok(Target::Voicemail(arg.to_string())),
         "external" if is_digits(arg) => Ok(Target::External(arg.to_string())),

@@ -58,8 +58,11 @@ fn run(seed: u64, steps: usize) {
             11 => Some(EventKind::Digit { ch: ts(t), digit: '1', start: Instant::ZERO, end: Instant::ZERO }),
             12 => {
                 let call = CallId(1 + rng.below(r.engine.call_count() as u64 + 3));
-                let next = ["queue:sales", "hangup", "external:0108888", "ivr:again"][rng.below(4) as usize];
-                r.engine.handle(r.now, hotline_cti::Input::IvrDone { call, next: next.into() });
+                let next =
+                    ["queue:sales", "hangup", "external:0108888", "ivr:again", "agent:1001", "agent:back"]
+                        [rng.below(6) as usize];
+                let data = [("choice".to_string(), "2".to_string())].into();
+                r.engine.handle(r.now, hotline_cti::Input::IvrDone { call, next: next.into(), data });
                 while let Some(o) = r.engine.poll_output() {
                     r.out.push(o);
                 }

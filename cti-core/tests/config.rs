@@ -164,7 +164,10 @@ fn a_call_the_ivr_is_done_with_goes_on_to_its_next_target() {
     r.offer(1, "01000000001", "4008001000");
     let call = r.engine.call_on(ts(1)).unwrap();
     r.take();
-    r.engine.handle(r.now, hotline_cti::Input::IvrDone { call, next: "queue:sales".into() });
+    r.engine.handle(
+        r.now,
+        hotline_cti::Input::IvrDone { call, next: "queue:sales".into(), data: Default::default() },
+    );
     while let Some(o) = r.engine.poll_output() {
         r.out.push(o);
     }

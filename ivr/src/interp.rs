@@ -288,30 +288,30 @@ impl Ivr {
         Ok(())
     }
 
-    /// Tell a caller waiting in a queue (not in a session) where they stand.
+    /// The language of queue announcements: the prompt set's, when there is one; with
+    /// several, the `main` flow's language if it has a set, else English if loaded.
+    pub fn announce_lang(&self) -> Lang {
+        let langs: Vec<Lang> = self.prompts.langs().collect();
+        match langs.as_slice() {
+            [only] => *only,
+            _ => {
+                let main = self.flows.flows.get("main").map(|f| f.lang);
+                main.filter(|l| langs.contains(l))
+                    .or_else(|| langs.contains(&Lang::En).then_some(Lang::En))
+                    .or_else(|| langs.first().copied())
+                    .unwrap_or(Lang::En)
+            }
+        }
+    }
+
+    /// Tell a caller waiting in a queue (not in a session) where they stand, in the
+    /// language of [`Ivr::announce_lang`].
     pub fn announce(&mut self, _now: Instant, ch: ChannelId, what: Announcement) {
         if self.by_ch.contains_key(&ch) {
             return;
         }
-        let lang = Lang::En;
-        let mut names: Vec<String> = Vec::new();
-        match what {
-            Announcement::Position { position, expected_wait } => {
-                names.push("queue_position".into());
-                say::integer(position as u64, lang, &mut names);
-                let minutes = expected_wait.as_secs().div_ceil(60).max(1);
-                names.push("queue_wait".into());
-                say::integer(minutes, lang, &mut names);
-                names.push("minutes".into());
-            }
-            Announcement::CallbackOffer => names.push("callback_offer".into()),
-            Announcement::AgentNumber { agent } => {
-                names.push("agent_number".into());
-                if let Ok(d) = say::say(say::SayKind::Digits, &agent, lang) {
-                    names.extend(d);
-                }
-            }
-        }
+        let lang = self.announce_lang();
+        let names = announcement_prompts(&what, lang);
         let queue: VecDeque<PathBuf> = names.iter().filter_map(|n| self.prompts.path(lang, n)).collect();
         if self.announcing.remove(&ch).is_some() {
             self.out.push_back(IvrOutput::Command(Command::StopPlay { ch }));
@@ -1066,5 +1066,107 @@ fn builtin_voicemail(name: &str, mailbox: &str) -> Flow {
         lang: Lang::En,
         nodes: BTreeMap::from([("leave".to_string(), node)]),
         at,
+    }
+}
+
+/// The prompts of a queue announcement, in the language's word order:
+/// "You are caller number 3. Your expected wait is 2 minutes." and
+/// "您现在排在第 三 位，预计等待 两 分钟。" (两, not 二, before the measure word).
+fn announcement_prompts(what: &Announcement, lang: Lang) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    match what {
+        Announcement::Position { position, expected_wait } => {
+            let minutes = expected_wait.as_secs().div_ceil(60).max(1);
+            names.push("queue_position".into());
+            say::integer(*position as u64, lang, &mut names);
+            if lang == Lang::Zh {
+                names.push("queue_place".into());
+            }
+            names.push("queue_wait".into());
+            match (lang, minutes) {
+                (Lang::Zh, 2) => names.push("liang".into()),
+                _ => say::integer(minutes, lang, &mut names),
+            }
+            names.push("minutes".into());
+        }
+        Announcement::CallbackOffer => names.push("callback_offer".into()),
+        Announcement::AgentNumber { agent } => {
+            names.push("agent_number".into());
+            if let Ok(d) = say::say(say::SayKind::Digits, agent, lang) {
+                names.extend(d);
+            }
+            if lang == Lang::Zh {
+                names.push("agent_number_end".into());
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompts::PromptSet;
+
+    const FLOW: &str = "[flow.main]\nstart = \"bye\"\n\n[flow.main.bye]\ntype = \"hangup\"\n";
+
+    fn ivr_with(sets: &[&str]) -> Ivr {
+        let mut prompts = Prompts::default();
+        for file in sets {
+            let text = std::fs::read_to_string(format!("{}/../prompts/{file}", env!("CARGO_MANIFEST_DIR")))
+                .expect("the shipped prompt set");
+            prompts = prompts.with(PromptSet::parse(&text, file, format!("/p/{file}")).expect("parses"));
+        }
+        Ivr::new(Flows::parse(FLOW, "t.toml").expect("flow parses"), prompts)
+    }
+
+    /// Announce and play it to the end: the prompt names in order, and their set.
+    fn heard(ivr: &mut Ivr, what: Announcement) -> Vec<String> {
+        let ch = ChannelId::e1(1, 1, 7);
+        ivr.announce(Instant::ZERO, ch, what);
+        let mut names = Vec::new();
+        while let Some(out) = ivr.poll_output() {
+            if let IvrOutput::Command(Command::Play { id, source: PlaySource::Prompt(p), .. }) = out {
+                let set = p.parent().and_then(|d| d.file_name()).unwrap().to_string_lossy().to_string();
+                names.push(format!("{set}:{}", p.file_stem().unwrap().to_string_lossy()));
+                let done = EventKind::PlayFinished { ch, id, reason: PlayEnd::Completed };
+                assert!(ivr.handle_card(Instant::ZERO, &done));
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn a_chinese_prompt_set_announces_the_queue_position_in_chinese_word_order() {
+        let mut ivr = ivr_with(&["zh.toml"]);
+        assert_eq!(ivr.announce_lang(), Lang::Zh);
+        let got =
+            heard(&mut ivr, Announcement::Position { position: 3, expected_wait: Duration::from_secs(90) });
+        let want = ["queue_position", "n3", "queue_place", "queue_wait", "liang", "minutes"];
+        assert_eq!(got, want.map(|n| format!("zh.toml:{n}")));
+        let got = heard(&mut ivr, Announcement::AgentNumber { agent: "1002".into() });
+        let want = ["agent_number", "n1", "n0", "n0", "n2", "agent_number_end"];
+        assert_eq!(got, want.map(|n| format!("zh.toml:{n}")));
+    }
+
+    #[test]
+    fn an_english_prompt_set_announces_in_english() {
+        let mut ivr = ivr_with(&["en.toml"]);
+        assert_eq!(ivr.announce_lang(), Lang::En);
+        let got =
+            heard(&mut ivr, Announcement::Position { position: 12, expected_wait: Duration::from_secs(120) });
+        let want = ["queue_position", "n12", "queue_wait", "n2", "minutes"];
+        assert_eq!(got, want.map(|n| format!("en.toml:{n}")));
+    }
+
+    #[test]
+    fn with_both_sets_the_main_flows_language_decides() {
+        let zh_main = FLOW.replace("start = ", "lang = \"zh\"\nstart = ");
+        let sets = ["en.toml", "zh.toml"];
+        let mut ivr = ivr_with(&sets);
+        assert_eq!(ivr.announce_lang(), Lang::En, "the main flow is in English by default");
+        ivr.flows = Flows::parse(&zh_main, "t.toml").unwrap();
+        assert_eq!(ivr.announce_lang(), Lang::Zh);
+        assert_eq!(heard(&mut ivr, Announcement::CallbackOffer), vec!["zh.toml:callback_offer".to_string()]);
     }
 }

@@ -132,6 +132,11 @@ impl Prompts {
         self.tts.as_ref()
     }
 
+    /// The languages with a prompt set.
+    pub fn langs(&self) -> impl Iterator<Item = Lang> + '_ {
+        self.sets.keys().copied()
+    }
+
     /// The file for a prompt in a language (the language's set, else any set that has it).
     pub fn path(&self, lang: Lang, name: &str) -> Option<PathBuf> {
         if let Some(s) = self.sets.get(&lang) {

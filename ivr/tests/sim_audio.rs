@@ -197,8 +197,8 @@ impl Center {
                     IvrOutput::Voicemail(v) => self.seen.voicemail.push(v),
                     IvrOutput::Synthesize(_) => panic!("TTS is off"),
                     IvrOutput::Done { call, next, data } => {
-                        self.seen.done.push((call, next.clone(), data));
-                        self.engine.handle(self.now, Input::IvrDone { call: CallId(call), next });
+                        self.seen.done.push((call, next.clone(), data.clone()));
+                        self.engine.handle(self.now, Input::IvrDone { call: CallId(call), next, data });
                     }
                 }
             }

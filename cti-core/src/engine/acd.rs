@@ -61,6 +61,9 @@ pub(crate) struct Agent {
     pub pending_logout: bool,
     /// The end of the minimum after-call work of the last call.
     pub ready_not_before: Instant,
+    /// Calls sent to this agent in particular (`agent:ID`), oldest first, waiting for
+    /// them to be ready.
+    pub awaiting: std::collections::VecDeque<CallId>,
 }
 
 use hotline_drivers::Instant;
@@ -93,6 +96,7 @@ impl Agent {
             grace_gen: 0,
             pending_logout: false,
             ready_not_before: Instant::ZERO,
+            awaiting: std::collections::VecDeque::new(),
         }
     }
 }
@@ -212,8 +216,26 @@ impl Engine {
         }
     }
 
-    /// A newly ready agent takes the oldest head-of-line call among their queues.
+    /// A newly ready agent takes the oldest call sent to them in particular, else the
+    /// oldest head-of-line call among their queues.
     fn serve_from_queues(&mut self, a: AgentIx) {
+        if let Some(&call) = self.agents[a as usize].awaiting.front() {
+            let home = self.agents[a as usize].memberships.first().map(|m| m.queue);
+            if let (Some(q), Some(_)) = (home, self.agents[a as usize].station) {
+                self.agents[a as usize].awaiting.pop_front();
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.wait_gen = 0;
+                }
+                // `offer` makes the agent not ready instead when the phone cannot ring;
+                // the call then goes to the queue rather than wait on a broken phone.
+                self.offer(q, call, a);
+                if self.calls.get(&call).is_some_and(|c| c.stage == Stage::Awaiting(a)) {
+                    self.calls.get_mut(&call).expect("checked").stage = Stage::Active;
+                    self.enqueue(call, q, EventCause::Overflow);
+                }
+                return;
+            }
+        }
         loop {
             if self.agents[a as usize].state != AgentState::Ready {
                 return;
@@ -479,6 +501,10 @@ impl Engine {
                 self.agent_call_ended(a, call);
                 Some(q)
             }
+            Stage::Awaiting(a) => {
+                self.agents[a as usize].awaiting.retain(|&x| x != call);
+                None
+            }
             _ => None,
         }
     }
@@ -556,7 +582,76 @@ impl Engine {
                 }
             }
             Target::HangUp(cause) => self.clear_call(call, cause),
+            Target::Agent(id) => self.offer_to_agent(call, from, &id),
         }
+    }
+
+    /// Offer a call to one agent: ring them when ready; wait for them (in their own
+    /// line, with their first queue's music) while they are logged in but busy or not
+    /// ready, for up to `agent_wait`; otherwise, or once the wait is over, their first
+    /// queue takes the call. A ring with no answer returns it to that queue as well.
+    fn offer_to_agent(&mut self, call: CallId, from: Option<DeviceId>, id: &str) {
+        let Some(&a) = self.agent_by_id.get(id) else {
+            return self.clear_call(call, hotline_drivers::Cause::NORMAL_UNSPECIFIED);
+        };
+        // The agent's first queue answers for them: ring timeout, wrap-up, overflow.
+        let Some(home) = self.agents[a as usize].memberships.first().map(|m| m.queue) else {
+            return self.clear_call(call, hotline_drivers::Cause::NORMAL_UNSPECIFIED);
+        };
+        self.line_seq += 1;
+        let seq = self.line_seq;
+        let now = self.now;
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        c.stage = Stage::Active;
+        c.queue = Some(home);
+        c.tried.clear();
+        c.queued_at = Some(now);
+        // Should the agent miss it, it heads the queue: the caller has waited already.
+        c.line = (CLASS_RETURNED, seq);
+        let agent = &self.agents[a as usize];
+        let ringable = agent.station.is_some_and(|s| self.station_alertable(s));
+        if let Some(from) = from.clone() {
+            if let Some(st) = agent.station {
+                let to = DeviceId::Station(self.stations[st as usize].ext.clone());
+                self.emit(CstaEvent::Diverted { call, from, to, cause: EventCause::Overflow });
+            }
+        }
+        let agent = &self.agents[a as usize];
+        if agent.state == AgentState::Ready && ringable {
+            return self.offer(home, call, a);
+        }
+        let wait = self.cfg.agent_wait;
+        if agent.state == AgentState::LoggedOut || agent.station.is_none() || wait.is_zero() {
+            return self.enqueue(call, home, EventCause::Overflow);
+        }
+        let gen = self.fresh_gen();
+        let c = self.calls.get_mut(&call).expect("checked");
+        c.stage = Stage::Awaiting(a);
+        c.wait_gen = gen;
+        self.agents[a as usize].awaiting.push_back(call);
+        self.arm(now + wait, Timer::AgentWait { call, gen });
+        let music = self.queues[home as usize].conf.music.clone();
+        self.start_music(call, music);
+    }
+
+    /// A call waited long enough for its one agent (or the agent logged out): the
+    /// agent's first queue takes it.
+    pub(crate) fn on_agent_wait_over(&mut self, call: CallId) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Stage::Awaiting(a) = c.stage else { return };
+        c.stage = Stage::Active;
+        c.wait_gen = 0;
+        let home = c.queue;
+        self.agents[a as usize].awaiting.retain(|&x| x != call);
+        let Some(q) = home else {
+            return self.clear_call(call, hotline_drivers::Cause::NO_ANSWER);
+        };
+        if let Some(st) = self.agents[a as usize].station {
+            let from = DeviceId::Station(self.stations[st as usize].ext.clone());
+            let to = DeviceId::Queue(self.queues[q as usize].conf.name.clone());
+            self.emit(CstaEvent::Diverted { call, from, to, cause: EventCause::NoAnswer });
+        }
+        self.enqueue(call, q, EventCause::NoAnswer);
     }
 
     pub(crate) fn caller_channel(&self, call: CallId) -> Option<hotline_drivers::ChannelId> {
@@ -772,6 +867,11 @@ impl Engine {
     }
 
     pub(crate) fn log_out(&mut self, a: AgentIx) {
+        // Calls waiting for this agent in particular stop waiting: their queue takes them.
+        let awaiting: Vec<CallId> = self.agents[a as usize].awaiting.iter().copied().collect();
+        for call in awaiting {
+            self.on_agent_wait_over(call);
+        }
         self.agents[a as usize].pending_logout = false;
         self.agents[a as usize].client = None;
         self.agents[a as usize].grace_gen = 0;

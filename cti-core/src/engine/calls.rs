@@ -245,7 +245,8 @@ impl Engine {
             }
         }
         let c = &self.calls[&call];
-        let waiting = matches!(c.stage, Stage::Queued(_) | Stage::Offering(..) | Stage::HandedOff);
+        let waiting =
+            matches!(c.stage, Stage::Queued(_) | Stage::Offering(..) | Stage::HandedOff | Stage::Awaiting(_));
         let talkers = c.parties.iter().filter(|p| p.supervision.is_none()).count();
         if (waiting && was_caller) || (!waiting && talkers < 2) || c.parties.is_empty() {
             // Call records say who ended the call; a call Hotline ends has no such key.
@@ -266,6 +267,9 @@ impl Engine {
         if let Stage::Queued(q) = stage {
             let line = c.line;
             self.queues[q as usize].waiting.remove(&line);
+        }
+        if let Stage::Awaiting(a) = stage {
+            self.agents[a as usize].awaiting.retain(|&x| x != call);
         }
         let parties = std::mem::take(&mut c.parties);
         for (i, p) in parties.into_iter().enumerate() {
@@ -396,7 +400,7 @@ impl Engine {
             let held = c.parties.iter().any(|p| p.state == ConnectionState::Held);
             if alerting {
                 lone_tone = Some((ch, Playing::Tone(Tone::Ringback)));
-            } else if held || matches!(c.stage, Stage::Queued(_)) {
+            } else if held || matches!(c.stage, Stage::Queued(_) | Stage::Awaiting(_)) {
                 // Held: the music on hold; waiting: the queue's music. Without either a
                 // ringing tone tells the caller the line is alive.
                 let queue_music = c.queue.and_then(|q| self.queues[q as usize].conf.music.clone());

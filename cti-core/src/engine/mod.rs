@@ -29,6 +29,11 @@ use crate::csta::{AgentState, Announcement, CallId, CstaError, CstaEvent, Record
 
 pub use acd::ReadyKey;
 
+/// The prefix of call data keys that came from the IVR (the screen pop splits on it).
+pub const IVR_PREFIX: &str = "ivr.";
+/// Call data key: the agent who transferred the call into an IVR flow, for `agent:back`.
+pub const IVR_FROM_AGENT: &str = "ivr.from_agent";
+
 /// A client connection, as the runtime numbers them; responses go back to it.
 pub type ClientId = u32;
 
@@ -41,10 +46,14 @@ pub enum Input {
     Request { client: ClientId, invoke: u32, service: Service },
     /// The deadline from [`Engine::next_deadline`] has passed.
     Timeout,
-    /// The IVR (or voicemail) is done with a call it was handed: send it on to `next`,
-    /// written as in the configuration (`queue:NAME`, `external:NUMBER`, `hangup:CAUSE`,
-    /// `ivr:FLOW`, `voicemail:BOX`). An unknown call or a bad target clears the call.
-    IvrDone { call: CallId, next: String },
+    /// The IVR (or voicemail) is done with a call it was handed: attach `data` (the
+    /// variables it collected) to the call under keys prefixed `ivr.`, then send it on
+    /// to `next`, written as in the configuration (`queue:NAME`, `agent:ID`,
+    /// `external:NUMBER`, `hangup:CAUSE`, `ivr:FLOW`, `voicemail:BOX`), or `agent:back`
+    /// (also `return`): back to the agent who transferred the call into the IVR (call
+    /// data `ivr.from_agent`), else to the queue it was last in. An unknown call is
+    /// ignored; a bad target clears the call.
+    IvrDone { call: CallId, next: String, data: BTreeMap<String, String> },
     /// The card refused a command the engine gave (the runtime reports it with the
     /// error's kind). The engine undoes what depended on it: a call that could not be
     /// placed fails, a station that could not ring is passed over.
@@ -107,6 +116,8 @@ pub(crate) enum Timer {
     CallbackOffer { call: CallId, gen: u64 },
     /// An agent's desktop has been away for the grace period.
     DesktopGrace { agent: AgentIx, gen: u64 },
+    /// A call waited `agent_wait` for the one agent it was sent to.
+    AgentWait { call: CallId, gen: u64 },
 }
 
 /// A party in a call: a device's connection and, for trunks and stations, its channel.
@@ -132,6 +143,9 @@ pub(crate) enum Stage {
     Offering(QueueIx, AgentIx),
     /// Given to an IVR flow or voicemail; the IVR owns what happens next.
     HandedOff,
+    /// Sent to one agent (`agent:ID`) who is not free yet: in that agent's `awaiting`
+    /// line until they are ready or `agent_wait` passes.
+    Awaiting(AgentIx),
 }
 
 /// The bus state applied to the card for a call, to compute the next change.
@@ -357,7 +371,7 @@ impl Engine {
             Input::Timeout => {}
             Input::Card(ev) => self.on_card_event(ev.kind),
             Input::ClientGone { client } => self.client_gone(client),
-            Input::IvrDone { call, next } => self.ivr_done(call, &next),
+            Input::IvrDone { call, next, data } => self.ivr_done(call, &next, data),
             Input::CommandFailed { command, kind } => self.command_failed(command, kind),
             Input::Request { client, invoke, service } => {
                 let result = self.on_service(client, service);
@@ -467,6 +481,11 @@ impl Engine {
                     ));
                 }
             }
+            for c in &a.awaiting {
+                if self.calls.get(c).map(|c| c.stage) != Some(Stage::Awaiting(ai as AgentIx)) {
+                    return Err(format!("agent {} lists {c} as awaiting them wrongly", a.id));
+                }
+            }
             if matches!(a.state, AgentState::Ringing) && a.call.is_none() {
                 return Err(format!("agent {} rings with no call", a.id));
             }
@@ -506,6 +525,14 @@ impl Engine {
             if let Stage::Offering(_, a) = c.stage {
                 if self.agents[a as usize].call != Some(*id) {
                     return Err(format!("{id} offered to an agent who does not have it"));
+                }
+            }
+            if let Stage::Awaiting(a) = c.stage {
+                if !self.agents[a as usize].awaiting.contains(id) {
+                    return Err(format!(
+                        "{id} awaits agent {} but is not in their line",
+                        self.agents[a as usize].id
+                    ));
                 }
             }
         }
@@ -647,7 +674,7 @@ impl Engine {
     fn timer_live(&self, t: &Timer) -> bool {
         match *t {
             Timer::Ring { call, gen } => self.calls.get(&call).is_some_and(|c| c.ring_gen == gen),
-            Timer::MaxWait { call, gen } | Timer::NoAgents { call, gen } => {
+            Timer::MaxWait { call, gen } | Timer::NoAgents { call, gen } | Timer::AgentWait { call, gen } => {
                 self.calls.get(&call).is_some_and(|c| c.wait_gen == gen)
             }
             Timer::WrapUp { agent, gen } => self.agents[agent as usize].wrap_gen == gen,
@@ -677,6 +704,7 @@ impl Engine {
                 Timer::InterDigit { station, .. } => self.on_inter_digit_timeout(station),
                 Timer::Announce { call, gen } => self.on_announce(call, gen),
                 Timer::CallbackOffer { call, .. } => self.on_callback_offer(call),
+                Timer::AgentWait { call, .. } => self.on_agent_wait_over(call),
             }
         }
     }
@@ -846,12 +874,30 @@ impl Engine {
         }
     }
 
-    fn ivr_done(&mut self, call: CallId, next: &str) {
-        let Some(c) = self.calls.get(&call) else { return };
+    fn ivr_done(&mut self, call: CallId, next: &str, data: BTreeMap<String, String>) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
         if c.stage != Stage::HandedOff {
             return;
         }
-        match crate::config::parse_target(next, |n| self.queue_by_name.get(n).map(|&q| q as usize)) {
+        // Who transferred the call in is read before the IVR's variables land, so a
+        // flow variable cannot redirect "back".
+        let from_agent = c.data.get(IVR_FROM_AGENT).cloned();
+        for (k, v) in data {
+            // Variables the IVR was started with may already carry the prefix.
+            let key = if k.starts_with(IVR_PREFIX) { k } else { format!("{IVR_PREFIX}{k}") };
+            c.data.insert(key, v);
+        }
+        let next = match (next, from_agent, c.queue) {
+            ("agent:back" | "return", Some(agent), _) => format!("agent:{agent}"),
+            ("agent:back" | "return", None, Some(q)) => {
+                format!("queue:{}", self.queues[q as usize].conf.name)
+            }
+            _ => next.to_string(),
+        };
+        match crate::config::parse_target(&next, |n| self.queue_by_name.get(n).map(|&q| q as usize)) {
+            Ok(Target::Agent(id)) if !self.agent_by_id.contains_key(&id) => {
+                self.clear_call(call, hotline_drivers::Cause::NORMAL_UNSPECIFIED)
+            }
             Ok(target) => {
                 self.calls.get_mut(&call).expect("checked").stage = Stage::Active;
                 self.send_to_target(call, None, target);

@@ -315,8 +315,14 @@ impl Engine {
                 crate::config::Target::Voicemail(flow.to_string())
             };
             self.withdraw(call);
+            let from_agent = self.stations[s as usize].agent.map(|a| self.agents[a as usize].id.clone());
             if let Some(c) = self.calls.get_mut(&call) {
                 c.parties.retain(|p| p.device != device);
+                // Remembered so the flow can send the caller back (`agent:back`).
+                match from_agent {
+                    Some(id) => c.data.insert(super::IVR_FROM_AGENT.into(), id),
+                    None => c.data.remove(super::IVR_FROM_AGENT),
+                };
             }
             self.stations[s as usize].mode = StationMode::Cut { held: None };
             if let Some(a) = self.stations[s as usize].agent {
