@@ -563,7 +563,10 @@ impl Center {
             CstaEvent::HandedOff { call, to: DeviceId::Ivr(flow), ch: Some(ch) } => {
                 let Some(ivr) = self.ivr.as_mut() else {
                     // No IVR configured: nobody can take the call.
-                    self.engine.handle(now, Input::IvrDone { call: *call, next: "hangup:127".into() });
+                    self.engine.handle(
+                        now,
+                        Input::IvrDone { call: *call, next: "hangup:127".into(), data: BTreeMap::new() },
+                    );
                     return;
                 };
                 let mut vars = self.ivr_vars.clone();
@@ -577,7 +580,10 @@ impl Center {
                 }
                 if let Err(e) = ivr.start(now, call.0, *ch, flow, vars) {
                     tracing::warn!("{call}: {e}; the call is cleared");
-                    self.engine.handle(now, Input::IvrDone { call: *call, next: "hangup:127".into() });
+                    self.engine.handle(
+                        now,
+                        Input::IvrDone { call: *call, next: "hangup:127".into(), data: BTreeMap::new() },
+                    );
                 }
             }
             CstaEvent::CallCleared { call, .. } => {
@@ -611,28 +617,27 @@ impl Center {
                 }));
             }
             IvrOutput::Voicemail(left) => {
+                if let Some(cdr) = self.cdr.as_mut() {
+                    let note = crate::cdr::VoicemailNote {
+                        mailbox: left.mailbox.clone(),
+                        path: left.path.display().to_string(),
+                        duration_ms: left.duration.as_millis() as i64,
+                        caller: left.caller.clone(),
+                        access: left.dnis.clone(),
+                    };
+                    cdr.voicemail(self.now, left.call, note);
+                }
                 self.out.push_back(CenterOutput::Voicemail { at_unix_ms: at, left })
             }
             IvrOutput::Node { call, flow, node } => {
+                if let Some(cdr) = self.cdr.as_mut() {
+                    cdr.ivr_node(self.now, call, &flow, &node);
+                }
                 self.out.push_back(CenterOutput::IvrNode { at_unix_ms: at, call, flow, node })
             }
             IvrOutput::Done { call, next, data } => {
-                // What the IVR collected travels with the call, under `ivr.` keys.
-                for (key, value) in data {
-                    self.engine.handle(
-                        self.now,
-                        Input::Request {
-                            client: INTERNAL_CLIENT,
-                            invoke: 0,
-                            service: crate::csta::Service::SetCallData {
-                                call: CallId(call),
-                                key: format!("ivr.{key}"),
-                                value,
-                            },
-                        },
-                    );
-                }
-                self.engine.handle(self.now, Input::IvrDone { call: CallId(call), next });
+                // What the IVR collected travels with the call (under `ivr.` keys).
+                self.engine.handle(self.now, Input::IvrDone { call: CallId(call), next, data });
             }
         }
     }
