@@ -889,8 +889,9 @@ fn split_ivr_data(data: BTreeMap<String, String>) -> (BTreeMap<String, String>, 
     (ivr, attached)
 }
 
-/// Recorder ids of voicemail messages start here, far above the store's recording ids.
-const IVR_RECORDING_IDS: u64 = 1 << 48;
+/// Recorder ids of voicemail messages start here, far above the store's recording ids
+/// and still distinct as 32-bit tap ids.
+const IVR_RECORDING_IDS: u64 = 1 << 31;
 
 fn ev_id(ev: &RecorderEvent) -> u64 {
     match ev {

@@ -519,9 +519,20 @@ impl Ivr {
         self.pump(now, call);
     }
 
-    /// The engine took the call away, or it cleared.
+    /// The engine took the call away, or it cleared. A voicemail being recorded is
+    /// kept until its result arrives.
     pub fn stop(&mut self, call: u64) {
-        if let Some(s) = self.sessions.remove(&call) {
+        let recording_vm =
+            self.sessions.get(&call).is_some_and(|s| matches!(s.phase, Phase::Voicemail { .. }));
+        if recording_vm {
+            // The message being recorded is still the caller's: keep the session until
+            // its result arrives (`handle_recorded`), as when the caller hangs up.
+            if let Some(s) = self.sessions.get_mut(&call) {
+                s.gone = true;
+                s.deadline = None;
+                self.by_ch.remove(&s.ch);
+            }
+        } else if let Some(s) = self.sessions.remove(&call) {
             self.by_ch.remove(&s.ch);
         }
     }
