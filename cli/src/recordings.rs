@@ -168,15 +168,18 @@ pub fn run(cmd: RecordingsCommand) -> CliResult<String> {
     }
 }
 
-/// Playback needs the sound card, which is the recorder crate's `audio` feature; this
-/// build has no sound output, so say how to get the audio instead.
+/// Play a recording through the sound card (a build with the `audio` feature); without
+/// it, say how to get the audio instead.
 pub fn play(path: &Path) -> CliResult<String> {
     existing(&path.to_string_lossy())?;
-    Err(CliError::failure(format!(
-        "playing needs a build with the `audio` feature (hotline-recorder, cpal); \
-         `export` writes {} as a WAV file any player opens",
-        path.display()
-    )))
+    let decoded = hotline_recorder::decode::decode_file(path).map_err(|e| CliError::input(e.to_string()))?;
+    match hotline_recorder::decode::play(&decoded) {
+        Ok(()) => Ok(format!("played {}\n", path.display())),
+        Err(e) => Err(CliError::failure(format!(
+            "{e}; `export` writes {} as a WAV file any player opens",
+            path.display()
+        ))),
+    }
 }
 
 /// Write the recording at `src` to `out` as 16-bit PCM WAV (MP3 copied unchanged).
