@@ -357,7 +357,9 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         let mut last_tick = Instant::now();
         loop {
-            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+            // Output left over from a busy turn: look at the sockets without waiting.
+            let wait = if self.dirty.is_empty() { TICK } else { Duration::ZERO };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("link: poll failed: {e}");
                     return;
@@ -383,11 +385,7 @@ impl Server {
                     }
                 }
             }
-            // Cleared before draining: a message sent after this wakes the poll again.
-            self.shared.notified.store(false, Ordering::SeqCst);
-            while let Ok(msg) = self.rx.try_recv() {
-                self.handle_msg(msg);
-            }
+            self.take_messages();
             while let Ok(d) = self.auth_rx.try_recv() {
                 self.auth_done(d);
             }
@@ -713,18 +711,40 @@ impl Server {
         }
     }
 
+    /// Everything the engine thread has sent so far.
+    fn take_messages(&mut self) {
+        // Cleared before draining: a message sent after this wakes the poll again.
+        self.shared.notified.store(false, Ordering::SeqCst);
+        while let Ok(msg) = self.rx.try_recv() {
+            self.handle_msg(msg);
+        }
+    }
+
     /// Write what this turn queued: one write per connection, oldest connection first.
+    /// Writing to many sockets takes a while, and one card event usually brings a few
+    /// engine events in quick succession; messages that arrive meanwhile are taken in
+    /// between, so connections not yet written get them in the same write instead of
+    /// waiting for another round over every connection.
     fn flush(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        dirty.sort_unstable();
-        for id in dirty.drain(..) {
-            let Some(c) = self.conns.get_mut(&id) else { continue };
-            c.dirty = false;
-            if !c.dead && c.pipe.push().is_err() {
-                c.dead = true;
+        for _ in 0..4 {
+            let mut batch = std::mem::take(&mut self.dirty);
+            if batch.is_empty() {
+                return;
+            }
+            batch.sort_unstable();
+            for (n, id) in batch.iter().enumerate() {
+                if n % 32 == 31 && !self.rx.is_empty() {
+                    self.take_messages();
+                }
+                let Some(c) = self.conns.get_mut(id) else { continue };
+                c.dirty = false;
+                if !c.dead && c.pipe.push().is_err() {
+                    c.dead = true;
+                }
             }
         }
-        self.dirty = dirty;
+        // Still more (a steady stream): the rest goes out on the next turn, which does
+        // not wait (see `run`), so sockets and requests are not starved meanwhile.
     }
 
     fn reply(&mut self, id: u32, invoke: u32, result: Value) {
