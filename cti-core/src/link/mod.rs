@@ -365,6 +365,9 @@ pub(crate) struct Shared {
     pub stop: AtomicBool,
     /// Messages the engine thread could not hand over (channel full).
     pub lost: AtomicU64,
+    /// Set by the engine thread when it wakes the server, cleared by the server before
+    /// it drains the channel: a burst of messages costs one wake-up, not one each.
+    pub notified: AtomicBool,
 }
 
 /// The engine thread's handle on the link server.
@@ -394,8 +397,10 @@ impl LinkHandle {
             }
             Err(TrySendError::Disconnected(_)) => return,
         }
-        // A failed wake means the poll is gone; the server is shutting down.
-        let _ = self.shared.waker.wake();
+        if !self.shared.notified.swap(true, Ordering::SeqCst) {
+            // A failed wake means the poll is gone; the server is shutting down.
+            let _ = self.shared.waker.wake();
+        }
     }
 
     pub fn addrs(&self) -> LinkAddrs {

@@ -6,7 +6,7 @@
 //! queue (`Pipe`), written to the socket as far as it takes it; the queue's size is what
 //! the slow-client limit checks, so memory per connection stays bounded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -87,6 +87,77 @@ impl Write for Pipe {
     }
 }
 
+/// Which connections watch what, so an event is matched to its subscribers without
+/// looking at every connection. Counts, because one connection may hold several monitors
+/// on the same target. Kept in step with each `Conn::monitors` (the source of truth).
+#[derive(Default)]
+struct MonitorIndex {
+    all: BTreeMap<u32, u32>,
+    devices: HashMap<String, BTreeMap<u32, u32>>,
+    agents: HashMap<String, BTreeMap<u32, u32>>,
+    queues: HashMap<String, BTreeMap<u32, u32>>,
+}
+
+impl MonitorIndex {
+    fn add(&mut self, conn: u32, target: &Target) {
+        let set = match target {
+            Target::All => &mut self.all,
+            Target::Device(k) => self.devices.entry(k.clone()).or_default(),
+            Target::Agent(k) => self.agents.entry(k.clone()).or_default(),
+            Target::Queue(k) => self.queues.entry(k.clone()).or_default(),
+        };
+        *set.entry(conn).or_default() += 1;
+    }
+
+    fn remove(&mut self, conn: u32, target: &Target) {
+        fn dec(set: &mut BTreeMap<u32, u32>, conn: u32) {
+            if let Some(n) = set.get_mut(&conn) {
+                *n -= 1;
+                if *n == 0 {
+                    set.remove(&conn);
+                }
+            }
+        }
+        fn dec_in(map: &mut HashMap<String, BTreeMap<u32, u32>>, key: &str, conn: u32) {
+            if let Some(set) = map.get_mut(key) {
+                dec(set, conn);
+                if set.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        match target {
+            Target::All => dec(&mut self.all, conn),
+            Target::Device(k) => dec_in(&mut self.devices, k, conn),
+            Target::Agent(k) => dec_in(&mut self.agents, k, conn),
+            Target::Queue(k) => dec_in(&mut self.queues, k, conn),
+        }
+    }
+
+    /// The connections with a monitor that an event of `scope` matches, in connection
+    /// order (oldest first).
+    fn candidates(&self, scope: &Scope) -> Vec<u32> {
+        let mut out: Vec<u32> = self.all.keys().copied().collect();
+        let before = out.len();
+        let pick =
+            |map: &HashMap<String, BTreeMap<u32, u32>>, keys: &BTreeSet<String>, out: &mut Vec<u32>| {
+                for k in keys {
+                    if let Some(set) = map.get(k) {
+                        out.extend(set.keys().copied());
+                    }
+                }
+            };
+        pick(&self.devices, &scope.devices, &mut out);
+        pick(&self.agents, &scope.agents, &mut out);
+        pick(&self.queues, &scope.queues, &mut out);
+        if out.len() != before {
+            out.sort_unstable();
+            out.dedup();
+        }
+        out
+    }
+}
+
 enum Proto {
     /// Newline-delimited JSON.
     Tcp,
@@ -119,6 +190,8 @@ struct Conn {
     monitors: Vec<(u32, Target)>,
     close_after_flush: bool,
     dead: bool,
+    /// Listed in `Server::dirty`: has bytes queued this poll turn.
+    dirty: bool,
 }
 
 enum PendingKind {
@@ -162,6 +235,10 @@ pub(super) struct Server {
     history: Arc<dyn History + Send + Sync>,
     shared: Arc<Shared>,
     conns: HashMap<u32, Conn>,
+    monitors: MonitorIndex,
+    /// Connections with output queued this turn; written once each at the turn's end,
+    /// so the events of one wake-up go out in one write per connection.
+    dirty: Vec<u32>,
     next_conn: u32,
     next_monitor: u32,
     next_invoke: u32,
@@ -184,7 +261,12 @@ impl Server {
     ) -> io::Result<(Server, Arc<Shared>, LinkAddrs)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let shared = Arc::new(Shared { waker, stop: AtomicBool::new(false), lost: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            waker,
+            stop: AtomicBool::new(false),
+            lost: AtomicU64::new(0),
+            notified: AtomicBool::new(false),
+        });
         let bind = |addr: Option<std::net::SocketAddr>, token: Token| -> io::Result<Option<TcpListener>> {
             let Some(addr) = addr else { return Ok(None) };
             let mut l = TcpListener::bind(addr)
@@ -254,6 +336,8 @@ impl Server {
             history,
             shared: shared.clone(),
             conns: HashMap::new(),
+            monitors: MonitorIndex::default(),
+            dirty: Vec::new(),
             next_conn: FIRST_CONN,
             next_monitor: 1,
             next_invoke: 1,
@@ -273,7 +357,9 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         let mut last_tick = Instant::now();
         loop {
-            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+            // Output left over from a busy turn: look at the sockets without waiting.
+            let wait = if self.dirty.is_empty() { TICK } else { Duration::ZERO };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("link: poll failed: {e}");
                     return;
@@ -299,9 +385,7 @@ impl Server {
                     }
                 }
             }
-            while let Ok(msg) = self.rx.try_recv() {
-                self.handle_msg(msg);
-            }
+            self.take_messages();
             while let Ok(d) = self.auth_rx.try_recv() {
                 self.auth_done(d);
             }
@@ -327,6 +411,7 @@ impl Server {
                 last_tick = Instant::now();
                 self.idle_check();
             }
+            self.flush();
             self.reap();
             if self.shared.stop.load(Ordering::SeqCst) {
                 let ids: Vec<u32> = self.conns.keys().copied().collect();
@@ -374,6 +459,7 @@ impl Server {
                             monitors: Vec::new(),
                             close_after_flush: false,
                             dead: false,
+                            dirty: false,
                         },
                     );
                 }
@@ -591,7 +677,6 @@ impl Server {
     /// Queue one message for a connection; drop the connection when it is too far
     /// behind.
     fn send_to(&mut self, id: u32, text: &str) {
-        let max_queued = self.cfg.max_queued;
         let Some(c) = self.conns.get_mut(&id) else { return };
         if c.dead || c.close_after_flush {
             return;
@@ -609,12 +694,57 @@ impl Server {
             }
             Proto::Http => return,
         }
-        if c.pipe.push().is_err() {
-            c.dead = true;
-        } else if c.pipe.pending() > max_queued {
+        self.queued(id);
+    }
+
+    /// Note that a connection has output queued this turn (it is written by `flush`),
+    /// and drop it when it is too far behind.
+    fn queued(&mut self, id: u32) {
+        let max_queued = self.cfg.max_queued;
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.pipe.pending() > max_queued {
             tracing::info!("link: connection {id} dropped: {} bytes unsent (slow client)", c.pipe.pending());
             c.dead = true;
+        } else if !c.dirty {
+            c.dirty = true;
+            self.dirty.push(id);
         }
+    }
+
+    /// Everything the engine thread has sent so far.
+    fn take_messages(&mut self) {
+        // Cleared before draining: a message sent after this wakes the poll again.
+        self.shared.notified.store(false, Ordering::SeqCst);
+        while let Ok(msg) = self.rx.try_recv() {
+            self.handle_msg(msg);
+        }
+    }
+
+    /// Write what this turn queued: one write per connection, oldest connection first.
+    /// Writing to many sockets takes a while, and one card event usually brings a few
+    /// engine events in quick succession; messages that arrive meanwhile are taken in
+    /// between, so connections not yet written get them in the same write instead of
+    /// waiting for another round over every connection.
+    fn flush(&mut self) {
+        for _ in 0..4 {
+            let mut batch = std::mem::take(&mut self.dirty);
+            if batch.is_empty() {
+                return;
+            }
+            batch.sort_unstable();
+            for (n, id) in batch.iter().enumerate() {
+                if n % 32 == 31 && !self.rx.is_empty() {
+                    self.take_messages();
+                }
+                let Some(c) = self.conns.get_mut(id) else { continue };
+                c.dirty = false;
+                if !c.dead && c.pipe.push().is_err() {
+                    c.dead = true;
+                }
+            }
+        }
+        // Still more (a steady stream): the rest goes out on the next turn, which does
+        // not wait (see `run`), so sockets and requests are not starved meanwhile.
     }
 
     fn reply(&mut self, id: u32, invoke: u32, result: Value) {
@@ -723,16 +853,23 @@ impl Server {
                 self.next_monitor += 1;
                 let snapshot = self.model.snapshot(&target);
                 if let Some(c) = self.conns.get_mut(&id) {
+                    self.monitors.add(id, &target);
                     c.monitors.push((m, target));
                 }
                 self.reply(id, invoke, json!({"monitor": m, "snapshot": snapshot}));
             }
             Request::MonitorStop(m) => {
-                let removed = self.conns.get_mut(&id).is_some_and(|c| {
-                    let before = c.monitors.len();
-                    c.monitors.retain(|(x, _)| *x != m);
-                    c.monitors.len() != before
-                });
+                let removed = match self.conns.get_mut(&id) {
+                    Some(c) => match c.monitors.iter().position(|(x, _)| *x == m) {
+                        Some(i) => {
+                            let (_, target) = c.monitors.remove(i);
+                            self.monitors.remove(id, &target);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => false,
+                };
                 if removed {
                     self.reply(id, invoke, json!({}));
                 } else {
@@ -980,18 +1117,52 @@ impl Server {
     /// lowest monitor id), and to the connections of `also` (an agent) without one.
     fn fan_out(&mut self, scope: &Scope, body: &str, also: Option<&str>) {
         let mut out: Vec<(u32, Option<u32>)> = Vec::new();
-        for (id, c) in &self.conns {
-            let Some(s) = &c.session else { continue };
+        for id in self.monitors.candidates(scope) {
+            let Some(c) = self.conns.get(&id) else { continue };
+            if c.session.is_none() {
+                continue;
+            }
             let m = c.monitors.iter().filter(|(_, t)| self.model.matches(t, scope)).map(|(m, _)| *m).min();
-            if m.is_some() || also == Some(s.user.as_str()) {
-                out.push((*id, m));
+            if m.is_some() {
+                out.push((id, m));
             }
         }
+        if let Some(user) = also {
+            // The agent's own connections hear it even without a monitor. Rare (screen
+            // pops): a scan is fine.
+            let mut own: Vec<u32> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.session.as_ref().is_some_and(|s| s.user == user))
+                .map(|(id, _)| *id)
+                .filter(|id| !out.iter().any(|(o, _)| o == id))
+                .collect();
+            own.sort_unstable();
+            out.extend(own.into_iter().map(|id| (id, None)));
+        }
         for (id, m) in out {
-            match m {
-                Some(m) => self.send_to(id, &format!("{{\"monitor\":{m},{}", &body[1..])),
-                None => self.send_to(id, body),
+            self.queue_event(id, m, body);
+        }
+    }
+
+    /// Queue an event body (serialized once for all subscribers) for a connection,
+    /// with its monitor id written in front: `{"monitor":N,` + the body after its `{`.
+    fn queue_event(&mut self, id: u32, monitor: Option<u32>, body: &str) {
+        let Some(m) = monitor else { return self.send_to(id, body) };
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if let Proto::Tcp = c.proto {
+            if c.dead || c.close_after_flush {
+                return;
             }
+            let out = &mut c.pipe.out;
+            out.extend_from_slice(b"{\"monitor\":");
+            out.extend_from_slice(m.to_string().as_bytes());
+            out.push(b',');
+            out.extend_from_slice(&body.as_bytes()[1..]);
+            out.push(b'\n');
+            self.queued(id);
+        } else {
+            self.send_to(id, &format!("{{\"monitor\":{m},{}", &body[1..]));
         }
     }
 
@@ -1078,10 +1249,12 @@ impl Server {
             PendingKind::Logout => {
                 // Logging out ends the person's session on every connection.
                 let user = self.conns.get(&p.conn).and_then(|c| c.session.as_ref()).map(|s| s.user.clone());
-                for c in self.conns.values_mut() {
+                for (id, c) in self.conns.iter_mut() {
                     if c.session.as_ref().map(|s| &s.user) == user.as_ref() {
                         c.session = None;
-                        c.monitors.clear();
+                        for (_, target) in c.monitors.drain(..) {
+                            self.monitors.remove(*id, &target);
+                        }
                     }
                 }
                 self.reply(p.conn, p.invoke, json!({}));
@@ -1130,6 +1303,9 @@ impl Server {
             .collect();
         for id in gone {
             let Some(mut c) = self.conns.remove(&id) else { continue };
+            for (_, target) in &c.monitors {
+                self.monitors.remove(id, target);
+            }
             let _ = c.pipe.push();
             let _ = self.poll.registry().deregister(&mut c.pipe.sock);
             let _ = c.pipe.sock.shutdown(std::net::Shutdown::Both);
