@@ -1,0 +1,363 @@
+//! The live center's engine thread (`hotline_cti::center::Center`: engine, IVR, call
+//! records, recording policy) driven with the card simulator in audio mode and virtual
+//! time, through the demo's IVR flow: callers' keys travel as DTMF tones, prompts are
+//! real WAV files on the line, the repair lookup asks a real local HTTP service. The
+//! recorder is stood in for by this harness (it collects the tapped frames); its own
+//! threads are tested in recorder/tests.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossbeam_channel::{unbounded, Receiver, TryRecvError};
+use hotline_cti::cdr::Outcome;
+use hotline_cti::center::{Center, CenterInput, CenterOutput, RecordingStart};
+use hotline_cti::csta::{AgentRequest, Service};
+use hotline_cti::store::StoreOp;
+use hotline_cti::{Config, Engine, Input};
+use hotline_drivers::command::TapFrame;
+use hotline_drivers::sim::SimCard;
+use hotline_drivers::{Card, CardEvent, Command, Instant};
+use hotline_recorder::{EndReason, RecorderEvent};
+
+/// Wednesday 2026-11-18 10:00 in Beijing: office hours in the demo flow.
+const WALL_MS: i64 = 1_794_967_200_000;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
+}
+
+fn installation(dir: &std::path::Path, callers: &str) -> String {
+    format!(
+        r#"
+[[card]]
+id = 1
+backend = "simulator"
+
+[[card.span]]
+span = 1
+signalling = "isdn_pri"
+
+[card.fxs]
+ports = "1-2"
+
+[simulator]
+media = "audio"
+seed = 3
+
+[[simulator.station]]
+ports = "1-2"
+answer_after_s = [1, 1]
+hang_up_after_release_s = 1
+
+{callers}
+
+[ivr]
+flows = ["{flows}"]
+prompt_dir = "{prompts}"
+voice = "tones"
+voicemail_dir = "{vm}"
+mock_repair = "127.0.0.1:0"
+
+[engine]
+utc_offset = "+08:00"
+
+[[trunk_group]]
+name = "pstn"
+channels = ["1/1/1-1/1/31"]
+
+[[station]]
+port = "1/fxs/1-2"
+extension = "2001"
+
+[[queue]]
+name = "support"
+wrap_up = 1
+
+[[queue]]
+name = "priority"
+
+[[access_number]]
+dnis = "4008001000"
+target = "ivr:main"
+
+[[vip]]
+number = "13900000001"
+
+[[agent]]
+id = "1001"
+name = "Li Wei"
+queues = {{ support = 5, priority = 5 }}
+"#,
+        flows = root().join("examples/flows/demo.toml").display(),
+        prompts = dir.join("prompts").display(),
+        vm = dir.join("voicemail").display(),
+    )
+}
+
+fn caller(at_s: u32, ani: &str, steps: &[&str]) -> String {
+    let script: Vec<String> = steps.iter().map(|s| format!("{s:?}")).collect();
+    format!(
+        "[[simulator.inbound]]\nat_s = {at_s}\ntrunk = \"1/1\"\nani = \"{ani}\"\ndnis = \"4008001000\"\n\
+         caller = {{ patience_s = 120, script = [{}] }}\n",
+        script.join(", ")
+    )
+}
+
+/// A recording the harness makes in place of the recorder: the tapped frames.
+struct Taken {
+    start: RecordingStart,
+    frames: Receiver<TapFrame>,
+    count: u64,
+    loud: u64,
+}
+
+struct Rig {
+    center: Center,
+    card: SimCard,
+    events: Receiver<CardEvent>,
+    now: Instant,
+    recordings: HashMap<u64, Taken>,
+    finished: Vec<(RecordingStart, u64, u64)>,
+    store: Vec<StoreOp>,
+    voicemail: Vec<hotline_ivr::VoicemailLeft>,
+    nodes: Vec<String>,
+    dir: PathBuf,
+}
+
+impl Rig {
+    fn new(name: &str, callers: &str) -> Rig {
+        let dir = std::env::temp_dir().join(format!("hotline-center-ivr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = installation(&dir, callers);
+        let cfg = Config::parse(&text, "center.toml").expect("valid engine tables");
+        let cards = hotline_drivers::config::parse(&text, "center.toml").expect("valid card tables");
+        let (tx, events) = unbounded();
+        let card = SimCard::from_config(&cards, 1, tx).expect("the simulated card");
+        let setup =
+            hotline_cti::install::ivr_setup(&text, "center.toml").expect("valid [ivr]").expect("an [ivr]");
+        let (ivr, vars) = setup.build().expect("the IVR starts");
+        let cdr = hotline_cti::cdr::CdrBuilder::new(WALL_MS).with_config(&cfg);
+        let policy = hotline_cti::recording::RecordingPolicy::new(
+            &cfg,
+            hotline_cti::recording::PolicySettings {
+                dir: dir.join("recordings").display().to_string(),
+                format: "wav-pcm16".into(),
+                retention: "normal".into(),
+                wall_base: WALL_MS,
+                first_id: 1,
+            },
+        );
+        let center =
+            Center::new(Engine::new(cfg), WALL_MS).with_ivr(ivr, vars).with_records(cdr, Some(policy), true);
+        let mut rig = Rig {
+            center,
+            card,
+            events,
+            now: Instant::ZERO,
+            recordings: HashMap::new(),
+            finished: Vec::new(),
+            store: Vec::new(),
+            voicemail: Vec::new(),
+            nodes: Vec::new(),
+            dir,
+        };
+        let login = AgentRequest::LogIn { station: Some("2001".into()), password: None };
+        for request in [login, AgentRequest::Ready] {
+            rig.input(Input::Request {
+                client: 9,
+                invoke: 1,
+                service: Service::SetAgentState { agent: "1001".into(), request },
+            });
+        }
+        rig
+    }
+
+    fn input(&mut self, i: Input) {
+        self.center.handle(self.now, CenterInput::Engine(i));
+        self.carry();
+    }
+
+    fn carry(&mut self) {
+        while let Some(o) = self.center.poll_output() {
+            let now = self.now;
+            match o {
+                CenterOutput::Command(c) => {
+                    if let Err(e) = self.card.execute(now, c.clone()) {
+                        let failed = Input::CommandFailed { command: c, kind: e.kind() };
+                        self.center.handle(now, CenterInput::Engine(failed));
+                    }
+                }
+                CenterOutput::Http(req) => {
+                    // The worker's job, done in line: the mock answers at once.
+                    let answer = hotline_ivr::http::perform(&req);
+                    self.center.handle(now, CenterInput::Http(answer));
+                }
+                CenterOutput::StartRecording(start) => {
+                    let (tx, rx) = unbounded();
+                    for &ch in &start.channels {
+                        let tap = Command::StartTap { ch, id: start.id as u32, sink: tx.clone() };
+                        self.card.execute(now, tap).expect("the card taps the channel");
+                    }
+                    self.recordings.insert(start.id, Taken { start, frames: rx, count: 0, loud: 0 });
+                }
+                CenterOutput::StopRecording { id } => self.finish(id, EndReason::Stopped),
+                CenterOutput::Store(op) => self.store.push(op),
+                CenterOutput::Voicemail { left, .. } => self.voicemail.push(left),
+                CenterOutput::IvrNode { node, .. } => self.nodes.push(node),
+                _ => {}
+            }
+        }
+    }
+
+    /// Collect tapped frames; a recording whose every tap has gone ends (as the
+    /// recorder ends it: `ChannelGone`).
+    fn drain_taps(&mut self) {
+        let mut gone = Vec::new();
+        for (id, t) in self.recordings.iter_mut() {
+            loop {
+                match t.frames.try_recv() {
+                    Ok(f) => {
+                        t.count += 1;
+                        if f.samples.iter().any(|s| s.unsigned_abs() > 1000) {
+                            t.loud += 1;
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        gone.push(*id);
+                        break;
+                    }
+                }
+            }
+        }
+        for id in gone {
+            self.finish(id, EndReason::ChannelGone);
+        }
+    }
+
+    fn finish(&mut self, id: u64, reason: EndReason) {
+        let Some(t) = self.recordings.remove(&id) else { return };
+        let ev = RecorderEvent::Finished {
+            id,
+            path: t.start.path.clone(),
+            duration: Duration::from_millis(20 * t.count),
+            frames: t.count,
+            dropped: 0,
+            unplaced: 0,
+            reason,
+        };
+        self.finished.push((t.start, t.count, t.loud));
+        self.center.handle(self.now, CenterInput::Recorder(ev));
+        self.carry();
+    }
+
+    fn run_until(&mut self, secs: u64) {
+        let until = Instant::from_secs(secs);
+        loop {
+            let card_next = loop {
+                let next = self.card.poll(self.now).expect("the card runs");
+                let mut any = false;
+                while let Ok(ev) = self.events.try_recv() {
+                    any = true;
+                    self.input(Input::Card(ev));
+                }
+                if !any {
+                    break next;
+                }
+            };
+            self.drain_taps();
+            if self.now >= until {
+                return;
+            }
+            let next = [card_next, self.center.next_deadline()].into_iter().flatten().min().unwrap_or(until);
+            self.now = next.min(until).max(Instant::from_micros(self.now.as_micros() + 1));
+            self.center.handle(self.now, CenterInput::Engine(Input::Timeout));
+            self.carry();
+        }
+    }
+
+    fn closed(&self) -> Vec<&hotline_cti::cdr::Cdr> {
+        self.store
+            .iter()
+            .filter_map(|op| if let StoreOp::CallClosed(c) = op { Some(&**c) } else { None })
+            .collect()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_caller_who_presses_2_reaches_the_agent_and_the_call_is_recorded_and_closed() {
+    let callers = caller(1, "13800138000", &["wait_prompt", "press 2", "wait_agent", "talk 6", "hang_up"]);
+    let mut rig = Rig::new("agent", &callers);
+    rig.run_until(60);
+
+    assert!(rig.nodes.iter().any(|n| n == "to_agent"), "the menu sent the caller on: {:?}", rig.nodes);
+    let closed = rig.closed();
+    assert_eq!(closed.len(), 1, "{closed:#?}");
+    let cdr = closed[0];
+    assert_eq!(cdr.agent.as_deref(), Some("1001"));
+    assert_eq!(cdr.queue.as_deref(), Some("support"));
+    assert_eq!(cdr.outcome, Outcome::Answered);
+    assert!(cdr.ivr_entered_ms.is_some() && cdr.ivr_left_ms.is_some(), "{cdr:#?}");
+    assert_eq!(cdr.recordings.len(), 1, "{cdr:#?}");
+
+    // The recording: the caller's trunk left, the agent's phone right, from answer to
+    // release, with the caller's speech in it.
+    assert_eq!(rig.finished.len(), 1);
+    let (start, frames, loud) = &rig.finished[0];
+    assert!(start.stereo && !start.voicemail && start.channels.len() == 2, "{start:?}");
+    assert_eq!(start.id, cdr.recordings[0]);
+    let secs = *frames as f64 * 0.02;
+    assert!((5.0..20.0).contains(&secs), "{secs} s of frames from both legs over a 6 s talk");
+    assert!(*loud > 100, "the caller talked: {loud} loud frames");
+    assert!(rig
+        .store
+        .iter()
+        .any(|op| matches!(op, StoreOp::RecordingStarted(r) if r.agent.as_deref() == Some("1001"))));
+}
+
+#[test]
+fn a_caller_who_presses_0_leaves_a_voicemail_that_reaches_the_store() {
+    let callers = caller(1, "13600136000", &["wait_prompt", "press 0", "wait_prompt", "talk 4", "hang_up"]);
+    let mut rig = Rig::new("voicemail", &callers);
+    rig.run_until(60);
+
+    assert_eq!(rig.voicemail.len(), 1, "nodes {:?}", rig.nodes);
+    let vm = &rig.voicemail[0];
+    assert_eq!(vm.mailbox, "support");
+    assert_eq!(vm.caller.as_deref(), Some("13600136000"));
+    assert!((3.5..6.0).contains(&vm.duration.as_secs_f64()), "{:?}", vm.duration);
+    let (start, _, loud) = &rig.finished[0];
+    assert!(start.voicemail && !start.stereo && *loud > 50, "{start:?}, {loud} loud frames");
+    assert!(rig
+        .store
+        .iter()
+        .any(|op| matches!(op, StoreOp::Voicemail { note, .. } if note.mailbox == "support")));
+    let closed = rig.closed();
+    assert_eq!(closed.len(), 1);
+    assert!(closed[0].agent.is_none());
+}
+
+#[test]
+fn a_caller_who_checks_a_repair_ticket_goes_through_the_http_lookup() {
+    let callers = caller(
+        1,
+        "13700137000",
+        &["wait_prompt", "press 1", "wait_prompt", "press 12345#", "wait 30", "hang_up"],
+    );
+    let mut rig = Rig::new("repair", &callers);
+    rig.run_until(80);
+
+    for node in ["ask_ticket", "lookup", "say_ticket", "say_status"] {
+        assert!(rig.nodes.iter().any(|n| n == node), "{node} not reached: {:?}", rig.nodes);
+    }
+    assert!(!rig.nodes.iter().any(|n| n == "lookup_failed"), "{:?}", rig.nodes);
+    assert!(rig.store.iter().any(|op| matches!(op, StoreOp::IvrVisit { node, .. } if node == "lookup")));
+    assert_eq!(rig.closed().len(), 1);
+}
