@@ -221,10 +221,7 @@ fn check_playable(path: &str, expect_s: Option<f64>) -> f64 {
     assert!(loud(0) > 800, "{path}: the caller's side (left) has sound ({} loud samples)", loud(0));
     assert!(loud(1) > 800, "{path}: the agent's side (right) has sound ({} loud samples)", loud(1));
     if let Some(expect) = expect_s {
-        assert!(
-            (secs - expect).abs() <= 1.0,
-            "{path}: {secs:.2} s of audio for {expect:.2} s of talk"
-        );
+        assert!((secs - expect).abs() <= 1.0, "{path}: {secs:.2} s of audio for {expect:.2} s of talk");
     }
     secs
 }
@@ -238,7 +235,13 @@ fn a_center_killed_with_sigkill_keeps_every_ended_call_and_repairs_what_was_in_p
 
     let exe = std::env::current_exe().expect("the test binary");
     let child = Command::new(exe)
-        .args(["child_runs_the_center_until_killed", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_runs_the_center_until_killed",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR, &dir)
         .stdout(Stdio::null())
         .spawn()
