@@ -257,7 +257,8 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
                 "{} recording(s) cut short by a crash were repaired in {}",
                 fixed.len(),
                 rec_cfg.dir.display()
-            )
+            );
+            index_repaired(&reader, &store_tx, &fixed);
         }
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot check {} for recordings cut short: {e}", rec_cfg.dir.display()),
@@ -362,6 +363,36 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         cards: Some(cards),
         store: Some(store_join),
     })
+}
+
+/// Give the recording index the length of each recording the crash repair finished.
+/// `Store::recover` marked them cut short but could not know how much audio reached
+/// the disk. A file is `DIR/DAY/ID.EXT` (the recording policy's naming); one whose
+/// index line has another path, or a length already, is left alone.
+fn index_repaired(
+    reader: &crate::store::Store,
+    store: &Sender<crate::store::StoreOp>,
+    fixed: &[hotline_recorder::Repaired],
+) {
+    for r in fixed.iter().filter(|r| r.problem.is_none()) {
+        let Some(id) = r.path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        let Ok(row) = reader.recording(id) else { continue };
+        if std::path::Path::new(&row.path) != r.path || row.duration_ms.is_some() {
+            continue;
+        }
+        let op = crate::store::StoreOp::RecordingFinished {
+            id,
+            duration_ms: r.duration.as_millis() as i64,
+            dropped: row.dropped.max(0) as u64,
+            cut_short: true,
+        };
+        // The writer has just started with an empty queue: this cannot be full.
+        if store.try_send(op).is_err() {
+            tracing::warn!("recording {id}: the repaired length could not be indexed");
+        }
+    }
 }
 
 struct Outs {
