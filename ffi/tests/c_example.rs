@@ -1,9 +1,9 @@
 //! The example CRM in C (ffi/examples/crm.c) and the C-level handle checks
 //! (ffi/tests/c/checks.c), built with gcc -Wall -Wextra -Werror under AddressSanitizer
 //! and UBSan against libhotline.so, run against a running `hotline serve`: the
-//! `hotline` binary as a child process, on an installation file in a temp dir (the card
-//! simulator in signalling mode, a headset station, a scripted caller who waits for an
-//! agent), its CTI link on a loopback port.
+//! `hotline` binary as a child process, on ffi/examples/center.toml copied to a temp dir
+//! (the card simulator in signalling mode, a headset station, a scripted caller who
+//! waits for an agent), its CTI link on a loopback port.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -85,64 +85,17 @@ fn finish(mut child: Child, seen: Vec<String>) -> std::process::ExitStatus {
     status
 }
 
-/// The installation the C programs run against: one E1 span and one FXS port on the
-/// card simulator in signalling mode, a headset station (off hook from the start,
-/// answered from the desktop), a queue reached by 4008001000, agent 1001 with a plain
-/// password (a test file), and one scripted caller who waits up to two minutes for an
-/// agent, so that the call is still queued whenever the CRM goes ready. The link listens
-/// on port 0 of loopback; the test reads the port back from serve's log.
-const CENTER: &str = r#"
-[[card]]
-id = 1
-backend = "simulator"
-
-[[card.span]]
-span = 1
-signalling = "isdn_pri"
-
-[card.fxs]
-ports = "1"
-
-[simulator]
-media = "signalling"
-seed = 11
-
-[[simulator.inbound]]
-at_s = 1
-trunk = "1/1"
-ani = "01066668888"
-dnis = "4008001000"
-caller = { patience_s = 120, script = ["wait_agent", "talk 60", "hang_up"] }
-
-[[simulator.station]]
-ports = "1"
-headset = true
-
-[link]
-tcp = "127.0.0.1:0"
-http = ""
-
-[[trunk_group]]
-name = "pri"
-channels = ["1/1/1-1/1/31"]
-
-[[station]]
-port = "1/fxs/1"
-extension = "2001"
-
-[[queue]]
-name = "sales"
-
-[[access_number]]
-dnis = "4008001000"
-target = "queue:sales"
-
-[[agent]]
-id = "1001"
-name = "Li Wei"
-password = "secret"
-queues = { sales = 5 }
-"#;
+/// The installation the C programs run against: ffi/examples/center.toml (the card
+/// simulator, a headset station, agent 1001, one scripted caller who waits for an
+/// agent), with the link on port 0 of loopback instead of 7001; the test reads the port
+/// back from serve's log. Its store and recordings go to serve's working directory, a
+/// temp dir.
+fn center() -> String {
+    const FILE: &str = include_str!("../examples/center.toml");
+    const PORT: &str = "tcp = \"127.0.0.1:7001\"";
+    assert!(FILE.contains(PORT), "ffi/examples/center.toml has no `{PORT}`");
+    FILE.replace(PORT, "tcp = \"127.0.0.1:0\"")
+}
 
 /// The `hotline` binary next to this test binary, built once per test run with the
 /// cargo that runs the tests (same target directory and profile). `HOTLINE_BIN` names
@@ -177,7 +130,7 @@ fn hotline_bin() -> PathBuf {
         .clone()
 }
 
-/// `hotline serve --config FILE` as a child process, on [`CENTER`] in a temp dir.
+/// `hotline serve --config FILE` as a child process, on [`center`] in a temp dir.
 struct Serve {
     child: Option<Child>,
     addr: SocketAddr,
@@ -193,16 +146,12 @@ impl Serve {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let config = dir.join("center.toml");
-        let text = format!(
-            "{CENTER}\n[store]\npath = '{}'\n\n[recording]\ndir = '{}'\n",
-            dir.join("hotline.db").display(),
-            dir.join("recordings").display()
-        );
-        std::fs::write(&config, text).expect("write the installation file");
+        std::fs::write(&config, center()).expect("write the installation file");
         let mut child = Command::new(hotline_bin())
             .arg("serve")
             .arg("--config")
             .arg(&config)
+            .current_dir(&dir)
             // On SIGTERM, the call in progress is released after a second.
             .args(["--drain-limit", "1"])
             .env("HOTLINE_LOG", "info")
