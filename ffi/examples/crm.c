@@ -8,6 +8,9 @@
  *   cc -Wall -Wextra -Iffi/include ffi/examples/crm.c -Ltarget/debug -lhotline -lpthread
  *   ./a.out 127.0.0.1 7001 1001 secret 2001
  *
+ * against `hotline serve --config ffi/examples/center.toml` (a simulated call center
+ * with one scripted caller; docs/c-api.md, "Running crm.c against hotline serve").
+ *
  * The callback runs on libhotline's callback thread, so it only copies what it needs
  * under a mutex and wakes the main thread, which does the requests. (Requests from
  * the callback are allowed too; see docs/c-api.md.)

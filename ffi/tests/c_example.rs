@@ -1,18 +1,16 @@
 //! The example CRM in C (ffi/examples/crm.c) and the C-level handle checks
 //! (ffi/tests/c/checks.c), built with gcc -Wall -Wextra -Werror under AddressSanitizer
-//! and UBSan against libhotline.so, run against a real link server and engine on
-//! loopback.
-
-mod common;
+//! and UBSan against libhotline.so, run against a running `hotline serve`: the
+//! `hotline` binary as a child process, on ffi/examples/center.toml copied to a temp dir
+//! (the card simulator in signalling mode, a headset station, a scripted caller who
+//! waits for an agent), its CTI link on a loopback port.
 
 use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-use common::Center;
-use hotline_drivers::{ChannelId, EventKind};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// target/<profile>/, where cargo put libhotline.so next to the test binary's deps/.
 fn target_dir() -> PathBuf {
@@ -87,12 +85,163 @@ fn finish(mut child: Child, seen: Vec<String>) -> std::process::ExitStatus {
     status
 }
 
+/// The installation the C programs run against: ffi/examples/center.toml (the card
+/// simulator, a headset station, agent 1001, one scripted caller who waits for an
+/// agent), with the link on port 0 of loopback instead of 7001; the test reads the port
+/// back from serve's log. Its store and recordings go to serve's working directory, a
+/// temp dir.
+fn center() -> String {
+    const FILE: &str = include_str!("../examples/center.toml");
+    const PORT: &str = "tcp = \"127.0.0.1:7001\"";
+    assert!(FILE.contains(PORT), "ffi/examples/center.toml has no `{PORT}`");
+    FILE.replace(PORT, "tcp = \"127.0.0.1:0\"")
+}
+
+/// The `hotline` binary next to this test binary, built once per test run with the
+/// cargo that runs the tests (same target directory and profile). `HOTLINE_BIN` names
+/// another one instead (e.g. an installed release build).
+fn hotline_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("HOTLINE_BIN") {
+                return PathBuf::from(bin);
+            }
+            let profile_dir = target_dir();
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "hotline", "--bin", "hotline", "--target-dir"])
+                .arg(profile_dir.parent().expect("target/<profile>/"))
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") => {}
+                Some("release") => {
+                    cmd.arg("--release");
+                }
+                Some(other) => {
+                    cmd.args(["--profile", other]);
+                }
+                None => panic!("no profile directory in {}", profile_dir.display()),
+            }
+            let status = cmd.status().expect("cargo runs");
+            assert!(status.success(), "`cargo build -p hotline` failed: {status}");
+            profile_dir.join("hotline")
+        })
+        .clone()
+}
+
+/// `hotline serve --config FILE` as a child process, on [`center`] in a temp dir.
+struct Serve {
+    child: Option<Child>,
+    addr: SocketAddr,
+    dir: PathBuf,
+    /// Serve's log (stderr), for the failure messages.
+    log: Arc<Mutex<Vec<String>>>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Serve {
+    fn start(name: &str) -> Serve {
+        let dir = std::env::temp_dir().join(format!("hotline-c-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let config = dir.join("center.toml");
+        std::fs::write(&config, center()).expect("write the installation file");
+        let mut child = Command::new(hotline_bin())
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(&dir)
+            // On SIGTERM, the call in progress is released after a second.
+            .args(["--drain-limit", "1"])
+            .env("HOTLINE_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run `hotline serve`");
+        let mut out = child.stdout.take().expect("piped stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let err = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                keep.lock().unwrap_or_else(|e| e.into_inner()).push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut serve = Serve {
+            child: Some(child),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dir,
+            log,
+            stdout: Some(stdout),
+        };
+        // "serving FILE: CTI link on 127.0.0.1:PORT, web pages on -"
+        let deadline = Instant::now() + Duration::from_secs(30);
+        serve.addr = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("`hotline serve` reported no CTI link; log: {:#?}", serve.log()));
+            if let Some(rest) = line.split("CTI link on ").nth(1) {
+                let addr = rest.split([',', ' ']).next().unwrap_or_default();
+                break addr.parse().unwrap_or_else(|_| panic!("an address in {line:?}"));
+            }
+        };
+        serve
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// SIGTERM, as an operator would: serve drains (the call in progress has a second)
+    /// and exits. Its exit status and stdout.
+    fn stop(&mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("serve runs");
+        let term =
+            Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill(1) runs");
+        assert!(term.success(), "kill -TERM {} failed", child.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for serve") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`hotline serve` did not stop within 20 s of SIGTERM; log: {:#?}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let out = self.stdout.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        (status, out)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
-fn the_c_crm_prints_the_screen_pop_and_answers_the_call() {
-    let center = Center::start();
+fn the_c_crm_gets_the_scripted_callers_pop_from_hotline_serve_and_answers_the_call() {
     let exe = build_c("examples/crm.c", "crm");
+    let mut serve = Serve::start("crm");
     let mut child = Command::new(&exe)
-        .args(["127.0.0.1", &center.port.to_string(), "1001", "secret", "2001"])
+        .args(["127.0.0.1", &serve.addr.port().to_string(), "1001", "secret", "2001"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -102,14 +251,7 @@ fn the_c_crm_prints_the_screen_pop_and_answers_the_call() {
     assert!(wait_line(&rx, "connected to 127.0.0.1:", &mut seen).contains("libhotline 0.1.0"));
     wait_line(&rx, "agent 1001 ready at station:2001", &mut seen);
 
-    // The agent wears a headset: the station is off hook when the call arrives.
-    center.card(EventKind::OffHook { ch: ChannelId::fxs(1, 1) });
-    center.card(EventKind::Offered {
-        ch: ChannelId::e1(1, 1, 1),
-        ani: Some("01066668888".into()),
-        dnis: "4008001000".into(),
-        category: Default::default(),
-    });
+    // The simulated caller (at 1 s) waits in the queue until the agent is ready.
     let pop = wait_line(&rx, "screen pop: call ", &mut seen);
     assert!(pop.contains("from 01066668888 to 4008001000"), "{pop}");
     let call: u64 = pop["screen pop: call ".len()..]
@@ -117,17 +259,28 @@ fn the_c_crm_prints_the_screen_pop_and_answers_the_call() {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("a call number in {pop:?}"));
-    assert!(wait_line(&rx, "  previous contacts: ", &mut seen).ends_with("[]"));
+    wait_line(&rx, "  previous contacts: ", &mut seen);
+    // crm.c prints this only after the ESTABLISHED event at station:2001.
     assert_eq!(wait_line(&rx, "answered call ", &mut seen), format!("answered call {call}"));
     finish(child, seen);
+
+    let (status, out) = serve.stop();
+    assert!(status.success(), "serve exited with {status}; stdout {out}\nlog: {:#?}", serve.log());
+    assert!(out.contains("stopped; 0 calls still in the engine"), "{out}");
+    // The store has the call, taken by agent 1001.
+    let store = hotline_cti::store::Store::open(serve.dir.join("hotline.db")).expect("the store");
+    let contacts = store.previous_contacts("01066668888", 5).expect("query");
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0].call, call);
+    assert_eq!(contacts[0].agent.as_deref(), Some("1001"), "{contacts:?}");
 }
 
 #[test]
-fn null_and_stale_handles_are_refused_in_c() {
-    let center = Center::start();
+fn null_and_stale_handles_are_refused_in_c_against_hotline_serve() {
     let exe = build_c("tests/c/checks.c", "checks");
+    let mut serve = Serve::start("checks");
     let mut child = Command::new(&exe)
-        .args(["127.0.0.1", &center.port.to_string(), "1001"])
+        .args(["127.0.0.1", &serve.addr.port().to_string(), "1001"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -137,4 +290,6 @@ fn null_and_stale_handles_are_refused_in_c() {
     assert_eq!(wait_line(&rx, "0 failed", &mut seen), "0 failed");
     assert!(seen.iter().filter(|l| l.starts_with("ok: ")).count() >= 30, "{seen:#?}");
     finish(child, seen);
+    let (status, out) = serve.stop();
+    assert!(status.success(), "serve exited with {status}; stdout {out}\nlog: {:#?}", serve.log());
 }
