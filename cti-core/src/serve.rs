@@ -628,9 +628,12 @@ struct StoreHistory {
 impl History for StoreHistory {
     fn previous_contacts(&self, number: &str) -> Vec<crate::link::Contact> {
         let Ok(store) = self.store.lock() else { return Vec::new() };
-        match store.previous_contacts(number, 10) {
+        match store.previous_contacts(number, 11) {
             Ok(rows) => rows
                 .into_iter()
+                // The call being popped is in progress: it is not a previous contact.
+                .filter(|c| c.outcome.is_some())
+                .take(10)
                 .map(|c| crate::link::Contact {
                     call: c.call,
                     at_unix_ms: c.arrived_ms,
