@@ -115,7 +115,9 @@ function setAgent(a) {
   const prev = board.agents.get(a.agent) || { agent: a.agent };
   const next = Object.assign({}, prev);
   for (const k of ["name", "station", "state", "reason"]) if (a[k] !== undefined) next[k] = a[k];
-  next.since = parseTime(a.since) ?? prev.since ?? clockSkew.now();
+  // An agent who never logged in has no meaningful "since" (the epoch).
+  const since = parseTime(a.since);
+  next.since = since > 0 ? since : a.since === undefined ? prev.since : undefined;
   board.agents.set(a.agent, next);
 }
 
@@ -144,7 +146,9 @@ function renderAgents() {
         el("td", {}, a.name || ""),
         el("td", {}, a.station || ""),
         el("td", { class: "agent-state" }, el("span", { class: `state ${state.replaceAll(" ", "-")}` }, state), a.reason ? ` (${a.reason})` : ""),
-        el("td", { class: "duration", dataset: { since: a.since } }, formatDuration(clockSkew.now() - a.since)),
+        a.since === undefined
+          ? el("td", { class: "muted" }, "—")
+          : el("td", { class: "duration", dataset: { since: a.since } }, formatDuration(clockSkew.now() - a.since)),
         el(
           "td",
           { class: "buttons" },
@@ -229,7 +233,12 @@ const callEvents = {
     c.parties.set(m.calling, "connected");
   },
   Delivered: (m) => call(m.call, m).parties.set(m.alerting, "alerting"),
-  Established: (m) => call(m.call, m).parties.set(m.answering, "connected"),
+  Established: (m) => {
+    const c = call(m.call, m);
+    c.parties.set(m.answering, "connected");
+    // Answered: the call has left its queue.
+    for (const d of [...c.parties.keys()]) if (d.startsWith("queue:")) c.parties.delete(d);
+  },
   Queued: (m) => {
     const c = call(m.call, m);
     c.queue = m.queue;
