@@ -118,13 +118,7 @@ pub fn run(cmd: RecordingsCommand) -> CliResult<String> {
         RecordingsCommand::List { agent, queue, caller, tag, range, format, store } => {
             let o = store.open()?;
             let off = offset(&o);
-            let (from, to) = match (&range.from, &range.to) {
-                (None, None) => (None, None),
-                _ => {
-                    let (f, t) = range.resolve(off)?;
-                    (Some(f), Some(t))
-                }
-            };
+            let (from, to) = range.resolve_if_given(off)?;
             let f = RecordingFilter { from_ms: from, to_ms: to, agent, queue, caller, tag };
             let rows: Vec<Line> = o
                 .store

@@ -75,13 +75,7 @@ pub fn run(cmd: VoicemailCommand) -> CliResult<String> {
         VoicemailCommand::List { mailbox, queue, caller, unheard, range, format, store } => {
             let o = store.open()?;
             let off = o.cfg.as_ref().map_or(0, |c| c.utc_offset_secs);
-            let (from, to) = match (&range.from, &range.to) {
-                (None, None) => (None, None),
-                _ => {
-                    let (f, t) = range.resolve(off)?;
-                    (Some(f), Some(t))
-                }
-            };
+            let (from, to) = range.resolve_if_given(off)?;
             let f = VoicemailFilter { from_ms: from, to_ms: to, mailbox, queue, caller, unheard };
             let rows: Vec<Line> = o
                 .store

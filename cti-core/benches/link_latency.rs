@@ -4,6 +4,11 @@
 //! (the bar: p99 under 2 ms). The probe is the last client to connect, and the server
 //! writes to connections oldest first, so the figure is that of the last socket written
 //! (the whole fan-out). `LINK_BENCH_CLIENTS=100` runs it with another client count.
+//!
+//! `LINK_BENCH_MIX=1` measures a call center's mix instead: of the clients, one in
+//! twenty is a supervisor monitoring everything and the rest are agent desktops, each
+//! logged in at its own station and monitoring itself; the probe is the desktop of the
+//! agent the call is delivered to (the screen pop's path).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -22,6 +27,50 @@ const CLIENTS: usize = 1000;
 
 fn clients() -> usize {
     std::env::var("LINK_BENCH_CLIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(CLIENTS)
+}
+
+fn mix() -> bool {
+    std::env::var("LINK_BENCH_MIX").is_ok_and(|v| v != "0")
+}
+
+/// The mix's installation: agent 1001 in `sales` (the probe), agents 1002.. in
+/// `other` (logged in, never offered the bench's calls), a station each.
+fn mix_config(agents: usize) -> String {
+    let mut t = String::from(CONFIG);
+    t = t.replace("port = \"1/fxs/1\"", &format!("port = \"1/fxs/1-{agents}\""));
+    t.push_str("\n[[queue]]\nname = \"other\"\n");
+    for i in 1..agents {
+        t.push_str(&format!(
+            "\n[[agent]]\nid = \"{}\"\nname = \"Agent {i}\"\npassword = \"agent\"\nqueues = {{ other = 5 }}\n",
+            1001 + i
+        ));
+    }
+    t
+}
+
+/// An agent desktop: logged in at its station, monitoring itself.
+fn login_agent(addr: std::net::SocketAddr, i: usize) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    let mut r = BufReader::new(s);
+    let (agent, station) = (1001 + i, 2001 + i);
+    let login = format!(
+        "{{\"invoke\":1,\"service\":\"Login\",\"user\":\"{agent}\",\"password\":\"agent\",\"station\":\"{station}\"}}\n"
+    );
+    let monitor = format!("{{\"invoke\":2,\"service\":\"Monitor\",\"target\":{{\"agent\":\"{agent}\"}}}}\n");
+    for (req, invoke) in [(login, "\"invoke\":1"), (monitor, "\"invoke\":2")] {
+        r.get_mut().write_all(req.as_bytes()).expect("write");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            r.read_line(&mut line).expect("read");
+            if line.contains(invoke) {
+                assert!(line.contains("\"result\""), "{line}");
+                break;
+            }
+        }
+    }
+    r.into_inner()
 }
 
 const CONFIG: &str = r#"
@@ -137,7 +186,9 @@ fn wait_for(r: &mut BufReader<TcpStream>, what: &str) -> StdInstant {
 }
 
 fn main() {
-    let cfg = Config::parse(CONFIG, "bench.toml").expect("config");
+    let mix = mix();
+    let text = if mix { mix_config(clients()) } else { CONFIG.to_string() };
+    let cfg = Config::parse(&text, "bench.toml").expect("config");
     let mut lcfg = LinkConfig::new(&cfg);
     lcfg.tcp = Some("127.0.0.1:0".parse().expect("addr"));
     lcfg.http = None;
@@ -163,7 +214,15 @@ fn main() {
 
     // The other clients, drained by one thread (on readiness, like a real client would
     // wait on its socket) so none is dropped as slow and none costs CPU while idle.
-    let others: Vec<TcpStream> = (0..clients() - 1).map(|_| login(addr).into_inner()).collect();
+    let others: Vec<TcpStream> = if mix {
+        // Supervisors watching everything, one per twenty clients; agents for the rest.
+        let supervisors = (clients() / 20).max(1);
+        let mut v: Vec<TcpStream> = (0..supervisors).map(|_| login(addr).into_inner()).collect();
+        v.extend((1..clients() - supervisors).map(|i| login_agent(addr, i)));
+        v
+    } else {
+        (0..clients() - 1).map(|_| login(addr).into_inner()).collect()
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let drain = {
         let stop = stop.clone();
@@ -193,8 +252,23 @@ fn main() {
             }
         })
     };
-    let mut probe = login(addr);
-    println!("link_latency: {} clients connected and monitoring everything", clients());
+    let mut probe = if mix {
+        // The desktop of the agent who gets the calls: the screen pop's path.
+        let monitor = b"{\"invoke\":2,\"service\":\"Monitor\",\"target\":{\"agent\":\"1001\"}}\n";
+        agent.get_mut().write_all(monitor).expect("write");
+        agent
+    } else {
+        login(addr)
+    };
+    if mix {
+        println!(
+            "link_latency: {} clients connected: {} supervisors monitoring everything, the rest agent desktops monitoring themselves",
+            clients(),
+            (clients() / 20).max(1)
+        );
+    } else {
+        println!("link_latency: {} clients connected and monitoring everything", clients());
+    }
 
     let samples = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let mut c =

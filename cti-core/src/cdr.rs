@@ -560,7 +560,7 @@ impl CdrBuilder {
                     }
                     _ => {}
                 }
-                self.step(*call, at, StepKind::Rung, Some(d), Some(cause_name(*cause).into()));
+                self.step(*call, at, StepKind::Rung, Some(d), Some(cause.name().into()));
             }
             CstaEvent::Established { call, answering, .. } => {
                 self.open(now, *call, Direction::Internal);
@@ -619,7 +619,7 @@ impl CdrBuilder {
                     o.in_queue = Some(i);
                     StepKind::Queued
                 };
-                self.step(*call, at, kind, Some(d), Some(cause_name(*cause).into()));
+                self.step(*call, at, kind, Some(d), Some(cause.name().into()));
             }
             CstaEvent::Diverted { call, from, to, cause } => {
                 self.open(now, *call, Direction::Internal);
@@ -1049,24 +1049,6 @@ impl CdrBuilder {
             o.cdr.recordings.push(rec_id);
         }
         self.step(CallId(call), at, StepKind::Recording, None, Some(rec_id.to_string()));
-    }
-}
-
-fn cause_name(c: EventCause) -> &'static str {
-    match c {
-        EventCause::NewCall => "new_call",
-        EventCause::Normal => "normal",
-        EventCause::Distributed => "distributed",
-        EventCause::Overflow => "overflow",
-        EventCause::NoAnswer => "no_answer",
-        EventCause::Transfer => "transfer",
-        EventCause::Conference => "conference",
-        EventCause::Consultation => "consultation",
-        EventCause::Busy => "busy",
-        EventCause::Blocked => "blocked",
-        EventCause::CallBack => "call_back",
-        EventCause::CallNotAnswered => "call_not_answered",
-        EventCause::Redirected => "redirected",
     }
 }
 

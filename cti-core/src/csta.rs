@@ -88,6 +88,27 @@ pub enum EventCause {
     Redirected,
 }
 
+impl EventCause {
+    /// The cause's name on the wire and in call records (`new_call`, `distributed`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventCause::NewCall => "new_call",
+            EventCause::Normal => "normal",
+            EventCause::Distributed => "distributed",
+            EventCause::Overflow => "overflow",
+            EventCause::NoAnswer => "no_answer",
+            EventCause::Transfer => "transfer",
+            EventCause::Conference => "conference",
+            EventCause::Consultation => "consultation",
+            EventCause::Busy => "busy",
+            EventCause::Blocked => "blocked",
+            EventCause::CallBack => "call_back",
+            EventCause::CallNotAnswered => "call_not_answered",
+            EventCause::Redirected => "redirected",
+        }
+    }
+}
+
 /// What a not-ready agent gives as reason, or why an agent changed state.
 pub type Reason = String;
 

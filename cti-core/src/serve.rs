@@ -804,29 +804,5 @@ fn card_thread(
 
 /// The card a command is for.
 fn command_card(c: &Command) -> Option<u16> {
-    use Command::*;
-    Some(match c {
-        Accept { ch }
-        | Answer { ch }
-        | Reject { ch, .. }
-        | Release { ch, .. }
-        | PlaceCall { ch, .. }
-        | RingStation { ch, .. }
-        | StopRinging { ch }
-        | Play { ch, .. }
-        | StopPlay { ch }
-        | SendDigits { ch, .. }
-        | StartTap { ch, .. }
-        | StopTap { ch, .. }
-        | Connect { a: ch, .. }
-        | Listen { listener: ch, .. }
-        | Disconnect { ch }
-        | JoinConference { ch, .. }
-        | SetMemberRights { ch, .. }
-        | LeaveConference { ch, .. }
-        | Block { ch }
-        | Unblock { ch } => ch.card,
-        #[allow(unreachable_patterns)]
-        _ => return None,
-    })
+    c.channel().map(|ch| ch.card)
 }

@@ -937,7 +937,7 @@ impl Engine {
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (the well-known
 /// era-based conversion).
-fn civil_from_days(z: i64) -> (i32, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i32, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

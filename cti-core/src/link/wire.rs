@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::csta::{
     AgentEventKind, AgentRequest, AgentState, CallId, ConnectionState, CstaError, CstaEvent, DeviceId,
-    EventCause, Service, SupervisionMode,
+    Service, SupervisionMode,
 };
 
 /// What a monitor watches.
@@ -329,24 +329,6 @@ pub fn agent_state(s: &AgentState) -> (&'static str, Option<&str>) {
     }
 }
 
-pub fn event_cause(c: EventCause) -> &'static str {
-    match c {
-        EventCause::NewCall => "new_call",
-        EventCause::Normal => "normal",
-        EventCause::Distributed => "distributed",
-        EventCause::Overflow => "overflow",
-        EventCause::NoAnswer => "no_answer",
-        EventCause::Transfer => "transfer",
-        EventCause::Conference => "conference",
-        EventCause::Consultation => "consultation",
-        EventCause::Busy => "busy",
-        EventCause::Blocked => "blocked",
-        EventCause::CallBack => "call_back",
-        EventCause::CallNotAnswered => "call_not_answered",
-        EventCause::Redirected => "redirected",
-    }
-}
-
 pub fn supervision_mode(m: SupervisionMode) -> &'static str {
     match m {
         SupervisionMode::Monitor => "monitor",
@@ -392,7 +374,7 @@ pub fn event(ev: &CstaEvent, time: &str) -> Value {
         }
         CstaEvent::Delivered { call, alerting, calling, called, cause } => {
             json!({"event":"Delivered","call":call.0,
-            "alerting":dev(alerting),"calling":calling,"called":called,"cause":event_cause(*cause)})
+            "alerting":dev(alerting),"calling":calling,"called":called,"cause":cause.name()})
         }
         CstaEvent::Established { call, answering, calling, called } => {
             json!({"event":"Established","call":call.0,
@@ -400,11 +382,11 @@ pub fn event(ev: &CstaEvent, time: &str) -> Value {
         }
         CstaEvent::Queued { call, queue, position, cause } => {
             json!({"event":"Queued","call":call.0,"queue":queue,
-            "position":position,"cause":event_cause(*cause)})
+            "position":position,"cause":cause.name()})
         }
         CstaEvent::Diverted { call, from, to, cause } => {
             json!({"event":"Diverted","call":call.0,"from":dev(from),
-            "to":dev(to),"cause":event_cause(*cause)})
+            "to":dev(to),"cause":cause.name()})
         }
         CstaEvent::Held { call, holding } => json!({"event":"Held","call":call.0,"holding":dev(holding)}),
         CstaEvent::Retrieved { call, retrieving } => {
