@@ -67,7 +67,6 @@ pub fn now_ms() -> i64 {
 }
 
 impl RangeArgs {
-    /// (from, to) in Unix ms.
     /// The range when one was given (either end), for filters that default to all.
     pub fn resolve_if_given(&self, utc_offset_secs: i32) -> CliResult<(Option<i64>, Option<i64>)> {
         if self.from.is_none() && self.to.is_none() {
@@ -77,6 +76,7 @@ impl RangeArgs {
         Ok((Some(f), Some(t)))
     }
 
+    /// (from, to) in Unix ms.
     pub fn resolve(&self, utc_offset_secs: i32) -> CliResult<(i64, i64)> {
         let now = now_ms();
         let parse = |s: &str, what: &str| {
