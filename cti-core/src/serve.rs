@@ -92,11 +92,19 @@ pub struct Running {
     pub drained: Receiver<()>,
     to_engine: Sender<EngineMsg>,
     inputs: Sender<Input>,
+    sim_calls: Sender<SimulatedCall>,
     /// Messages dropped because a queue was full, by queue.
     pub dropped: Arc<Counters>,
     engine: Option<JoinHandle<Engine>>,
     cards: Option<JoinHandle<Result<(), String>>>,
     store: Option<JoinHandle<crate::store::WriterStats>>,
+}
+
+/// A caller to make arrive on a simulated card now (`Running::simulate_call`).
+#[derive(Debug)]
+pub struct SimulatedCall {
+    pub card: u16,
+    pub call: hotline_drivers::sim::InboundCall,
 }
 
 /// Counters of queue overflows between threads.
@@ -114,6 +122,14 @@ impl Running {
     /// A sender for engine inputs (the CTI link's requests).
     pub fn input_sender(&self) -> Sender<Input> {
         self.inputs.clone()
+    }
+
+    /// Make a caller arrive now on a simulated card (demos, tests, the web fixture);
+    /// on a hardware card it is logged and ignored.
+    pub fn simulate_call(&self, card: u16, call: hotline_drivers::sim::InboundCall) -> Result<(), String> {
+        self.sim_calls
+            .send(SimulatedCall { card, call })
+            .map_err(|_| "the card thread has stopped".to_string())
     }
 
     /// Begin a graceful drain: new calls are refused, calls in progress continue up to
@@ -184,6 +200,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     let (to_engine, control_rx) = bounded::<EngineMsg>(64);
     let (inputs_tx, inputs_rx) = bounded::<Input>(QUEUE);
     let (to_card, card_rx) = bounded::<Command>(QUEUE);
+    let (sim_calls, sim_calls_rx) = bounded::<SimulatedCall>(64);
     let (stats_tx, stats) = bounded(4);
     let (drained_tx, drained) = bounded(1);
     let dropped = Arc::new(Counters::default());
@@ -195,7 +212,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         let dropped = dropped.clone();
         std::thread::Builder::new()
             .name("hotline-cards".into())
-            .spawn(move || card_thread(cards_cfg, clock, card_rx, to_engine, ready_tx, dropped))
+            .spawn(move || card_thread(cards_cfg, clock, card_rx, sim_calls_rx, to_engine, ready_tx, dropped))
             .map_err(|e| format!("cannot start the card thread: {e}"))?
     };
     match ready_rx.recv() {
@@ -358,6 +375,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         drained,
         to_engine,
         inputs: inputs_tx,
+        sim_calls,
         dropped,
         engine: Some(engine),
         cards: Some(cards),
@@ -699,30 +717,58 @@ fn link_stats(s: &WallboardStats) -> crate::link::WallboardStats {
     }
 }
 
+/// An opened card: the simulator is kept as itself so that callers can be made to
+/// arrive on it ([`Running::simulate_call`]).
+enum Opened {
+    Sim(Box<hotline_drivers::sim::SimCard>),
+    Hardware(Box<dyn Card>),
+}
+
+impl Opened {
+    fn card(&mut self) -> &mut dyn Card {
+        match self {
+            Opened::Sim(c) => c.as_mut(),
+            Opened::Hardware(c) => c.as_mut(),
+        }
+    }
+}
+
 fn open_card(
     card: &CardConfig,
     all: &hotline_drivers::config::Config,
     tx: Sender<CardEvent>,
-) -> Result<Box<dyn Card>, String> {
+) -> Result<Opened, String> {
+    open_backend(card, all, tx.clone()).map(|c| match c {
+        Ok(sim) => Opened::Sim(sim),
+        Err(hw) => Opened::Hardware(hw),
+    })
+}
+
+type Backends = Result<Box<hotline_drivers::sim::SimCard>, Box<dyn Card>>;
+
+fn open_backend(
+    card: &CardConfig,
+    all: &hotline_drivers::config::Config,
+    tx: Sender<CardEvent>,
+) -> Result<Backends, String> {
+    let hw = |c: Result<Box<dyn Card>, String>| c.map(Err);
     match card.backend {
-        Backend::Simulator => hotline_drivers::sim::SimCard::from_config(all, card.id, tx)
-            .map(|c| Box::new(c) as Box<dyn Card>)
-            .map_err(|e| e.to_string()),
-        #[cfg(all(target_os = "linux", feature = "dahdi"))]
-        Backend::Dahdi => {
-            hotline_drivers::dahdi::DahdiCard::open_system(card, hotline_drivers::dahdi::Law::Alaw, tx)
-                .map(|c| Box::new(c) as Box<dyn Card>)
-                .map_err(|e| e.to_string())
+        Backend::Simulator => {
+            hotline_drivers::sim::SimCard::from_config(all, card.id, tx).map(|c| Ok(Box::new(c))).map_err(|e| e.to_string())
         }
+        #[cfg(all(target_os = "linux", feature = "dahdi"))]
+        Backend::Dahdi => hw(hotline_drivers::dahdi::DahdiCard::open_system(card, hotline_drivers::dahdi::Law::Alaw, tx)
+            .map(|c| Box::new(c) as Box<dyn Card>)
+            .map_err(|e| e.to_string())),
         #[cfg(feature = "synway")]
         Backend::Synway => {
             let sdk = card.sdk_path.clone().ok_or_else(|| format!("card {}: sdk_path is required", card.id))?;
-            hotline_drivers::vendor::synway::SynwayCard::open(
+            hw(hotline_drivers::vendor::synway::SynwayCard::open(
                 hotline_drivers::vendor::synway::SynwayOptions::new(card.id, sdk),
                 tx,
             )
             .map(|c| Box::new(c) as Box<dyn Card>)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string()))
         }
         other => Err(format!(
             "card {}: backend {other:?} cannot be run by `hotline serve` yet (it is not built in, \
@@ -736,12 +782,13 @@ fn card_thread(
     cfg: hotline_drivers::config::Config,
     clock: RealClock,
     commands: Receiver<Command>,
+    calls: Receiver<SimulatedCall>,
     to_engine: Sender<Input>,
     ready: Sender<Result<(), String>>,
     dropped: Arc<Counters>,
 ) -> Result<(), String> {
     let (ev_tx, ev_rx) = bounded::<CardEvent>(QUEUE);
-    let mut cards: Vec<(u16, Box<dyn Card>)> = Vec::new();
+    let mut cards: Vec<(u16, Opened)> = Vec::new();
     for c in &cfg.cards {
         match open_card(c, &cfg, ev_tx.clone()) {
             Ok(card) => cards.push((c.id, card)),
@@ -765,8 +812,14 @@ fn card_thread(
     loop {
         let now = clock.now();
         let mut next = now + Duration::from_millis(20);
+        while let Ok(call) = calls.try_recv() {
+            match cards.iter_mut().find(|(id, _)| *id == call.card) {
+                Some((_, Opened::Sim(sim))) => sim.schedule_inbound(now, call.call),
+                _ => tracing::warn!("card {}: not a simulator; no simulated caller", call.card),
+            }
+        }
         for (id, card) in cards.iter_mut() {
-            match card.poll(now) {
+            match card.card().poll(now) {
                 Ok(Some(t)) => next = next.min(t),
                 Ok(None) => {}
                 Err(e) => tracing::error!("card {id}: {e}"),
@@ -775,7 +828,8 @@ fn card_thread(
         if !forward(&ev_rx) {
             return Ok(());
         }
-        let wait = next.saturating_duration_since(clock.now());
+        // Simulated callers are asked for rarely: look for them at least every 20 ms.
+        let wait = next.saturating_duration_since(clock.now()).min(Duration::from_millis(20));
         let first = match commands.recv_timeout(wait) {
             Ok(c) => Some(c),
             Err(RecvTimeoutError::Timeout) => None,
@@ -789,7 +843,7 @@ fn card_thread(
                 let _ = to_engine.send(Input::CommandFailed { command, kind });
                 continue;
             };
-            if let Err(e) = card.execute(now, command.clone()) {
+            if let Err(e) = card.card().execute(now, command.clone()) {
                 tracing::debug!("card refused {command:?}: {e}");
                 if to_engine.try_send(Input::CommandFailed { command, kind: e.kind() }).is_err() {
                     dropped.to_engine.fetch_add(1, Ordering::Relaxed);

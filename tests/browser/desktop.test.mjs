@@ -4,9 +4,11 @@
 // agent's states change. Assertions are on visible text. On failure each page's
 // screenshot goes to target/browser/.
 //
-// The server is the web fixture (cti-core/examples/web_fixture.rs), or whatever
-// HOTLINE_SERVER names: a command that prints its http://host:port URL on the first
-// line of stdout and makes a caller arrive on each "call" line on stdin.
+// The server is the web fixture (cti-core/examples/web_fixture.rs: `hotline serve`'s
+// runtime, serve::start, on tests/browser/center.toml, plus a caller on each "call" line
+// on stdin), or whatever HOTLINE_SERVER names: a command that prints its
+// http://host:port URL on the first line of stdout and makes a caller arrive on each
+// "call" line on stdin.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
