@@ -113,6 +113,20 @@ pub fn config_check(path: &Path) -> CliResult<String> {
         problems.push(e.to_string());
     }
     problems.extend(hotline_cti::check_config(&text, &origin).iter().map(|p| p.to_string()));
+    // The tables of the other components: recording, store, IVR and, when the engine's
+    // part is sound, the CTI link (its accounts come from it).
+    if let Err(es) = hotline_recorder::config::RecordingConfig::parse(&text, &origin) {
+        problems.extend(es.iter().map(|e| e.to_string()));
+    }
+    if let Err(e) = hotline_cti::store::StoreConfig::from_toml(&text, path) {
+        problems.push(e);
+    }
+    problems.extend(hotline_cti::install::check_ivr(&text, &origin).iter().map(|p| p.to_string()));
+    if let Ok(engine) = hotline_cti::Config::parse(&text, &origin) {
+        if let Err(ps) = hotline_cti::link::LinkConfig::parse(&text, &origin, &engine) {
+            problems.extend(ps.iter().map(|p| p.to_string()));
+        }
+    }
     if problems.is_empty() {
         return Ok(format!("{origin}: no problems found\n"));
     }

@@ -216,6 +216,29 @@ fn config_check_passes_the_example_and_lists_every_problem_of_a_broken_file() {
 }
 
 #[test]
+fn config_check_reads_the_ivr_recording_store_and_link_tables_too() {
+    // The demo's file names its flows relative to the repository's root.
+    let out = hotline().args(["config", "check", "examples/demo.toml"]).current_dir(repo()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let dir = std::env::temp_dir().join(format!("hotline-cli-check-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("site.toml");
+    std::fs::write(
+        &path,
+        "[ivr]\nflows = [\"missing-flow.toml\"]\n\n[recording]\nformat = \"ogg\"\n\n[link]\ntcp = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = hotline().args(["config", "check"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("site.toml:2:10: cannot read flow file missing-flow.toml"), "{err}");
+    assert!(err.contains("site.toml:5:10: unknown format \"ogg\""), "{err}");
+    assert!(err.contains("site.toml:8:7: bad address \"nowhere\""), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn sim_traffic_reports_the_planners_figures_as_json() {
     let out = run_ok(hotline().args([
         "sim",

@@ -84,6 +84,16 @@ fn problem(text: &str, origin: &str, span: Range<usize>, message: String) -> Pro
 /// Read `[ivr]`, load and check its flows, and make any prompt WAVs that are missing.
 /// `Ok(None)`: no `[ivr]` table.
 pub fn ivr_setup(text: &str, origin: &str) -> Result<Option<IvrSetup>, Vec<Problem>> {
+    setup(text, origin, true)
+}
+
+/// Every problem of the `[ivr]` table and its flows, without making prompts
+/// (`hotline config check`).
+pub fn check_ivr(text: &str, origin: &str) -> Vec<Problem> {
+    setup(text, origin, false).err().unwrap_or_default()
+}
+
+fn setup(text: &str, origin: &str, make_prompts: bool) -> Result<Option<IvrSetup>, Vec<Problem>> {
     let root: Root = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
@@ -151,10 +161,12 @@ pub fn ivr_setup(text: &str, origin: &str) -> Result<Option<IvrSetup>, Vec<Probl
             let lang_dir = prompt_dir.join(set_path.file_stem().unwrap_or_default());
             match PromptSet::load(&set_path, &lang_dir) {
                 Ok(set) => {
-                    match generate(&set, &voice) {
-                        Ok(g) => voices.push(format!("{}: {}", set_path.display(), g.voice)),
-                        Err(e) => problems
-                            .push(at(format!("cannot make the prompts of {}: {e}", set_path.display()))),
+                    if make_prompts {
+                        match generate(&set, &voice) {
+                            Ok(g) => voices.push(format!("{}: {}", set_path.display(), g.voice)),
+                            Err(e) => problems
+                                .push(at(format!("cannot make the prompts of {}: {e}", set_path.display()))),
+                        }
                     }
                     prompts = prompts.with(set);
                 }
