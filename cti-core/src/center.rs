@@ -16,7 +16,7 @@ use hotline_ivr::{HttpAnswer, HttpRequest, Ivr, IvrOutput, RecordResult, SynthRe
 use hotline_recorder::RecorderEvent;
 use serde::Serialize;
 
-use crate::csta::{CallId, CstaEvent, DeviceId, EventCause, Record};
+use crate::csta::{CallId, CstaEvent, DeviceId, EventCause, Record, Service, ServiceResult};
 use crate::engine::{Engine, Input, Output};
 
 /// What the engine thread is handed.
@@ -352,6 +352,22 @@ impl Center {
                     ivr.handle_card(self.now, &ev);
                 }
             }
+            CenterInput::Engine(Input::Request {
+                client,
+                invoke,
+                service: Service::StartRecording { call },
+            }) => {
+                let result = self.start_recording(call).map(|_| ServiceResult::Ok).map_err(recording_refused);
+                self.respond(client, invoke, result);
+            }
+            CenterInput::Engine(Input::Request {
+                client,
+                invoke,
+                service: Service::StopRecording { call },
+            }) => {
+                let result = self.stop_recording(call).map(|_| ServiceResult::Ok).map_err(recording_refused);
+                self.respond(client, invoke, result);
+            }
             CenterInput::Engine(input) => self.engine.handle(self.now, input),
             CenterInput::Http(answer) => {
                 if let Some(ivr) = self.ivr.as_mut() {
@@ -372,6 +388,14 @@ impl Center {
         }
         self.collect();
         self.timers();
+    }
+
+    fn respond(&mut self, client: u32, invoke: u32, result: Result<ServiceResult, crate::csta::CstaError>) {
+        if client < INTERNAL_CLIENT_MIN {
+            let at = self.unix_ms(self.now);
+            let output = Output::Response { client, invoke, result };
+            self.out.push_back(CenterOutput::Link { at_unix_ms: at, output });
+        }
     }
 
     fn recorder_event(&mut self, ev: RecorderEvent) {
@@ -887,6 +911,13 @@ fn split_ivr_data(data: BTreeMap<String, String>) -> (BTreeMap<String, String>, 
         }
     }
     (ivr, attached)
+}
+
+/// A refused recording request as a CSTA error: the call is in no state to be recorded
+/// (no agent connected, already recorded, not recorded), or recording is off.
+fn recording_refused(reason: String) -> crate::csta::CstaError {
+    tracing::debug!("recording request refused: {reason}");
+    crate::csta::CstaError::InvalidConnectionState
 }
 
 /// Recorder ids of voicemail messages start here, far above the store's recording ids

@@ -396,6 +396,15 @@ pub enum Service {
     SnapshotAgents {
         group: Option<String>,
     },
+    /// Record this call from now on (an agent's or supervisor's request; calls are
+    /// recorded from answer by default, see the recording policy).
+    StartRecording {
+        call: CallId,
+    },
+    /// Stop recording this call.
+    StopRecording {
+        call: CallId,
+    },
 }
 
 /// What a successful service returns.

@@ -298,6 +298,8 @@ function renderCalls() {
   $("answer-button").disabled = !has("alerting");
   $("hold-button").disabled = !has("connected");
   $("retrieve-button").disabled = !has("held");
+  $("record-button").disabled = !has("connected");
+  $("stop-record-button").disabled = !has("connected");
   $("hangup-button").disabled = rows.length === 0;
   $("complete-button").disabled = !(has("held") && rows.length > 1);
   $("conference-button").disabled = !(has("held") && rows.length > 1);
@@ -339,6 +341,15 @@ $("hold-button").addEventListener("click", () =>
 );
 $("retrieve-button").addEventListener("click", () =>
   withCall(["held"], "retrieve", (call) => ask("RetrieveCall", { call, device: dev() })),
+);
+// Recording on demand (calls are recorded from answer unless the installation says not).
+$("record-button").addEventListener("click", () =>
+  withCall(["connected"], "record", (call) => ask("StartRecording", { call }).then((r) => r !== undefined && say(`recording call ${call}`))),
+);
+$("stop-record-button").addEventListener("click", () =>
+  withCall(["connected"], "stop recording", (call) =>
+    ask("StopRecording", { call }).then((r) => r !== undefined && say(`recording of call ${call} stopped`)),
+  ),
 );
 
 // What the transfer box names, as a phone would dial it: an agent's extension, a

@@ -32,7 +32,7 @@ at_s = 2
 trunk = "1/1"
 ani = "13800138000"
 dnis = "4008001000"
-caller = { patience_s = 30, script = ["wait_agent", "talk 2", "hang_up"] }
+caller = { patience_s = 30, script = ["wait_agent", "talk 5", "hang_up"] }
 
 [[simulator.inbound]]
 at_s = 9
@@ -143,6 +143,20 @@ fn an_agent_desktop_gets_the_pop_and_follows_the_call_then_a_drain_refuses_new_c
 
     desk.send(json!({"invoke":3,"service":"Monitor","target":{"agent":"1001"}}));
     desk.wait_for(Duration::from_secs(5), "the monitor reply", |v| v["invoke"] == 3);
+    // The phone answers; the call is recorded from answer. The agent stops the
+    // recording, cannot stop it twice, and starts it again on demand.
+    let answered =
+        |v: &Value| v["event"] == "Established" || v["event"] == "AgentState" && v["state"] == "busy";
+    desk.wait_for(Duration::from_secs(10), "the call answered", answered);
+    desk.send(json!({"invoke":4,"service":"StopRecording","call":call}));
+    let r = desk.wait_for(Duration::from_secs(5), "the stop reply", |v| v["invoke"] == 4);
+    assert!(r.get("error").is_none(), "{r}");
+    desk.send(json!({"invoke":5,"service":"StopRecording","call":call}));
+    let r = desk.wait_for(Duration::from_secs(5), "the second stop reply", |v| v["invoke"] == 5);
+    assert_eq!(r["error"]["code"], "invalid_connection_state", "{r}");
+    desk.send(json!({"invoke":6,"service":"StartRecording","call":call}));
+    let r = desk.wait_for(Duration::from_secs(5), "the start reply", |v| v["invoke"] == 6);
+    assert!(r.get("error").is_none(), "{r}");
     desk.wait_for(Duration::from_secs(10), "the call cleared", |v| {
         v["event"] == "CallCleared" && v["call"] == call
     });
@@ -169,5 +183,10 @@ fn an_agent_desktop_gets_the_pop_and_follows_the_call_then_a_drain_refuses_new_c
     let contacts = store.previous_contacts("13800138000", 5).expect("query");
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert_eq!(contacts[0].agent.as_deref(), Some("1001"));
+    // Two recordings of the call: the policy's from answer, and the agent's on demand.
+    let recordings = store.recordings(&Default::default()).expect("query");
+    let reasons: Vec<&str> = recordings.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{recordings:?}");
+    assert!(reasons.contains(&"policy") && reasons.contains(&"on_demand"), "{reasons:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

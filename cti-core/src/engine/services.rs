@@ -38,6 +38,11 @@ impl Engine {
 
     pub(crate) fn on_service(&mut self, client: super::ClientId, service: Service) -> Res {
         match service {
+            // Recording belongs to the recording policy beside the engine (the center
+            // answers these before they reach here); an engine on its own has none.
+            Service::StartRecording { .. } | Service::StopRecording { .. } => {
+                Err(CstaError::ServiceNotSupported)
+            }
             Service::MakeCall { calling, called } => {
                 let s = self.station_by_ext(&calling)?;
                 self.make_call(s, &called).map(ServiceResult::Call)

@@ -976,7 +976,10 @@ impl Server {
                 own_call(held)?;
                 own_call(active)
             }
-            Service::ClearCall { call } | Service::SetCallData { call, .. } => own_call(call),
+            Service::ClearCall { call }
+            | Service::SetCallData { call, .. }
+            | Service::StartRecording { call }
+            | Service::StopRecording { call } => own_call(call),
             Service::SetAgentState { agent, .. } => may_manage(agent),
             Service::GetAgentState { agent } => may_manage(agent),
             Service::Supervise { supervisor: sup, agent, .. } => {

@@ -218,6 +218,8 @@ fn parse_service(f: &Fields<'_>) -> Result<Request, String> {
             svc(Service::ClearConnection { call: f.call("call")?, device: f.device("device")? })
         }
         "ClearCall" => svc(Service::ClearCall { call: f.call("call")? }),
+        "StartRecording" => svc(Service::StartRecording { call: f.call("call")? }),
+        "StopRecording" => svc(Service::StopRecording { call: f.call("call")? }),
         "HoldCall" => svc(Service::HoldCall { call: f.call("call")?, device: f.device("device")? }),
         "RetrieveCall" => svc(Service::RetrieveCall { call: f.call("call")?, device: f.device("device")? }),
         "ConsultationCall" => svc(Service::ConsultationCall {
