@@ -1,8 +1,9 @@
 //! `hotline serve` end to end, in real time on loopback: the card simulator, the
 //! engine thread, the CTI link. An agent's desktop (a TCP client speaking
-//! docs/protocol.md) logs in, gets the screen pop of a simulated caller, sees the call
-//! answered at the phone and cleared; then a drain refuses the next caller and ends
-//! when no call is left.
+//! docs/protocol.md) logs in, gets the screen pop of a simulated caller and the CRM's
+//! answer about them, sees the call answered at the phone, stops and restarts its
+//! recording, and sees it cleared; then a drain refuses the next caller and ends when
+//! no call is left.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -69,6 +70,28 @@ password = "pw"
 queues = { service = 5 }
 "#;
 
+/// A customer database on loopback: `GET /customer?number=N` answers a JSON record.
+fn crm_service() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut s) = stream else { continue };
+            let mut head = String::new();
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            while r.read_line(&mut head).is_ok_and(|n| n > 2) && !head.ends_with("\r\n\r\n") {}
+            let number = head.split("number=").nth(1).and_then(|t| t.split([' ', '&']).next()).unwrap_or("");
+            let body = json!({"name": "Wang Fang", "tier": "gold", "number": number}).to_string();
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
 struct Desk {
     out: TcpStream,
     lines: BufReader<TcpStream>,
@@ -114,8 +137,9 @@ impl Desk {
 fn an_agent_desktop_gets_the_pop_and_follows_the_call_then_a_drain_refuses_new_callers() {
     let dir = std::env::temp_dir().join(format!("hotline-serve-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let crm = crm_service();
     let text = format!(
-        "{CENTER}\n[store]\npath = \"{}\"\n\n[recording]\ndir = \"{}\"\n",
+        "{CENTER}\n[store]\npath = \"{}\"\n\n[recording]\ndir = \"{}\"\n\n[link.crm]\nurl = \"http://{crm}/customer?number={{number}}\"\ntimeout_ms = 2000\n",
         dir.join("hotline.db").display(),
         dir.join("recordings").display()
     );
@@ -140,6 +164,12 @@ fn an_agent_desktop_gets_the_pop_and_follows_the_call_then_a_drain_refuses_new_c
     assert_eq!(pop["access_number"], "4008001000");
     assert_eq!(pop["agent"], "1001");
     let call = pop["call"].clone();
+    // The CRM's answer follows the pop, never holding it up.
+    let update =
+        desk.wait_for(Duration::from_secs(5), "the CRM's answer", |v| v["event"] == "ScreenPopUpdate");
+    assert_eq!(update["call"], call);
+    assert_eq!(update["crm"]["name"], "Wang Fang", "{update}");
+    assert_eq!(update["crm"]["number"], "13800138000", "{update}");
 
     desk.send(json!({"invoke":3,"service":"Monitor","target":{"agent":"1001"}}));
     desk.wait_for(Duration::from_secs(5), "the monitor reply", |v| v["invoke"] == 3);
