@@ -1042,6 +1042,17 @@ impl CdrBuilder {
         self.out.push_back(StoreOp::Voicemail { key: Some(key), left_ms: at, queue, note });
     }
 
+    /// The IVR started recording a message on this call (a voicemail, or a flow's
+    /// record node). The message's row
+    /// comes with [`CdrBuilder::voicemail`] when the recording ends, often after the
+    /// caller has hung up and the call is closed; the call's outcome is `voicemail`
+    /// from here on, not a caller lost in the IVR.
+    pub fn voicemail_started(&mut self, call: u64) {
+        if let Some(o) = self.calls.get_mut(&CallId(call)) {
+            o.voicemail = true;
+        }
+    }
+
     /// A recording of this call started with this id (the policy's `Start`).
     pub fn recording(&mut self, now: Instant, call: u64, rec_id: u64) {
         let at = self.unix_ms(now);

@@ -626,6 +626,9 @@ impl Center {
             IvrOutput::Http(r) => self.out.push_back(CenterOutput::Http(r)),
             IvrOutput::Synthesize(r) => self.out.push_back(CenterOutput::Synthesize(r)),
             IvrOutput::Record(r) => {
+                if let Some(cdr) = self.cdr.as_mut() {
+                    cdr.voicemail_started(r.call);
+                }
                 let id = self.next_recording;
                 self.next_recording += 1;
                 self.ivr_recordings.insert(id, (r.id, r.ch));

@@ -342,6 +342,9 @@ fn a_caller_who_presses_0_leaves_a_voicemail_that_reaches_the_store() {
     let closed = rig.closed();
     assert_eq!(closed.len(), 1);
     assert!(closed[0].agent.is_none());
+    // The caller hung up to end the message: a voicemail, not a caller lost in the IVR.
+    assert_eq!(closed[0].outcome, Outcome::Voicemail, "{:#?}", closed[0]);
+    assert_eq!(closed[0].missed, None);
 }
 
 #[test]
