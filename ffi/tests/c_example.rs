@@ -21,12 +21,8 @@ fn target_dir() -> PathBuf {
 /// Build a C program against the cdylib with warnings as errors and the sanitizers.
 fn build_c(source: &str, name: &str) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib_dir = target_dir();
-    assert!(
-        lib_dir.join("libhotline.so").exists(),
-        "{} has no libhotline.so; build with `cargo test -p hotline-ffi`",
-        lib_dir.display()
-    );
+    let lib_dir = cdylib_dir();
+    assert!(lib_dir.join("libhotline.so").exists(), "{} has no libhotline.so", lib_dir.display());
     let out = lib_dir.join(format!("c-{name}"));
     let status = Command::new("gcc")
         .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-g"])
@@ -97,9 +93,45 @@ fn center() -> String {
     FILE.replace(PORT, "tcp = \"127.0.0.1:0\"")
 }
 
-/// The `hotline` binary next to this test binary, built once per test run with the
-/// cargo that runs the tests (same target directory and profile). `HOTLINE_BIN` names
-/// another one instead (e.g. an installed release build).
+/// Build a target of the workspace with the cargo that runs the tests, into the same
+/// target directory and profile (cargo builds a test's own crate as an rlib only, and
+/// the `hotline` binary not at all).
+fn cargo_build(what: &[&str]) {
+    let profile_dir = target_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet"])
+        .args(what)
+        .arg("--target-dir")
+        .arg(profile_dir.parent().expect("target/<profile>/"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+        None => panic!("no profile directory in {}", profile_dir.display()),
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "`cargo build {}` failed: {status}", what.join(" "));
+}
+
+/// `libhotline.so` in target/<profile>/, built once per test run.
+fn cdylib_dir() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            cargo_build(&["-p", "hotline-ffi", "--lib"]);
+            target_dir()
+        })
+        .clone()
+}
+
+/// The `hotline` binary next to this test binary, built once per test run.
+/// `HOTLINE_BIN` names another one instead (e.g. an installed release build).
 fn hotline_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -107,25 +139,8 @@ fn hotline_bin() -> PathBuf {
             if let Some(bin) = std::env::var_os("HOTLINE_BIN") {
                 return PathBuf::from(bin);
             }
-            let profile_dir = target_dir();
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--quiet", "-p", "hotline", "--bin", "hotline", "--target-dir"])
-                .arg(profile_dir.parent().expect("target/<profile>/"))
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") => {}
-                Some("release") => {
-                    cmd.arg("--release");
-                }
-                Some(other) => {
-                    cmd.args(["--profile", other]);
-                }
-                None => panic!("no profile directory in {}", profile_dir.display()),
-            }
-            let status = cmd.status().expect("cargo runs");
-            assert!(status.success(), "`cargo build -p hotline` failed: {status}");
-            profile_dir.join("hotline")
+            cargo_build(&["-p", "hotline", "--bin", "hotline"]);
+            target_dir().join("hotline")
         })
         .clone()
 }
