@@ -202,15 +202,21 @@ fn main() {
         std::thread::spawn(move || engine_thread(cfg, rx, link, entered));
     }
     let addr = link.addrs().tcp.expect("tcp");
-    // One agent ready at a station, so each offered call is delivered to it.
-    let mut agent = TcpStream::connect(addr).expect("connect");
-    agent
-        .write_all(b"{\"invoke\":1,\"service\":\"Login\",\"user\":\"1001\",\"password\":\"agent\",\"station\":\"2001\"}\n")
-        .expect("write");
-    let mut agent = BufReader::new(agent);
-    let mut line = String::new();
-    agent.read_line(&mut line).expect("login reply");
-    assert!(line.contains("result"), "agent login: {line}");
+    // One agent ready at a station, so each offered call is delivered to it. In the mix
+    // its desktop is the probe and connects last (written last of its subscribers).
+    let agent_login = || {
+        let mut agent = TcpStream::connect(addr).expect("connect");
+        agent.set_nodelay(true).expect("nodelay");
+        agent
+            .write_all(b"{\"invoke\":1,\"service\":\"Login\",\"user\":\"1001\",\"password\":\"agent\",\"station\":\"2001\"}\n")
+            .expect("write");
+        let mut agent = BufReader::new(agent);
+        let mut line = String::new();
+        agent.read_line(&mut line).expect("login reply");
+        assert!(line.contains("result"), "agent login: {line}");
+        agent
+    };
+    let _agent = (!mix).then(agent_login);
 
     // The other clients, drained by one thread (on readiness, like a real client would
     // wait on its socket) so none is dropped as slow and none costs CPU while idle.
@@ -254,6 +260,7 @@ fn main() {
     };
     let mut probe = if mix {
         // The desktop of the agent who gets the calls: the screen pop's path.
+        let mut agent = agent_login();
         let monitor = b"{\"invoke\":2,\"service\":\"Monitor\",\"target\":{\"agent\":\"1001\"}}\n";
         agent.get_mut().write_all(monitor).expect("write");
         agent
