@@ -16,7 +16,7 @@ use hotline_ivr::{HttpAnswer, HttpRequest, Ivr, IvrOutput, RecordResult, SynthRe
 use hotline_recorder::RecorderEvent;
 use serde::Serialize;
 
-use crate::csta::{CallId, CstaEvent, DeviceId, EventCause, Record, Service, ServiceResult};
+use crate::csta::{CallId, CstaEvent, DeviceId, EventCause, Service, ServiceResult};
 use crate::engine::{Engine, Input, Output};
 
 /// What the engine thread is handed.
@@ -44,8 +44,6 @@ pub enum CenterOutput {
     Link { at_unix_ms: i64, output: Output },
     /// A call was delivered to a logged-in agent's station: the agent's screen pop.
     ScreenPop(crate::link::ScreenPop),
-    /// A record for the store.
-    Record { at_unix_ms: i64, record: Record },
     /// An HTTP request for the worker (IVR HTTP node).
     Http(HttpRequest),
     /// A text for the TTS worker.
@@ -563,7 +561,8 @@ impl Center {
             }
             Output::Response { client, .. } if client >= INTERNAL_CLIENT_MIN => {}
             Output::Response { .. } => self.out.push_back(CenterOutput::Link { at_unix_ms: at, output: o }),
-            Output::Record(record) => self.out.push_back(CenterOutput::Record { at_unix_ms: at, record }),
+            // The call record builder has taken it (above); the store gets its rows.
+            Output::Record(_) => {}
             Output::Announce(a) => {
                 use crate::csta::Announcement as A;
                 use hotline_ivr::Announcement as I;

@@ -356,7 +356,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
             recording_format: rec_cfg.format,
             voicemail_format: Format::Wav(hotline_drivers::dsp::wav::Encoding::Pcm16),
             store: Some(store_tx),
-            sinks: std::sync::Mutex::new(HashMap::new()),
+            sinks: std::cell::RefCell::new(HashMap::new()),
             stats: stats_tx,
             link: link.clone(),
             drained: drained_tx,
@@ -421,8 +421,9 @@ struct Outs {
     recording_format: Format,
     voicemail_format: Format,
     store: Option<Sender<crate::store::StoreOp>>,
-    /// The sinks of running call recordings, for legs that join later.
-    sinks: std::sync::Mutex<HashMap<u64, Sender<hotline_drivers::command::TapFrame>>>,
+    /// The sinks of running call recordings, for legs that join later (the engine
+    /// thread's own, hence a plain cell).
+    sinks: std::cell::RefCell<HashMap<u64, Sender<hotline_drivers::command::TapFrame>>>,
     stats: Sender<WallboardStats>,
     link: LinkHandle,
     drained: Sender<()>,
@@ -529,7 +530,7 @@ fn dispatch(center: &mut Center, outs: &Outs) {
                 }
                 CenterOutput::ScreenPop(pop) => outs.link.send(LinkMsg::ScreenPop(pop)),
                 // The call record builder has seen these; the store gets its rows.
-                CenterOutput::Record { .. } | CenterOutput::IvrNode { .. } => {}
+                CenterOutput::IvrNode { .. } => {}
                 CenterOutput::Stats(s) => {
                     outs.link.send(LinkMsg::Stats(link_stats(&s)));
                     let _ = outs.stats.try_send(s);
@@ -559,15 +560,14 @@ fn dispatch(center: &mut Center, outs: &Outs) {
                     }
                 }
                 CenterOutput::StopRecording { id } => {
-                    if let Ok(mut m) = outs.sinks.lock() {
-                        m.remove(&id);
-                    }
+                    outs.sinks.borrow_mut().remove(&id);
                     outs.recorder.end(id);
                 }
                 CenterOutput::AddLeg { id, ch } => {
                     match outs.recorder.add_leg(id, ch, hotline_recorder::Side::Agent) {
                         Ok(()) => {
-                            if let Some(sink) = outs.sinks.lock().ok().and_then(|m| m.get(&id).cloned()) {
+                            let sink = outs.sinks.borrow().get(&id).cloned();
+                            if let Some(sink) = sink {
                                 let tap = Command::StartTap { ch, id: id as u32, sink };
                                 let _ = offer(&outs.to_card, tap, &outs.dropped.to_card, "card command");
                             }
@@ -620,9 +620,7 @@ fn start_recording(outs: &Outs, r: RecordingStart) -> Option<CenterInput> {
     match outs.recorder.begin(spec) {
         Ok(sink) => {
             if !r.voicemail {
-                if let Ok(mut m) = outs.sinks.lock() {
-                    m.insert(r.id, sink.clone());
-                }
+                outs.sinks.borrow_mut().insert(r.id, sink.clone());
             }
             for ch in r.channels {
                 let tap = Command::StartTap { ch, id: r.id as u32, sink: sink.clone() };
