@@ -61,7 +61,9 @@ pub enum RecordingsCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ScheduleCommand {
+    /// Record every call this agent answers from this time, for this long.
     Add {
+        /// The agent's id.
         #[arg(long)]
         agent: String,
         /// Local time: `YYYY-MM-DD HH:MM`.
@@ -70,17 +72,20 @@ pub enum ScheduleCommand {
         /// How long: `90m`, `2h`, `1d`, or seconds.
         #[arg(long = "for")]
         length: String,
+        /// Why (shown in the list).
         #[arg(long)]
         note: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The schedules, oldest first.
     List {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Remove a schedule by its id (from `list`).
     Remove {
         id: i64,
         #[command(flatten)]

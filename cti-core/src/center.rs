@@ -248,6 +248,13 @@ impl Center {
         self
     }
 
+    /// The recording schedules: (agent, from, until) in Unix ms.
+    pub fn set_recording_schedules(&mut self, schedules: Vec<(String, i64, i64)>) {
+        if let Some(p) = self.policy.as_mut() {
+            p.set_schedules(schedules);
+        }
+    }
+
     /// Start recording a call now (an agent's or supervisor's request).
     pub fn start_recording(&mut self, call: CallId) -> Result<u64, String> {
         let now = self.now;

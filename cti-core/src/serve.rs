@@ -76,7 +76,7 @@ pub enum EngineMsg {
     Input(CenterInput),
     /// Apply a new configuration (SIGHUP); the answer lists what changed or why
     /// nothing was applied.
-    Reload(Box<Config>, Sender<Result<Vec<String>, String>>),
+    Reload(Box<Config>, Vec<(String, i64, i64)>, Sender<Result<Vec<String>, String>>),
     /// Stop now (after a drain, or on a second Ctrl-C).
     Stop,
 }
@@ -93,6 +93,7 @@ pub struct Running {
     to_engine: Sender<EngineMsg>,
     inputs: Sender<Input>,
     sim_calls: Sender<SimulatedCall>,
+    store_path: std::path::PathBuf,
     /// Messages dropped because a queue was full, by queue.
     pub dropped: Arc<Counters>,
     engine: Option<JoinHandle<Engine>>,
@@ -144,9 +145,16 @@ impl Running {
     pub fn reload(&self, text: &str, origin: &str) -> Result<Vec<String>, String> {
         let cfg = Config::parse(text, origin)
             .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+        // Recording schedules added from the CLI since the start come with it.
+        let schedules = crate::store::Store::open(&self.store_path)
+            .and_then(|s| s.schedules())
+            .map_err(|e| format!("recording schedules: {e}"))?
+            .into_iter()
+            .map(|s| (s.agent, s.from_ms, s.from_ms + s.duration_ms))
+            .collect();
         let (tx, rx) = bounded(1);
         self.to_engine
-            .send(EngineMsg::Reload(Box::new(cfg), tx))
+            .send(EngineMsg::Reload(Box::new(cfg), schedules, tx))
             .map_err(|_| "the engine thread has stopped".to_string())?;
         rx.recv_timeout(Duration::from_secs(5)).map_err(|_| "the engine thread did not answer".to_string())?
     }
@@ -376,6 +384,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         to_engine,
         inputs: inputs_tx,
         sim_calls,
+        store_path: store_cfg.path.clone(),
         dropped,
         engine: Some(engine),
         cards: Some(cards),
@@ -479,7 +488,8 @@ fn engine_thread(
             },
             recv(control) -> m => match m {
                 Ok(EngineMsg::Input(i)) => center.handle(clock.now(), i),
-                Ok(EngineMsg::Reload(cfg, reply)) => {
+                Ok(EngineMsg::Reload(cfg, schedules, reply)) => {
+                    center.set_recording_schedules(schedules);
                     let _ = reply.send(center.reload(*cfg));
                 }
                 Ok(EngineMsg::Stop) | Err(_) => break,
