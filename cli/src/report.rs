@@ -2,7 +2,6 @@
 //! the store and time options `hotline recordings` and `hotline voicemail` share.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::ValueEnum;
 use hotline_cti::report::{self, By, Kind, Params};
@@ -36,9 +35,8 @@ impl StoreArgs {
                 let text = std::fs::read_to_string(file)
                     .map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
                 let sc = StoreConfig::from_toml(&text, file).map_err(CliError::input)?;
-                let cfg = Config::parse(&text, &file.display().to_string()).map_err(|problems| {
-                    CliError::input(problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))
-                })?;
+                let cfg = Config::parse(&text, &file.display().to_string())
+                    .map_err(|problems| CliError::input(hotline_cti::config::problem_lines(&problems)))?;
                 (sc.path, Some(cfg))
             }
             (None, None) => return Err(CliError::input("say which store: --db FILE or --config FILE")),
@@ -63,7 +61,7 @@ pub struct RangeArgs {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    hotline_cti::link::now_unix_ms()
 }
 
 impl RangeArgs {

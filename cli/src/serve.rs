@@ -43,13 +43,6 @@ pub struct DemoArgs {
     plain: bool,
 }
 
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Signals seen, as flags the main loop reads (the handlers only set them).
 struct Signals {
     term: Arc<AtomicBool>,
@@ -82,8 +75,8 @@ pub fn serve(args: ServeArgs) -> CliResult {
         .map_err(|e| CliError::input(format!("cannot read {}: {e}", args.config.display())))?;
     let origin = args.config.display().to_string();
     init_logging(false);
-    let running =
-        serve::start(ServeOptions::new(text, origin.clone(), wall_ms())).map_err(CliError::input)?;
+    let running = serve::start(ServeOptions::new(text, origin.clone(), hotline_cti::link::now_unix_ms()))
+        .map_err(CliError::input)?;
     let addrs = running.link.addrs();
     tracing::info!(
         "serving {origin}: CTI link on {}, web pages on {}",
@@ -104,7 +97,7 @@ pub fn demo(args: DemoArgs) -> CliResult {
         None => (DEMO_CONFIG.to_string(), "examples/demo.toml (built in)".to_string()),
     };
     init_logging(true);
-    let mut opts = ServeOptions::new(text, origin.clone(), wall_ms());
+    let mut opts = ServeOptions::new(text, origin.clone(), hotline_cti::link::now_unix_ms());
     opts.sim_agents = true;
     opts.any_port_if_busy = true;
     let running = serve::start(opts).map_err(CliError::input)?;

@@ -81,15 +81,11 @@ fn run() -> Result<(), String> {
     let span =
         card.spans.first().map(|s| s.span).ok_or_else(|| format!("{origin}: the card has no E1 span"))?;
     let card_id = card.id;
-    let engine = hotline_cti::Config::parse(&text, &origin)
-        .map_err(|p| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+    let engine =
+        hotline_cti::Config::parse(&text, &origin).map_err(|p| hotline_cti::config::problem_lines(&p))?;
     let default_dnis = engine.access_numbers.first().map(|a| a.dnis.clone()).unwrap_or_default();
 
-    let wall_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let mut opts = ServeOptions::new(text, origin, wall_ms);
+    let mut opts = ServeOptions::new(text, origin, hotline_cti::link::now_unix_ms());
     if let Some(a) = args.http {
         let _ = HTTP.set(a);
         opts.link_override = Some(http_from_args);

@@ -31,6 +31,11 @@ pub struct Problem {
     pub message: String,
 }
 
+/// Problems one to a line, as `hotline config check` prints them.
+pub fn problem_lines(problems: &[Problem]) -> String {
+    problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n")
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {

@@ -20,7 +20,7 @@ use hotline_drivers::config::{Backend, CardConfig};
 use hotline_drivers::{Card, CardEvent, Command, ErrorKind};
 
 use crate::center::{Center, CenterInput, CenterOutput, RecordingStart, WallboardStats};
-use crate::config::Config;
+use crate::config::{problem_lines, Config};
 use crate::engine::{Engine, Input};
 use crate::link::{History, LinkConfig, LinkHandle, LinkMsg};
 use crate::runtime::{Clock, RealClock};
@@ -143,8 +143,7 @@ impl Running {
     /// dropping calls (see `Engine::reload` for what can change). Card tables are not
     /// reloaded.
     pub fn reload(&self, text: &str, origin: &str) -> Result<Vec<String>, String> {
-        let cfg = Config::parse(text, origin)
-            .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+        let cfg = Config::parse(text, origin).map_err(|problems| problem_lines(&problems))?;
         // Recording schedules added from the CLI since the start come with it.
         let schedules = crate::store::Store::open(&self.store_path)
             .and_then(|s| s.schedules())
@@ -183,8 +182,7 @@ impl Running {
 
 /// Start the card and engine threads for an installation file.
 pub fn start(opts: ServeOptions) -> Result<Running, String> {
-    let cfg = Config::parse(&opts.text, &opts.origin)
-        .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+    let cfg = Config::parse(&opts.text, &opts.origin).map_err(|problems| problem_lines(&problems))?;
     let cards_cfg = hotline_drivers::config::parse(&opts.text, &opts.origin).map_err(|e| e.to_string())?;
     if cards_cfg.cards.is_empty() {
         return Err(format!("{}: no [[card]] is configured", opts.origin));
@@ -232,8 +230,8 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         Err(_) => return Err("the card thread ended while opening the cards".into()),
     }
 
-    let mut link_cfg = LinkConfig::parse(&opts.text, &opts.origin, &cfg)
-        .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+    let mut link_cfg =
+        LinkConfig::parse(&opts.text, &opts.origin, &cfg).map_err(|problems| problem_lines(&problems))?;
     link_cfg.wall_base_unix_ms = opts.wall_ms;
     link_cfg.pages = crate::link::pages::web_pages();
     if let Some(f) = &opts.link_override {
@@ -290,8 +288,8 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     }
     let (recorder, recorder_events) = Recorder::spawn(rec_cfg.recorder.clone());
 
-    let ivr = crate::install::ivr_setup(&opts.text, &opts.origin)
-        .map_err(|problems| problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))?;
+    let ivr =
+        crate::install::ivr_setup(&opts.text, &opts.origin).map_err(|problems| problem_lines(&problems))?;
     if let Some(setup) = &ivr {
         for v in &setup.voices {
             tracing::info!("prompts {v}");
@@ -677,11 +675,7 @@ impl History for StoreHistory {
     }
 
     fn agent_calls_today(&self, agent: &str) -> Vec<crate::link::CallSummary> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let local = now + self.utc_offset_ms;
+        let local = crate::link::now_unix_ms() + self.utc_offset_ms;
         let midnight = local - local.rem_euclid(86_400_000) - self.utc_offset_ms;
         let Ok(store) = self.store.lock() else { return Vec::new() };
         match store.agent_calls_since(agent, midnight) {

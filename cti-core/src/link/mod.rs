@@ -40,7 +40,7 @@ use crate::config::Problem;
 use crate::csta::CallId;
 use crate::engine::{Input, Output};
 
-pub use time::rfc3339;
+pub use time::{now_unix_ms, rfc3339};
 
 /// What the engine thread (the glue) sends the link server.
 #[derive(Debug, Clone)]

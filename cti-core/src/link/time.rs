@@ -1,5 +1,7 @@
 //! RFC 3339 UTC timestamps with milliseconds, the only time format on the wire.
 
+use crate::engine::civil_from_days;
+
 /// Format Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339(unix_ms: i64) -> String {
     let secs = unix_ms.div_euclid(1000);
@@ -10,21 +12,8 @@ pub fn rfc3339(unix_ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", sod / 3600, sod % 3600 / 60, sod % 60)
 }
 
-/// Days since 1970-01-01 to a proleptic Gregorian date (the 400-year era method).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// Unix milliseconds now, from the system clock (the link's own thread; never the engine).
+/// Unix milliseconds now, from the system clock (the runtime's threads; never the
+/// engine thread's state machines, which get time passed in).
 pub fn now_unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
