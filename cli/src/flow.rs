@@ -111,8 +111,8 @@ pub fn run(cmd: FlowCommand) -> CliResult<String> {
 
 /// Parse a flow file and find its prompt set (the file's `prompts` key, relative to it).
 fn load(file: &Path, wav_dir: Option<&Path>) -> CliResult<(Flows, Option<Prompts>)> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?;
+    let text = hotline_drivers::text::read_text_file(file, hotline_drivers::text::MAX_TEXT_FILE)
+        .map_err(CliError::input)?;
     let origin = file.display().to_string();
     let flows = Flows::parse(&text, &origin).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -122,7 +122,11 @@ fn load(file: &Path, wav_dir: Option<&Path>) -> CliResult<(Flows, Option<Prompts
         Some(rel) => {
             let path = file.parent().unwrap_or(Path::new(".")).join(rel);
             let dir = wav_dir.map(Path::to_path_buf).unwrap_or_else(|| path.with_extension(""));
-            Some(Prompts::new(PromptSet::load(&path, dir).map_err(CliError::input)?))
+            let set = PromptSet::load(&path, dir).map_err(|e| {
+                let at = flows.prompt_set_at;
+                CliError::input(format!("{origin}:{}:{}: prompt set {rel:?}: {e}", at.line, at.column))
+            })?;
+            Some(Prompts::new(set))
         }
         None => None,
     };

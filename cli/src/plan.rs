@@ -104,29 +104,12 @@ pub fn traffic(args: TrafficArgs) -> CliResult<String> {
 }
 
 pub fn config_check(path: &Path) -> CliResult<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+    let text = hotline_drivers::text::read_text_file(path, hotline_drivers::text::MAX_TEXT_FILE)
+        .map_err(CliError::input)?;
     let origin = path.display().to_string();
-    let mut problems: Vec<String> = Vec::new();
-    // The card tables and the call-center tables are read by their own components.
-    if let Err(e) = hotline_drivers::config::parse(&text, &origin) {
-        problems.push(e.to_string());
-    }
-    problems.extend(hotline_cti::check_config(&text, &origin).iter().map(|p| p.to_string()));
-    // The tables of the other components: recording, store, IVR and, when the engine's
-    // part is sound, the CTI link (its accounts come from it).
-    if let Err(es) = hotline_recorder::config::RecordingConfig::parse(&text, &origin) {
-        problems.extend(es.iter().map(|e| e.to_string()));
-    }
-    if let Err(e) = hotline_cti::store::StoreConfig::from_toml(&text, path) {
-        problems.push(e);
-    }
-    problems.extend(hotline_cti::install::check_ivr(&text, &origin).iter().map(|p| p.to_string()));
-    if let Ok(engine) = hotline_cti::Config::parse(&text, &origin) {
-        if let Err(ps) = hotline_cti::link::LinkConfig::parse(&text, &origin, &engine) {
-            problems.extend(ps.iter().map(|p| p.to_string()));
-        }
-    }
+    // Every component's tables, one problem per mistake (hotline_cti::install).
+    let problems: Vec<String> =
+        hotline_cti::install::check_installation(&text, &origin).iter().map(|p| p.to_string()).collect();
     if problems.is_empty() {
         return Ok(format!("{origin}: no problems found\n"));
     }

@@ -522,7 +522,7 @@ struct RawReason {
 }
 
 /// Top-level tables this module owns, with the shape each must have.
-const OWN_TABLES: &[&str] = &[
+pub(crate) const OWN_TABLES: &[&str] = &[
     "engine",
     "features",
     "trunk_group",
@@ -576,7 +576,7 @@ impl<'a> Parser<'a> {
 
     fn de_error(&mut self, e: toml::de::Error, fallback: Range<usize>, what: &str) {
         let span = e.span().unwrap_or(fallback);
-        let msg = e.message().trim().to_string();
+        let msg = hotline_drivers::text::hint_unknown_field(e.message());
         self.at(span, format!("in {what}: {msg}"));
     }
 
@@ -772,7 +772,11 @@ impl<'a> Parser<'a> {
                 if !used_channels.insert(port) {
                     self.at(s.port.span(), format!("port {port} is used twice"));
                 }
-                let extension = format!("{:0width$}", first + i as u64);
+                let Some(n) = first.checked_add(i as u64) else {
+                    self.at(s.extension.span(), "extension numbers run past 18446744073709551615");
+                    break;
+                };
+                let extension = format!("{n:0width$}");
                 if numbers.insert(extension.clone(), "station").is_some() {
                     self.at(s.extension.span(), format!("number {extension} is used twice"));
                 }

@@ -101,7 +101,7 @@ fn setup(text: &str, origin: &str, make_prompts: bool) -> Result<Option<IvrSetup
                 text,
                 origin,
                 e.span().unwrap_or(0..0),
-                format!("in [ivr]: {}", e.message().trim()),
+                format!("in [ivr]: {}", hotline_drivers::text::hint_unknown_field(e.message())),
             )])
         }
     };
@@ -137,10 +137,10 @@ fn setup(text: &str, origin: &str, make_prompts: bool) -> Result<Option<IvrSetup
     for f in raw.flows.get_ref() {
         let path = Path::new(f.get_ref());
         let at = |m: String| problem(text, origin, f.span(), m);
-        let body = match std::fs::read_to_string(path) {
+        let body = match hotline_drivers::text::read_text_file(path, hotline_drivers::text::MAX_TEXT_FILE) {
             Ok(b) => b,
             Err(e) => {
-                problems.push(at(format!("cannot read flow file {}: {e}", path.display())));
+                problems.push(at(format!("flow file {e}")));
                 continue;
             }
         };
@@ -170,7 +170,15 @@ fn setup(text: &str, origin: &str, make_prompts: bool) -> Result<Option<IvrSetup
                     }
                     prompts = prompts.with(set);
                 }
-                Err(e) => problems.push(at(e)),
+                Err(e) => {
+                    let p = parsed.prompt_set_at;
+                    problems.push(Problem {
+                        origin: path.display().to_string(),
+                        line: p.line,
+                        column: p.column,
+                        message: format!("prompt set {rel:?}: {e}"),
+                    })
+                }
             }
         }
         match flows.as_mut() {
@@ -208,4 +216,91 @@ fn setup(text: &str, origin: &str, make_prompts: bool) -> Result<Option<IvrSetup
         mock_repair: raw.mock_repair.map(Spanned::into_inner),
         voices,
     }))
+}
+
+/// Every top-level table of an installation file, whichever component reads it.
+pub fn installation_tables() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = crate::config::OWN_TABLES.to_vec();
+    all.extend(["card", "simulator", "recording", "store", "ivr", "link"]);
+    all
+}
+
+/// A problem given as text "ORIGIN:LINE:COL: MESSAGE" (or "ORIGIN: MESSAGE") back into
+/// its parts.
+fn problem_from_text(origin: &str, text: &str) -> Problem {
+    let rest = text.strip_prefix(origin).and_then(|r| r.strip_prefix(':'));
+    if let Some(rest) = rest {
+        let mut parts = rest.splitn(3, ':');
+        if let (Some(l), Some(c), Some(m)) = (parts.next(), parts.next(), parts.next()) {
+            if let (Ok(line), Ok(column)) = (l.parse(), c.parse()) {
+                return Problem { origin: origin.to_string(), line, column, message: m.trim().to_string() };
+            }
+        }
+        return Problem { origin: origin.to_string(), line: 0, column: 0, message: rest.trim().to_string() };
+    }
+    Problem { origin: origin.to_string(), line: 0, column: 0, message: text.to_string() }
+}
+
+/// Every problem of an installation file, as `hotline config check` reports them: TOML
+/// syntax first (and only that, as nothing else can be read reliably), then unknown
+/// tables with the nearest known name, then each component's tables (cards, the
+/// engine, recording, store, IVR and its flows, the CTI link). One problem per mistake:
+/// a place reported by two components is given once.
+pub fn check_installation(text: &str, origin: &str) -> Vec<Problem> {
+    use toml::de::DeTable;
+    let (root, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        let mut out: Vec<Problem> = errors
+            .iter()
+            .map(|e| {
+                let span = e.span().unwrap_or(0..0);
+                problem(text, origin, span, format!("TOML syntax: {}", e.message().trim()))
+            })
+            .collect();
+        out.dedup_by_key(|p| (p.line, p.column));
+        return out;
+    }
+    let mut out = Vec::new();
+    let known = installation_tables();
+    for (k, _) in root.get_ref().iter() {
+        let name: &str = k.get_ref().as_ref();
+        if known.contains(&name) {
+            continue;
+        }
+        let message = match hotline_drivers::text::did_you_mean(name, known.iter().copied()) {
+            Some(own) => format!("unknown table `{name}`; did you mean `{own}`?"),
+            None => format!("unknown table `{name}`: expected one of {}", known.join(", ")),
+        };
+        out.push(problem(text, origin, k.span(), message));
+    }
+    if let Err(e) = hotline_drivers::config::parse(text, origin) {
+        out.extend(e.message().lines().map(|l| problem_from_text(origin, l)));
+    }
+    out.extend(crate::config::check_config(text, origin));
+    if let Err(es) = hotline_recorder::config::RecordingConfig::parse(text, origin) {
+        out.extend(es.into_iter().map(|e| Problem {
+            origin: e.origin,
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        }));
+    }
+    if let Err(e) = crate::store::StoreConfig::from_toml(text, Path::new(origin)) {
+        out.push(problem_from_text(origin, &e));
+    }
+    out.extend(check_ivr(text, origin));
+    if let Ok(engine) = crate::Config::parse(text, origin) {
+        if let Err(ps) = crate::link::LinkConfig::parse(text, origin, &engine) {
+            out.extend(ps);
+        }
+    }
+    // One problem per place: the first component to report it says it.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| {
+        let key = if p.line == 0 { (p.origin.clone(), 0, 0, p.message.clone()) } else {
+            (p.origin.clone(), p.line, p.column, String::new())
+        };
+        seen.insert(key)
+    });
+    out
 }

@@ -42,6 +42,19 @@ use crate::time::Instant;
 /// The most E1 spans one card may have (the largest common boards carry 16).
 pub const MAX_SPANS: usize = 16;
 
+/// The longest time any seconds value in the file may give (a year): longer is a typo,
+/// and would overflow the simulator's clock.
+pub const MAX_SECONDS: f64 = 366.0 * 86_400.0;
+
+/// `v` as seconds from 0 to [`MAX_SECONDS`], or what was expected.
+fn bounded_secs(v: f64, what: &str) -> std::result::Result<f64, String> {
+    if v.is_finite() && (0.0..=MAX_SECONDS).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{what} {v}: expected seconds from 0 to {MAX_SECONDS} (a year)"))
+    }
+}
+
 /// The card part of an installation file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -325,15 +338,15 @@ impl Default for SimulatorConfig {
 
 /// Read and check an installation file.
 pub fn load(path: &Path) -> Result<Config> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::new(ErrorKind::Config, format!("{}: cannot read: {e}", path.display())))?;
+    let text = crate::text::read_text_file(path, crate::text::MAX_TEXT_FILE)
+        .map_err(|e| Error::new(ErrorKind::Config, e))?;
     parse(&text, &path.display().to_string())
 }
 
 /// Parse and check the text of an installation file; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Config> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let msg = e.message().trim_end().to_string();
+        let msg = crate::text::hint_unknown_field(e.message());
         match e.span() {
             Some(span) => at(text, origin, span, msg),
             None => Error::new(ErrorKind::Config, format!("{origin}: {msg}")),
@@ -500,9 +513,8 @@ struct RawInbound {
 struct RawArrivals {
     trunk: Spanned<String>,
     rate_per_hour: Spanned<f64>,
-    #[serde(default)]
-    from_s: f64,
-    until_s: Option<f64>,
+    from_s: Option<Spanned<f64>>,
+    until_s: Option<Spanned<f64>>,
     #[serde(default)]
     dnis: Vec<String>,
     ani: Option<String>,
@@ -555,13 +567,13 @@ fn default_card() -> u16 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFault {
-    at_s: f64,
+    at_s: Spanned<f64>,
     kind: Spanned<FaultKind>,
     #[serde(default = "default_card")]
     card: u16,
     span: Option<u8>,
     alarm: Option<Alarm>,
-    duration_s: Option<f64>,
+    duration_s: Option<Spanned<f64>>,
     channel: Option<Spanned<String>>,
 }
 
@@ -588,8 +600,8 @@ impl Seconds {
             Seconds::One(s) => (s, s),
             Seconds::Two([a, b]) => (a, b),
         };
-        if !(a.is_finite() && b.is_finite() && a >= 0.0 && a <= b) {
-            return Err(format!("bad seconds {a}..{b}: expected 0 <= min <= max"));
+        if !(a.is_finite() && b.is_finite() && a >= 0.0 && a <= b && b <= MAX_SECONDS) {
+            return Err(format!("bad seconds {a}..{b}: expected 0 <= min <= max <= {MAX_SECONDS} (a year)"));
         }
         Ok(Spread::secs_between(a, b))
     }
@@ -706,6 +718,14 @@ impl Cx<'_> {
         })
     }
 
+    /// An optional seconds value, checked to be from 0 to [`MAX_SECONDS`].
+    fn secs_at(&self, v: Option<&Spanned<f64>>, what: &str) -> Result<Option<f64>> {
+        match v {
+            None => Ok(None),
+            Some(s) => bounded_secs(*s.get_ref(), what).map(Some).map_err(|m| self.err(s.span(), m)),
+        }
+    }
+
     fn ports(&self, s: &Spanned<String>) -> Result<PortRange> {
         PortRange::parse(s.get_ref()).map_err(|m| self.err(s.span(), m))
     }
@@ -778,15 +798,21 @@ impl Cx<'_> {
     fn simulator(&self, s: RawSimulator, cards: &[CardConfig]) -> Result<SimulatorConfig> {
         let mut out = SimulatorConfig { media: s.media, seed: s.seed, ..SimulatorConfig::default() };
         if let Some(t) = s.no_answer_timeout_s {
-            if !(t.get_ref().is_finite() && *t.get_ref() > 0.0) {
-                return Err(self.err(t.span(), "no_answer_timeout_s: expected seconds above 0"));
+            if !(t.get_ref().is_finite() && *t.get_ref() > 0.0 && *t.get_ref() <= MAX_SECONDS) {
+                return Err(self.err(
+                    t.span(),
+                    format!("no_answer_timeout_s: expected seconds above 0, at most {MAX_SECONDS} (a year)"),
+                ));
             }
             out.no_answer_timeout = Duration::from_secs_f64(*t.get_ref());
         }
         for i in s.inbound {
             let at = *i.at_s.get_ref();
-            if !(at.is_finite() && at >= 0.0) {
-                return Err(self.err(i.at_s.span(), "at_s: expected seconds from the start, 0 or more"));
+            if !(at.is_finite() && (0.0..=MAX_SECONDS).contains(&at)) {
+                return Err(self.err(
+                    i.at_s.span(),
+                    format!("at_s: expected seconds from the start, 0 to {MAX_SECONDS} (a year)"),
+                ));
             }
             let (card, trunk) = self.trunk(&i.trunk, cards)?;
             let call = InboundCall {
@@ -818,8 +844,8 @@ impl Cx<'_> {
                 card,
                 trunk,
                 rate_per_hour: rate,
-                from: Instant::from_micros((a.from_s.max(0.0) * 1e6) as u64),
-                until: a.until_s.map(|u| Instant::from_micros((u.max(0.0) * 1e6) as u64)),
+                from: Instant::from_micros((self.secs_at(a.from_s.as_ref(), "from_s")?.unwrap_or(0.0) * 1e6) as u64),
+                until: self.secs_at(a.until_s.as_ref(), "until_s")?.map(|u| Instant::from_micros((u * 1e6) as u64)),
                 dnis: a.dnis,
                 ani: a.ani,
                 caller: self.caller(a.caller)?,
@@ -885,13 +911,15 @@ impl Cx<'_> {
             out.stations.push((st.card, ports, behaviour));
         }
         for f in s.fault {
-            let at = Instant::from_micros((f.at_s.max(0.0) * 1e6) as u64);
+            let at_s = self.secs_at(Some(&f.at_s), "at_s")?.unwrap_or(0.0);
+            let at = Instant::from_micros((at_s * 1e6) as u64);
+            let duration_s = self.secs_at(f.duration_s.as_ref(), "duration_s")?;
             let need = |what: &str| self.err(f.kind.span(), format!("this fault needs `{what}`"));
             let fault = match f.kind.get_ref() {
                 FaultKind::SpanAlarm => Fault::SpanAlarm {
                     span: f.span.ok_or_else(|| need("span"))?,
                     alarm: f.alarm.unwrap_or(Alarm::Los),
-                    duration: f.duration_s.map(|d| Duration::from_secs_f64(d.max(0.0))),
+                    duration: duration_s.map(Duration::from_secs_f64),
                 },
                 FaultKind::BlockChannel => Fault::BlockChannel(
                     self.channel(f.channel.as_ref().ok_or_else(|| need("channel"))?, cards)?,
@@ -919,7 +947,7 @@ impl Cx<'_> {
             }
             // A blocked channel or a dead line comes back after `duration_s`, if given
             // (a span alarm clears itself the same way).
-            let end = f.duration_s.map(|d| at + Duration::from_secs_f64(d.max(0.0)));
+            let end = duration_s.map(|d| at + Duration::from_secs_f64(d));
             let restore = match (&fault, end) {
                 (Fault::BlockChannel(ch), Some(end)) => Some((end, Fault::UnblockChannel(*ch))),
                 (Fault::DeadLine { port }, Some(end)) => Some((end, Fault::LineRestored { port: *port })),

@@ -24,6 +24,7 @@ pub mod event;
 pub mod pri;
 pub mod signal;
 pub mod sim;
+pub mod text;
 pub mod time;
 
 pub use card::{Capabilities, Card};

@@ -362,6 +362,8 @@ pub struct Flows {
     /// The file's `prompts` key: the prompt set's text file, as written (relative to
     /// the flow file).
     pub prompt_set: Option<String>,
+    /// Where the `prompts` key's value is written, for problems with the prompt set.
+    pub prompt_set_at: Pos,
     /// Where each flow came from (file name), for messages.
     pub origin: String,
 }
@@ -693,7 +695,10 @@ impl<'a> Parser<'a> {
                         self.at(v.span(), format!("unknown lang {:?}: expected \"en\" or \"zh\"", s.as_ref()))
                     }
                 },
-                ("prompts", DeValue::String(s)) => flows.prompt_set = Some(s.to_string()),
+                ("prompts", DeValue::String(s)) => {
+                    flows.prompt_set = Some(s.to_string());
+                    flows.prompt_set_at = self.pos(&v.span());
+                }
                 ("flow", DeValue::Table(_)) => {}
                 ("lang" | "prompts", other) => {
                     self.at(v.span(), format!("`{key}` must be a string, found {}", other.type_str()))

@@ -31,36 +31,38 @@ pub struct PromptSet {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSet {
-    lang: String,
-    text: BTreeMap<String, String>,
+    lang: toml::Spanned<String>,
+    text: BTreeMap<toml::Spanned<String>, String>,
 }
 
 impl PromptSet {
     /// Parse a prompt set's text file (`lang = "en"` and a `[text]` table of
     /// `name = "words"`); the WAVs are (or will be) in `dir`.
     pub fn parse(text: &str, origin: &str, dir: impl Into<PathBuf>) -> Result<PromptSet, String> {
+        let at = |offset: usize| {
+            let (line, col) = hotline_drivers::text::line_col(text, offset);
+            format!("{origin}:{line}:{col}: ")
+        };
         let raw: RawSet = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| {
-                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                let col =
-                    text[..s.start.min(text.len())].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                format!("{line}:{col}: ")
-            });
-            format!("{origin}:{}{}", at.unwrap_or_default(), e.message().trim())
+            let place = e.span().map_or_else(|| format!("{origin}: "), |s| at(s.start));
+            format!("{place}{}", hotline_drivers::text::hint_unknown_field(e.message()))
         })?;
-        let lang = Lang::parse(&raw.lang)
-            .ok_or_else(|| format!("{origin}: unknown lang {:?}: expected \"en\" or \"zh\"", raw.lang))?;
+        let lang = Lang::parse(raw.lang.get_ref()).ok_or_else(|| {
+            format!("{}unknown lang {:?}: expected \"en\" or \"zh\"", at(raw.lang.span().start), raw.lang.get_ref())
+        })?;
         for name in raw.text.keys() {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("{origin}: bad prompt name {name:?}: expected letters, digits and _"));
+            let n = name.get_ref();
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("{}bad prompt name {n:?}: expected letters, digits and _", at(name.span().start)));
             }
         }
-        Ok(PromptSet { lang, texts: raw.text, dir: dir.into() })
+        let texts = raw.text.into_iter().map(|(k, v)| (k.into_inner(), v)).collect();
+        Ok(PromptSet { lang, texts, dir: dir.into() })
     }
 
     /// Read a prompt set's text file.
     pub fn load(path: &Path, dir: impl Into<PathBuf>) -> Result<PromptSet, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = hotline_drivers::text::read_text_file(path, hotline_drivers::text::MAX_TEXT_FILE)?;
         PromptSet::parse(&text, &path.display().to_string(), dir)
     }
 

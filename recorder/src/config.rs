@@ -150,7 +150,10 @@ impl RecordingConfig {
         let raw = match Raw::deserialize(ValueDeserializer::from(value.clone())) {
             Ok(r) => r,
             Err(e) => {
-                loc.at(e.span().unwrap_or(span), format!("in [recording]: {}", e.message().trim()));
+                loc.at(
+                    e.span().unwrap_or(span),
+                    format!("in [recording]: {}", hotline_drivers::text::hint_unknown_field(e.message())),
+                );
                 return Err(loc.problems);
             }
         };

@@ -580,45 +580,44 @@ impl StoreConfig {
     /// path, for messages). Absent: `hotline.db`. Relative paths are relative to the
     /// working directory, as every path in the installation file is.
     pub fn from_toml(text: &str, origin: &Path) -> Result<StoreConfig, String> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let at = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .map(|(l, c)| format!(":{l}:{c}"))
-                .unwrap_or_default();
-            format!("{}{at}: {}", origin.display(), e.message())
-        })?;
-        let path = match table.get("store") {
-            None => PathBuf::from("hotline.db"),
-            Some(toml::Value::Table(t)) => {
-                for k in t.keys() {
-                    if k != "path" {
-                        return Err(format!(
-                            "{}: [store]: unknown key `{k}`; expected `path`",
-                            origin.display()
-                        ));
-                    }
-                }
-                match t.get("path") {
-                    None => PathBuf::from("hotline.db"),
-                    Some(toml::Value::String(s)) => PathBuf::from(s),
-                    Some(other) => {
-                        return Err(format!(
-                            "{}: [store] path: expected a string, found {}",
-                            origin.display(),
-                            other.type_str()
-                        ))
-                    }
-                }
-            }
-            Some(other) => {
-                return Err(format!(
-                    "{}: `store` must be a table, found {}",
-                    origin.display(),
-                    other.type_str()
-                ))
-            }
+        use toml::de::{DeTable, DeValue};
+        let at = |offset: usize, msg: &str| {
+            let (l, c) = line_col(text, offset);
+            format!("{}:{l}:{c}: {msg}", origin.display())
         };
+        let root = DeTable::parse(text)
+            .map_err(|e| at(e.span().map_or(0, |s| s.start), &format!("TOML syntax: {}", e.message().trim())))?;
+        let root = root.into_inner();
+        let Some((key, value)) = root.iter().find(|(k, _)| k.get_ref().as_ref() == "store") else {
+            return Ok(StoreConfig { path: PathBuf::from("hotline.db") });
+        };
+        let DeValue::Table(t) = value.get_ref() else {
+            return Err(at(
+                key.span().start,
+                &format!("`store` must be a table ([store]), found {}", value.get_ref().type_str()),
+            ));
+        };
+        let mut path = PathBuf::from("hotline.db");
+        for (k, v) in t.iter() {
+            let name: &str = k.get_ref().as_ref();
+            match (name, v.get_ref()) {
+                ("path", DeValue::String(p)) if p.is_empty() => {
+                    return Err(at(v.span().start, "[store] path is empty: expected the database file"));
+                }
+                ("path", DeValue::String(p)) => path = PathBuf::from(p.as_ref()),
+                ("path", other) => {
+                    return Err(at(
+                        v.span().start,
+                        &format!("[store] path: expected a string, found {}", other.type_str()),
+                    ))
+                }
+                _ => {
+                    let hint = hotline_drivers::text::did_you_mean(name, ["path"])
+                        .map_or(String::new(), |k| format!("; did you mean `{k}`?"));
+                    return Err(at(k.span().start, &format!("[store]: unknown key `{name}`: expected `path`{hint}")));
+                }
+            }
+        }
         Ok(StoreConfig { path })
     }
 }

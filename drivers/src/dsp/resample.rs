@@ -55,10 +55,17 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 /// filter. The result has `round(len * to_rate / from_rate)` samples, aligned in time
 /// with the input (the filter delay is compensated). Equal rates return the input.
 pub fn resample(samples: &[i16], from_rate: u32, to_rate: u32) -> Result<Vec<i16>, Error> {
-    if from_rate == 0 || to_rate == 0 {
+    use crate::dsp::wav::{MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+    // Rates outside what a WAV file may claim would make the filter (its blocks are
+    // `from / gcd(from, to)` frames) or the output take gigabytes.
+    let ok = |r: u32| (MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&r);
+    if !ok(from_rate) || !ok(to_rate) {
         return Err(Error::new(
             ErrorKind::Media,
-            format!("cannot resample from {from_rate} Hz to {to_rate} Hz: rates must be positive"),
+            format!(
+                "cannot resample from {from_rate} Hz to {to_rate} Hz: rates must be {MIN_SAMPLE_RATE} to \
+                 {MAX_SAMPLE_RATE} Hz"
+            ),
         ));
     }
     if from_rate == to_rate {

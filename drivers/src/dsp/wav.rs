@@ -30,6 +30,13 @@ const WAVE_FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 const SUBTYPE_GUID_TAIL: [u8; 14] =
     [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71];
 
+/// The lowest sample rate the reader accepts: below it a header is corrupt (and
+/// resampling 1 Hz audio to 8 kHz would multiply it 8000 times).
+pub const MIN_SAMPLE_RATE: u32 = 1000;
+/// The highest sample rate the reader accepts (the highest studio rate, 384 kHz): above
+/// it a header is corrupt, and the resampler's filter would take gigabytes.
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+
 /// The encodings the writer produces: the ones cards play.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Encoding {
@@ -261,8 +268,11 @@ fn parse_fmt(bytes: &[u8], at: usize, len: usize) -> Result<(u32, u16, SampleFor
     if channels == 0 {
         return Err(WavError::at(at + 2, "channel count 0, expected at least 1"));
     }
-    if sample_rate == 0 {
-        return Err(WavError::at(at + 4, "sample rate 0, expected a positive rate"));
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
+        return Err(WavError::at(
+            at + 4,
+            format!("sample rate {sample_rate} Hz, expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz"),
+        ));
     }
     let format = match (tag, bits) {
         (WAVE_FORMAT_PCM, 8) => SampleFormat::Pcm8,
@@ -448,8 +458,10 @@ pub fn write_wav(
     if channels == 0 {
         return Err(invalid("WAV with 0 channels".into()));
     }
-    if sample_rate == 0 {
-        return Err(invalid("WAV with sample rate 0".into()));
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&sample_rate) {
+        return Err(invalid(format!(
+            "WAV with sample rate {sample_rate} Hz: expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz"
+        )));
     }
     if interleaved.len() % usize::from(channels) != 0 {
         return Err(invalid(format!(

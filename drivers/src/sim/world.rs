@@ -27,12 +27,23 @@ impl Spread {
     pub fn fixed(d: Duration) -> Self {
         Spread { min: d, max: d }
     }
+    /// The longest a spread can be (100 years): seconds beyond it, infinite or NaN
+    /// saturate instead of panicking (the config parser refuses them first).
+    pub const MAX: Duration = Duration::from_secs(100 * 366 * 86_400);
+
+    fn saturating(s: f64) -> Duration {
+        if s.is_nan() || s <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::try_from_secs_f64(s).unwrap_or(Spread::MAX).min(Spread::MAX)
+        }
+    }
     pub fn secs(s: f64) -> Self {
-        Spread::fixed(Duration::from_secs_f64(s))
+        Spread::fixed(Spread::saturating(s))
     }
     /// Uniform between `min` and `max` seconds.
     pub fn secs_between(min: f64, max: f64) -> Self {
-        Spread { min: Duration::from_secs_f64(min), max: Duration::from_secs_f64(max) }
+        Spread { min: Spread::saturating(min), max: Spread::saturating(max) }
     }
     pub(crate) fn draw(&self, rng: &mut Rng) -> Duration {
         if self.max <= self.min {
@@ -117,8 +128,8 @@ fn parse_span(arg: &str) -> Result<Spread, String> {
         s.trim()
             .parse::<f64>()
             .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| format!("expected seconds (5 or 2-8), found {arg:?}"))
+            .filter(|v| v.is_finite() && *v >= 0.0 && *v <= crate::config::MAX_SECONDS)
+            .ok_or_else(|| format!("expected seconds (5 or 2-8, at most a year), found {arg:?}"))
     };
     match arg.split_once('-') {
         Some((a, b)) => {
