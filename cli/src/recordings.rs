@@ -151,11 +151,13 @@ pub fn run(cmd: RecordingsCommand) -> CliResult<String> {
         RecordingsCommand::Play { id, store } => {
             let o = store.open()?;
             let r = o.store.recording(id).map_err(store_err)?;
+            absent(&r, offset(&o))?;
             play(Path::new(&r.path))
         }
         RecordingsCommand::Export { id, out, store } => {
             let o = store.open()?;
             let r = o.store.recording(id).map_err(store_err)?;
+            absent(&r, offset(&o))?;
             export(&r.path, &out)
         }
         RecordingsCommand::Tag { id, tag, retention, store } => {
@@ -165,6 +167,21 @@ pub fn run(cmd: RecordingsCommand) -> CliResult<String> {
         }
         RecordingsCommand::Schedule(s) => schedule(s),
     }
+}
+
+/// A recording the index knows has no file: say why.
+fn absent(r: &hotline_cti::store::RecordingRow, off: i32) -> CliResult<()> {
+    if let Some(why) = &r.failed {
+        return Err(CliError::input(format!("recording {}: its file could not be written ({why})", r.id)));
+    }
+    if let Some(at) = r.deleted_ms {
+        return Err(CliError::input(format!(
+            "recording {}: deleted by retention at {}",
+            r.id,
+            format_local(at, off)
+        )));
+    }
+    Ok(())
 }
 
 /// Play a recording through the sound card (a build with the `audio` feature); without

@@ -420,13 +420,9 @@ impl Center {
                     }
                 }
                 RecorderEvent::Failed { message, .. } => {
+                    // Not indexed as present: the index line says why there is no file.
                     tracing::error!("recording {id} failed: {message}");
-                    crate::store::StoreOp::RecordingFinished {
-                        id,
-                        duration_ms: 0,
-                        dropped: 0,
-                        cut_short: true,
-                    }
+                    crate::store::StoreOp::RecordingFailed { id, message: message.clone() }
                 }
             };
             self.out.push_back(CenterOutput::Store(op));
@@ -445,6 +441,36 @@ impl Center {
                 ivr.handle_recorded(self.now, req, result);
             }
         }
+    }
+
+    /// Stop (after a drain, `--duration`, or a second Ctrl-C): every call still in
+    /// progress is cleared and every recording, call or IVR, is ended. The runtime then
+    /// keeps feeding inputs until [`Center::stopped`] (or its own time limit), so that
+    /// call records close and recordings are finished and indexed.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let calls: Vec<CallId> = self.calls.keys().copied().collect();
+        for call in calls {
+            self.engine.handle(
+                self.now,
+                Input::Request {
+                    client: INTERNAL_CLIENT,
+                    invoke: 0,
+                    service: crate::csta::Service::ClearCall { call },
+                },
+            );
+        }
+        let mut ids: Vec<u64> = self.recording_taps.keys().chain(self.ivr_recordings.keys()).copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.out.push_back(CenterOutput::StopRecording { id });
+        }
+        self.collect();
+    }
+
+    /// Whether nothing is left to finish: no call in progress, no recording running.
+    pub fn stopped(&self) -> bool {
+        self.engine.call_count() == 0 && self.recording_taps.is_empty() && self.ivr_recordings.is_empty()
     }
 
     /// The next time [`Center::handle`] wants an `Input::Timeout`.

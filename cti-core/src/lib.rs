@@ -72,6 +72,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod alarm;
 pub mod cdr;
 pub mod center;
 pub mod config;
@@ -82,6 +83,7 @@ pub mod install;
 pub mod link;
 pub mod recording;
 pub mod report;
+pub mod retention;
 pub mod runtime;
 pub mod serve;
 pub mod sim_agents;

@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub any_port_if_busy: bool,
     /// Adjust the link's configuration after it is read (tests: port 0).
     pub link_override: Option<fn(&mut LinkConfig)>,
+    /// Tests: while set, every store commit fails as on a full disk.
+    pub store_fault: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -66,6 +68,7 @@ impl ServeOptions {
             history: None,
             any_port_if_busy: false,
             link_override: None,
+            store_fault: None,
         }
     }
 }
@@ -99,6 +102,11 @@ pub struct Running {
     engine: Option<JoinHandle<Engine>>,
     cards: Option<JoinHandle<Result<(), String>>>,
     store: Option<JoinHandle<crate::store::WriterStats>>,
+    /// The system alarms (disk full), raised and cleared by the threads that see them.
+    pub alarms: Arc<crate::alarm::Alarms>,
+    /// One process per store: held until the store is closed.
+    lock: Option<crate::store::StoreLock>,
+    retention: Option<(Sender<()>, JoinHandle<()>)>,
 }
 
 /// A caller to make arrive on a simulated card now (`Running::simulate_call`).
@@ -167,12 +175,22 @@ impl Running {
         if let Some(h) = self.cards.take() {
             h.join().map_err(|_| "the card thread panicked".to_string())??;
         }
-        // The engine thread has ended and dropped its store sender: the writer commits
-        // what is queued and ends.
+        if let Some((stop, h)) = self.retention.take() {
+            drop(stop);
+            h.join().map_err(|_| "the retention thread panicked".to_string())?;
+        }
+        // The engine thread has ended (its calls cleared, its recordings finished and
+        // indexed, a `Closing` sent) and dropped its store sender: the writer commits
+        // what is queued and closes the database.
         if let Some(h) = self.store.take() {
             let stats = h.join().map_err(|_| "the store writer panicked".to_string())?;
-            tracing::info!("store: {stats:?}");
+            if stats.lost > 0 {
+                tracing::error!("store closed; {} operations could not be written: {stats:?}", stats.lost);
+            } else {
+                tracing::info!("store closed cleanly: {stats:?}");
+            }
         }
+        drop(self.lock.take());
         match engine {
             Some(r) => r,
             None => Err("already stopped".into()),
@@ -193,8 +211,17 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     if let Some(dir) = store_cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
+    // One process per store: a second serve or demo on this database stops here.
+    let lock = crate::store::StoreLock::acquire(&store_cfg.path, &command_line()).map_err(|e| e.to_string())?;
+    let alarms = Arc::new(crate::alarm::Alarms::new());
+    let writer_opts = crate::store::WriterOptions {
+        alarms: Some(alarms.clone()),
+        fault: opts.store_fault.clone(),
+        spool_capacity: None,
+        close_grace: None,
+    };
     let (store_tx, store_join, recovered) =
-        crate::store::StoreWriter::spawn(&store_cfg.path).map_err(|e| e.to_string())?;
+        crate::store::StoreWriter::spawn_with(&store_cfg.path, writer_opts).map_err(|e| e.to_string())?;
     if recovered != crate::store::Recovered::default() {
         tracing::warn!("the store was not closed cleanly; recovered: {recovered:?}");
     }
@@ -270,6 +297,8 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         }
     };
 
+    alarms.set_link(link.clone());
+
     // Recordings: the `[recording]` table (defaults when absent); files left by a
     // crash are repaired before anything new is written.
     let rec_cfg = hotline_recorder::config::RecordingConfig::parse(&opts.text, &opts.origin)
@@ -287,6 +316,18 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         Err(e) => tracing::warn!("cannot check {} for recordings cut short: {e}", rec_cfg.dir.display()),
     }
     let (recorder, recorder_events) = Recorder::spawn(rec_cfg.recorder.clone());
+    // Retention classes and the disk watermark, on a thread of their own.
+    let (retention_stop, retention_stop_rx) = bounded::<()>(1);
+    let retention = crate::retention::Sweep {
+        policy: rec_cfg.retention.clone(),
+        dir: rec_cfg.dir.clone(),
+        store_path: store_cfg.path.clone(),
+        store: store_tx.clone(),
+        alarms: alarms.clone(),
+        disk: None,
+    }
+    .spawn(retention_stop_rx)
+    .map_err(|e| format!("cannot start the retention thread: {e}"))?;
 
     let ivr =
         crate::install::ivr_setup(&opts.text, &opts.origin).map_err(|problems| problem_lines(&problems))?;
@@ -367,6 +408,8 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
             link: link.clone(),
             drained: drained_tx,
             dropped,
+            alarms: alarms.clone(),
+            wall_base_ms: opts.wall_ms,
         };
         let returns = Returns { http: http_ans_rx, synth: synth_ans_rx, recorder: recorder_events };
         std::thread::Builder::new()
@@ -387,7 +430,19 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         engine: Some(engine),
         cards: Some(cards),
         store: Some(store_join),
+        alarms,
+        lock: Some(lock),
+        retention: Some((retention_stop, retention)),
     })
+}
+
+/// How this process was started, for the store's lock file (`hotline demo --duration 60`).
+fn command_line() -> String {
+    let mut args = std::env::args();
+    let first = args.next().map(|a| {
+        std::path::Path::new(&a).file_name().map_or(a.clone(), |n| n.to_string_lossy().into_owned())
+    });
+    first.into_iter().chain(args).collect::<Vec<_>>().join(" ")
 }
 
 /// Give the recording index the length of each recording the crash repair finished.
@@ -435,6 +490,9 @@ struct Outs {
     link: LinkHandle,
     drained: Sender<()>,
     dropped: Arc<Counters>,
+    alarms: Arc<crate::alarm::Alarms>,
+    /// Unix ms at the clock's zero (the store's `Closing` time).
+    wall_base_ms: i64,
 }
 
 fn offer<T>(tx: &Sender<T>, v: T, counter: &AtomicU64, what: &str) -> Result<(), T> {
@@ -499,6 +557,7 @@ fn engine_thread(
                 center.handle(clock.now(), CenterInput::Synthesized { id, result });
             },
             recv(returns.recorder) -> m => if let Ok(ev) = m {
+                recorder_alarm(&outs.alarms, &ev);
                 center.handle(clock.now(), CenterInput::Recorder(ev));
             },
             default(wait) => center.handle(clock.now(), CenterInput::Engine(Input::Timeout)),
@@ -513,8 +572,71 @@ fn engine_thread(
         }
         dispatch(&mut center, &outs);
     }
-    dispatch(&mut center, &outs);
+    finish(&mut center, &clock, &inputs, &returns, &outs);
     center.into_engine()
+}
+
+/// How long a stop waits for calls to clear and recordings to be finished.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The clean end of a run: clear the calls still in progress, end every recording and
+/// wait (up to [`STOP_GRACE`]) for the card to confirm the releases and the recorder to
+/// finish the files, so that call records close and recordings are indexed with their
+/// length; then tell the store the run ends (open agent states close now). The next
+/// start finds nothing to recover.
+fn finish(center: &mut Center, clock: &RealClock, inputs: &Receiver<Input>, returns: &Returns, outs: &Outs) {
+    dispatch(center, outs);
+    center.shutdown(clock.now());
+    dispatch(center, outs);
+    let end = clock.now() + STOP_GRACE;
+    while !center.stopped() && clock.now() < end {
+        crossbeam_channel::select! {
+            recv(inputs) -> m => match m {
+                Ok(i) => center.handle(clock.now(), CenterInput::Engine(i)),
+                Err(_) => break,
+            },
+            recv(returns.recorder) -> m => if let Ok(ev) = m {
+                recorder_alarm(&outs.alarms, &ev);
+                center.handle(clock.now(), CenterInput::Recorder(ev));
+            },
+            default(Duration::from_millis(20)) => center.handle(clock.now(), CenterInput::Engine(Input::Timeout)),
+        }
+        dispatch(center, outs);
+    }
+    if !center.stopped() {
+        tracing::warn!(
+            "stop: {} call(s) still in progress after {} s; their records are closed as cut",
+            center.engine().call_count(),
+            STOP_GRACE.as_secs()
+        );
+    }
+    let at_ms = outs.wall_base_ms + (clock.now().as_micros() / 1000) as i64;
+    if let Some(store) = &outs.store {
+        // Blocking here is fine: the engine has stopped, and the writer drains the queue.
+        let _ = store.send_timeout(crate::store::StoreOp::Closing { at_ms }, Duration::from_secs(5));
+    }
+}
+
+/// The recorder's events say whether recordings reach the disk: a file that cannot be
+/// written for want of space raises `disk_full`; the next one finished clears it.
+fn recorder_alarm(alarms: &crate::alarm::Alarms, ev: &RecorderEvent) {
+    match ev {
+        RecorderEvent::Failed { id, message } if disk_full_message(message) => alarms.raise(
+            crate::alarm::DISK_FULL,
+            "recorder",
+            &format!("recording {id} could not be written ({message}); calls are not being recorded: free space on the recording disk"),
+        ),
+        RecorderEvent::Finished { .. } => {
+            alarms.clear(crate::alarm::DISK_FULL, "recorder", "recordings are written again")
+        }
+        RecorderEvent::Failed { .. } => {}
+    }
+}
+
+/// An I/O error that says the disk (or the file size limit) is full: ENOSPC, EDQUOT,
+/// EFBIG, as `std::io::Error` prints them.
+fn disk_full_message(m: &str) -> bool {
+    ["os error 28)", "os error 122)", "os error 27)"].iter().any(|k| m.contains(k))
 }
 
 fn dispatch(center: &mut Center, outs: &Outs) {

@@ -52,6 +52,8 @@ pub enum LinkMsg {
     ScreenPop(ScreenPop),
     /// Wallboard figures, about once a second.
     Stats(WallboardStats),
+    /// A system alarm raised or cleared (`SystemAlarm` to every supervisor).
+    Alarm(crate::alarm::SystemAlarm),
 }
 
 /// The call data shown when a call reaches an agent. Built by the glue on `Delivered`

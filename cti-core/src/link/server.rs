@@ -250,6 +250,8 @@ pub(super) struct Server {
     crm_tx: Option<Sender<crm::Lookup>>,
     crm_rx: Receiver<crm::Answer>,
     lost_seen: u64,
+    /// System alarms raised now, by name (sent to a supervisor who starts a monitor).
+    alarms: std::collections::BTreeMap<String, crate::alarm::SystemAlarm>,
 }
 
 impl Server {
@@ -348,6 +350,7 @@ impl Server {
             auth_rx,
             crm_tx,
             crm_rx,
+            alarms: std::collections::BTreeMap::new(),
             lost_seen: 0,
         };
         Ok((server, shared, addrs))
@@ -857,6 +860,13 @@ impl Server {
                     c.monitors.push((m, target));
                 }
                 self.reply(id, invoke, json!({"monitor": m, "snapshot": snapshot}));
+                if supervisor {
+                    // The alarms raised now, as if they had just been raised.
+                    let active: Vec<String> = self.alarms.values().map(alarm_event).collect();
+                    for text in active {
+                        self.send_to(id, &text);
+                    }
+                }
             }
             Request::MonitorStop(m) => {
                 let removed = match self.conns.get_mut(&id) {
@@ -1109,6 +1119,23 @@ impl Server {
                     json!({"event":"Stats","time":rfc3339(stats.at_unix_ms),"queues":queues}).to_string();
                 let ids: Vec<u32> =
                     self.conns.iter().filter(|(_, c)| c.session.is_some()).map(|(i, _)| *i).collect();
+                for id in ids {
+                    self.send_to(id, &text);
+                }
+            }
+            LinkMsg::Alarm(a) => {
+                let text = alarm_event(&a);
+                if a.raised {
+                    self.alarms.insert(a.alarm.clone(), a);
+                } else {
+                    self.alarms.remove(&a.alarm);
+                }
+                let ids: Vec<u32> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.session.as_ref().is_some_and(|s| s.supervisor))
+                    .map(|(i, _)| *i)
+                    .collect();
                 for id in ids {
                     self.send_to(id, &text);
                 }
@@ -1389,4 +1416,11 @@ fn result_json(r: &ServiceResult, wall: i64) -> Value {
         ServiceResult::QueueSnapshot { waiting, ready, logged_in, oldest_since } => json!({
             "waiting":waiting,"ready":ready,"logged_in":logged_in,"oldest_since":oldest_since.map(t)}),
     }
+}
+
+/// A system alarm as the link sends it (docs/protocol.md, `SystemAlarm`).
+fn alarm_event(a: &crate::alarm::SystemAlarm) -> String {
+    json!({"event":"SystemAlarm","time":rfc3339(a.at_unix_ms),"alarm":a.alarm,"severity":a.severity,
+           "state":if a.raised { "raised" } else { "cleared" },"text":a.text})
+    .to_string()
 }

@@ -14,8 +14,11 @@
 //! `synchronous = NORMAL` in WAL mode a committed transaction survives the process
 //! being killed (only a power loss may take back the last ones).
 
+mod lock;
 mod read;
 mod schema;
+
+pub use lock::{lock_path, StoreLock};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,6 +55,13 @@ pub enum StoreErrorKind {
     Sqlite,
     /// A lookup found nothing (no such recording, voicemail or schedule).
     NotFound,
+    /// Another process runs on this store (`serve` or `demo`): stop it, or use another
+    /// path.
+    Locked,
+    /// The disk is full or failing (SQLite's `SQLITE_FULL`, `SQLITE_IOERR`,
+    /// `SQLITE_CANTOPEN`): nothing of the batch was written; the writer keeps it and
+    /// retries.
+    DiskFull,
 }
 
 impl fmt::Display for StoreError {
@@ -64,7 +74,12 @@ impl std::error::Error for StoreError {}
 
 impl StoreError {
     fn sqlite(context: &str, e: rusqlite::Error) -> StoreError {
-        StoreError { kind: StoreErrorKind::Sqlite, message: format!("{context}: {e}") }
+        use rusqlite::ErrorCode as C;
+        let kind = match e.sqlite_error_code() {
+            Some(C::DiskFull | C::SystemIoFailure | C::CannotOpen | C::ReadOnly) => StoreErrorKind::DiskFull,
+            _ => StoreErrorKind::Sqlite,
+        };
+        StoreError { kind, message: format!("{context}: {e}") }
     }
     pub(crate) fn not_found(message: String) -> StoreError {
         StoreError { kind: StoreErrorKind::NotFound, message }
@@ -143,6 +158,15 @@ pub enum StoreOp {
         queue: Option<String>,
         note: VoicemailNote,
     },
+    /// The recording's file could not be written (disk full, no permission): its index
+    /// line says so and the recording is not listed as present.
+    RecordingFailed { id: u64, message: String },
+    /// Retention deleted these recordings' files at `at_ms`.
+    RecordingsDeleted { ids: Vec<u64>, at_ms: i64 },
+    /// A clean stop at `at_ms` (Unix ms): agent states still open end now, and calls
+    /// still open (a stop that could not wait for them) are marked cut by the system.
+    /// Nothing is left for the next start's crash recovery.
+    Closing { at_ms: i64 },
     /// Answered once everything sent before it is committed (tests, shutdown).
     Flush(Sender<()>),
 }
@@ -388,7 +412,8 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), StoreEr
             sql(
                 "recording finished",
                 tx.execute(
-                    "UPDATE recordings SET duration_ms = ?2, dropped = ?3, cut_short = ?4, finished = 1
+                    "UPDATE recordings SET duration_ms = ?2, dropped = ?3, cut_short = ?4, finished = 1,
+                        failed = NULL
                      WHERE id = ?1",
                     params![*id as i64, duration_ms, *dropped as i64, cut_short],
                 ),
@@ -411,6 +436,47 @@ fn apply_one(tx: &rusqlite::Transaction<'_>, op: &StoreOp) -> Result<(), StoreEr
                         note.duration_ms,
                         note.path
                     ],
+                ),
+            )?;
+        }
+        StoreOp::RecordingFailed { id, message } => {
+            sql(
+                "recording failed",
+                tx.execute(
+                    "UPDATE recordings SET finished = 1, cut_short = 1, duration_ms = NULL, failed = ?2
+                     WHERE id = ?1",
+                    params![*id as i64, message],
+                ),
+            )?;
+        }
+        StoreOp::RecordingsDeleted { ids, at_ms } => {
+            for id in ids {
+                sql(
+                    "recording deleted",
+                    tx.execute(
+                        "UPDATE recordings SET deleted_ms = ?2 WHERE id = ?1",
+                        params![*id as i64, at_ms],
+                    ),
+                )?;
+            }
+        }
+        StoreOp::Closing { at_ms } => {
+            sql(
+                "closing agent states",
+                tx.execute(
+                    "UPDATE agent_states SET to_ms = MAX(from_ms, ?1) WHERE to_ms IS NULL",
+                    params![at_ms],
+                ),
+            )?;
+            sql(
+                "closing calls",
+                tx.execute(
+                    "UPDATE calls SET state = 'cut', outcome = 'cut', released_side = 'system',
+                        ended_ms = MAX(arrived_ms, ?1),
+                        answered_ms = COALESCE(answered_ms, (SELECT MIN(e.at_ms) FROM call_events e
+                            WHERE e.run = calls.run AND e.call = calls.call AND e.kind = 'answered'))
+                     WHERE state = 'open'",
+                    params![at_ms],
                 ),
             )?;
         }
@@ -504,8 +570,15 @@ pub struct StoreWriter;
 pub struct WriterStats {
     pub ops: u64,
     pub transactions: u64,
-    /// Batches SQLite refused (their operations are lost; each is logged to stderr).
+    /// Batches SQLite refused (on a full or failing disk, each retry counts).
     pub failed_batches: u64,
+    /// Operations lost: refused by SQLite for themselves (a bad row, logged), or still
+    /// held when the store was closed on a disk that stayed full.
+    pub lost: u64,
+    /// The most operations held at once while the disk was full.
+    pub spooled_max: u64,
+    /// Times the disk was full and then recovered (every operation held then written).
+    pub recoveries: u64,
     pub recovered: Recovered,
 }
 
@@ -513,8 +586,37 @@ pub struct WriterStats {
 /// thousand calls while the disk stalls; a full queue is the sender's to count.
 pub const QUEUE_CAPACITY: usize = 65_536;
 
+/// Operations the writer holds in memory while the disk is full (about 4,000 calls at
+/// 50 operations a call, some 60 MB), on top of [`QUEUE_CAPACITY`].
+pub const SPOOL_CAPACITY: usize = 200_000;
+
 /// The most operations committed in one transaction.
 const MAX_BATCH: usize = 8_192;
+
+/// Retries on a full disk: the first after this, doubling up to [`RETRY_MAX`].
+const RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a store being closed keeps retrying a full disk before it gives up.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How the writer runs ([`StoreWriter::spawn_with`]).
+#[derive(Clone, Default)]
+pub struct WriterOptions {
+    /// Raise and clear `disk_full` here.
+    pub alarms: Option<std::sync::Arc<crate::alarm::Alarms>>,
+    /// Tests: while set, every commit fails as on a full disk (`SQLITE_FULL`).
+    pub fault: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Operations held while the disk is full (default [`SPOOL_CAPACITY`]).
+    pub spool_capacity: Option<usize>,
+    /// How long a store being closed on a full disk keeps retrying (default 10 s).
+    pub close_grace: Option<std::time::Duration>,
+}
+
+impl fmt::Debug for WriterOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriterOptions").field("spool_capacity", &self.spool_capacity).finish_non_exhaustive()
+    }
+}
 
 impl StoreWriter {
     /// Open the store (recovering from a crash), then start the writer thread. Send it
@@ -522,45 +624,191 @@ impl StoreWriter {
     pub fn spawn(
         path: impl AsRef<Path>,
     ) -> Result<(Sender<StoreOp>, JoinHandle<WriterStats>, Recovered), StoreError> {
+        StoreWriter::spawn_with(path, WriterOptions::default())
+    }
+
+    /// [`StoreWriter::spawn`] with options: alarms, a fault to inject, the spool's room.
+    ///
+    /// On a full or failing disk ([`StoreErrorKind::DiskFull`]) nothing is dropped: the
+    /// batch and everything after it are held in order in a bounded spool and retried
+    /// (100 ms, doubling up to 2 s) until they commit; `disk_full` is raised meanwhile.
+    /// When the spool is full the writer stops taking from its queue, which then fills;
+    /// what the engine cannot queue after that is counted as dropped by the engine.
+    pub fn spawn_with(
+        path: impl AsRef<Path>,
+        opts: WriterOptions,
+    ) -> Result<(Sender<StoreOp>, JoinHandle<WriterStats>, Recovered), StoreError> {
         let mut store = Store::open(path)?;
         let recovered = store.recover()?;
         let (tx, rx) = bounded(QUEUE_CAPACITY);
         let handle = std::thread::Builder::new()
             .name("hotline-store".into())
-            .spawn(move || writer_loop(store, rx, recovered))
+            .spawn(move || writer_loop(store, rx, recovered, opts))
             .map_err(|e| StoreError { kind: StoreErrorKind::Open, message: format!("store thread: {e}") })?;
         Ok((tx, handle, recovered))
     }
 }
 
-fn writer_loop(mut store: Store, rx: Receiver<StoreOp>, recovered: Recovered) -> WriterStats {
+fn commit(store: &mut Store, ops: &[StoreOp], fault: &Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) -> Result<(), StoreError> {
+    if fault.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
+        return Err(StoreError {
+            kind: StoreErrorKind::DiskFull,
+            message: "commit: database or disk is full (injected fault)".into(),
+        });
+    }
+    store.apply(ops)
+}
+
+fn writer_loop(mut store: Store, rx: Receiver<StoreOp>, recovered: Recovered, opts: WriterOptions) -> WriterStats {
+    use std::time::Instant;
     let mut stats = WriterStats { recovered, ..WriterStats::default() };
-    let mut batch = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
+    let cap = opts.spool_capacity.unwrap_or(SPOOL_CAPACITY).max(1);
+    let mut spool: std::collections::VecDeque<StoreOp> = std::collections::VecDeque::new();
+    // While the disk is full: since when, the next retry, the current backoff.
+    let mut full: Option<(Instant, String)> = None;
+    let mut next_try = Instant::now();
+    let mut backoff = RETRY_MIN;
+    let mut closed_at: Option<Instant> = None;
+    let mut said_spool_full = false;
+    loop {
+        if spool.is_empty() {
+            if closed_at.is_some() {
+                break;
+            }
+            match rx.recv() {
+                Ok(op) => spool.push_back(op),
                 Err(_) => break,
             }
-        }
-        stats.ops += batch.len() as u64;
-        match store.apply(&batch) {
-            Ok(()) => stats.transactions += 1,
-            Err(e) => {
-                // Retry one by one so that one bad row does not lose the batch.
-                stats.failed_batches += 1;
-                eprintln!("hotline store: batch of {} failed ({e}); retrying singly", batch.len());
-                for op in batch.drain(..) {
-                    if let Err(e) = store.apply(std::slice::from_ref(&op)) {
-                        eprintln!("hotline store: lost {op:?}: {e}");
+        } else if full.is_some() {
+            if closed_at.is_some_and(|t| t.elapsed() >= opts.close_grace.unwrap_or(CLOSE_GRACE)) {
+                break;
+            }
+            let wait = next_try.saturating_duration_since(Instant::now());
+            if closed_at.is_none() && spool.len() < cap {
+                match rx.recv_timeout(wait) {
+                    Ok(op) => {
+                        spool.push_back(op);
+                        continue;
                     }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => closed_at = Some(Instant::now()),
+                }
+            } else {
+                std::thread::sleep(wait.min(std::time::Duration::from_millis(100)));
+                if Instant::now() < next_try {
+                    continue;
                 }
             }
         }
-        batch.clear();
+        // Take what else is queued, as far as the spool has room.
+        while closed_at.is_none() && spool.len() < cap {
+            match rx.try_recv() {
+                Ok(op) => spool.push_back(op),
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => closed_at = Some(Instant::now()),
+            }
+        }
+        if spool.len() >= cap && !said_spool_full {
+            said_spool_full = true;
+            tracing::error!(
+                "store: {} operations held and no room for more; the engine's queue fills now, and what does \
+                 not fit in it is dropped (counted)",
+                spool.len()
+            );
+        }
+        stats.spooled_max = stats.spooled_max.max(spool.len() as u64);
+        if let Err(e) = drain_spool(&mut store, &mut spool, &opts, &mut stats) {
+            stats.failed_batches += 1;
+            if full.is_none() {
+                let text = format!(
+                    "the store cannot write to {} ({e}); {} records held in memory (room for {cap}), \
+                     retried until the disk takes them: free space on that disk",
+                    store.path().display(),
+                    spool.len()
+                );
+                if let Some(a) = &opts.alarms {
+                    a.raise(crate::alarm::DISK_FULL, "store", &text);
+                } else {
+                    tracing::error!("{text}");
+                }
+                full = Some((Instant::now(), e.message.clone()));
+                backoff = RETRY_MIN;
+            } else {
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
+            next_try = Instant::now() + backoff;
+            continue;
+        }
+        if let Some((since, _)) = full.take() {
+            stats.recoveries += 1;
+            said_spool_full = false;
+            let text = format!(
+                "the store writes again after {:.1} s; every record held meanwhile ({} at most) is written",
+                since.elapsed().as_secs_f64(),
+                stats.spooled_max
+            );
+            match &opts.alarms {
+                Some(a) => a.clear(crate::alarm::DISK_FULL, "store", &text),
+                None => tracing::warn!("{text}"),
+            }
+        }
+    }
+    if !spool.is_empty() {
+        stats.lost += spool.len() as u64;
+        let why = full.map(|(_, m)| m).unwrap_or_default();
+        tracing::error!(
+            "store: closed with {} operations that could not be written ({why}); the calls they belong to are \
+             marked cut by the next start",
+            spool.len()
+        );
+        for op in &spool {
+            tracing::debug!("store: not written: {op:?}");
+        }
     }
     stats
+}
+
+/// Commit the spool from its front, a batch at a time. A batch SQLite refuses for one
+/// of its rows is retried one operation at a time so that the bad row alone is lost
+/// (logged); on a full disk the error is returned and the rest stays in the spool.
+fn drain_spool(
+    store: &mut Store,
+    spool: &mut std::collections::VecDeque<StoreOp>,
+    opts: &WriterOptions,
+    stats: &mut WriterStats,
+) -> Result<(), StoreError> {
+    while !spool.is_empty() {
+        let n = spool.len().min(MAX_BATCH);
+        let batch = &spool.make_contiguous()[..n];
+        match commit(store, batch, &opts.fault) {
+            Ok(()) => {
+                stats.ops += n as u64;
+                stats.transactions += 1;
+                spool.drain(..n);
+            }
+            Err(e) if e.kind == StoreErrorKind::DiskFull => return Err(e),
+            Err(e) => {
+                stats.failed_batches += 1;
+                tracing::warn!("store: batch of {n} failed ({e}); retrying singly");
+                for _ in 0..n {
+                    let op = spool.front().expect("n ops are there");
+                    match commit(store, std::slice::from_ref(op), &opts.fault) {
+                        Ok(()) => {
+                            stats.ops += 1;
+                            stats.transactions += 1;
+                        }
+                        Err(e) if e.kind == StoreErrorKind::DiskFull => return Err(e),
+                        Err(e) => {
+                            stats.lost += 1;
+                            tracing::error!("store: lost {op:?}: {e}");
+                        }
+                    }
+                    spool.pop_front();
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Run a closure on an optional row lookup (used by read.rs).

@@ -181,6 +181,19 @@ pub struct RecordingRow {
     pub dropped: i64,
     pub retention: String,
     pub tag: Option<String>,
+    /// The file could not be written (disk full, no permission): why. Such a recording
+    /// has no file to play.
+    pub failed: Option<String>,
+    /// When retention deleted the file (Unix ms).
+    pub deleted_ms: Option<i64>,
+}
+
+impl RecordingRow {
+    /// Whether the index says the file is there to play: finished, not failed, not
+    /// deleted.
+    pub fn present(&self) -> bool {
+        self.finished && self.failed.is_none() && self.deleted_ms.is_none()
+    }
 }
 
 /// Which voicemails to list; by the time they were left.
@@ -423,9 +436,12 @@ impl Store {
         )
     }
 
-    /// The recording index, oldest first.
+    /// The recording index, oldest first: the recordings that are there (a recording
+    /// whose file could not be written, or that retention deleted, is not listed;
+    /// [`Store::recording`] still finds it and says why).
     pub fn recordings(&self, f: &RecordingFilter) -> Result<Vec<RecordingRow>, StoreError> {
         let mut w = Where::default();
+        w.parts.push("failed IS NULL AND deleted_ms IS NULL".into());
         w.opt_i("started_ms >= ?", f.from_ms);
         w.opt_i("started_ms < ?", f.to_ms);
         w.opt_s("agent = ?", &f.agent);
@@ -596,6 +612,8 @@ fn recording_row(r: &Row<'_>) -> rusqlite::Result<RecordingRow> {
         dropped: r.get("dropped")?,
         retention: r.get("retention")?,
         tag: r.get("tag")?,
+        failed: r.get("failed")?,
+        deleted_ms: r.get("deleted_ms")?,
     })
 }
 

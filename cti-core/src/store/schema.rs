@@ -129,4 +129,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX ivr_visits_at ON ivr_visits (at_ms);
     "#,
+    // 2: a recording whose file could not be written, and one retention deleted.
+    r#"
+    ALTER TABLE recordings ADD COLUMN failed TEXT;       -- why the file could not be written
+    ALTER TABLE recordings ADD COLUMN deleted_ms INTEGER; -- when retention deleted the file
+    "#,
 ];

@@ -1,0 +1,244 @@
+//! Storage under faults, end to end with `serve::start` in real time (issue 13, points
+//! 4 and 6): a stop closes the store cleanly and finishes every recording; a second
+//! installation on the same store is refused at once; calls made while the store's
+//! disk is full are all stored once it has room again; a recording whose file cannot
+//! be written is not listed.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotline_cti::serve::{self, Running, ServeOptions};
+use hotline_cti::store::{CallFilter, RecordingFilter, Store, StoreWriter};
+use hotline_drivers::dsp::wav::read_wav_file;
+use hotline_drivers::SAMPLE_RATE;
+
+const CENTER: &str = r#"
+[[card]]
+id = 1
+backend = "simulator"
+
+[[card.span]]
+span = 1
+signalling = "isdn_pri"
+
+[card.fxs]
+ports = "1-2"
+
+[simulator]
+media = "audio"
+seed = 17
+
+[[simulator.station]]
+ports = "1-2"
+answer_after_s = 1
+hang_up_after_release_s = 1
+
+[[trunk_group]]
+name = "pri"
+channels = ["1/1/1-1/1/31"]
+
+[[station]]
+port = "1/fxs/1"
+extension = "2001"
+
+[[station]]
+port = "1/fxs/2"
+extension = "2002"
+
+[[queue]]
+name = "service"
+wrap_up = 1
+
+[[access_number]]
+dnis = "4008001000"
+target = "queue:service"
+
+[[agent]]
+id = "1001"
+name = "Li Wei"
+password = "pw"
+queues = { service = 5 }
+
+[[agent]]
+id = "1002"
+name = "Wang Fang"
+password = "pw"
+queues = { service = 5 }
+"#;
+
+fn callers(talk_s: u32) -> String {
+    let mut s = String::new();
+    for (i, at) in [2.5, 3.0].iter().enumerate() {
+        s.push_str(&format!(
+            "\n[[simulator.inbound]]\nat_s = {at}\ntrunk = \"1/1\"\nani = \"1380000000{i}\"\ndnis = \"4008001000\"\n\
+             caller = {{ patience_s = 30, script = [\"wait_agent\", \"talk {talk_s}\", \"hang_up\"] }}\n"
+        ));
+    }
+    s
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hotline-faults-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn installation(dir: &Path, talk_s: u32, recordings: &Path) -> String {
+    format!(
+        "{CENTER}{}\n[store]\npath = \"{}\"\n\n[recording]\ndir = \"{}\"\nformat = \"wav\"\nlayout = \"stereo\"\n",
+        callers(talk_s),
+        dir.join("hotline.db").display(),
+        recordings.display()
+    )
+}
+
+fn no_link(l: &mut hotline_cti::link::LinkConfig) {
+    l.tcp = None;
+    l.http = None;
+}
+
+fn options(text: String) -> ServeOptions {
+    let mut opts = ServeOptions::new(text, "center.toml".into(), hotline_cti::link::now_unix_ms());
+    opts.sim_agents = true;
+    opts.link_override = Some(no_link);
+    opts
+}
+
+/// Wait (bounded) until `f` holds, reading the wallboard figures meanwhile.
+fn wait_until(running: &Running, within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < end, "not within {within:?}: {what}");
+        let _ = running.stats.recv_timeout(Duration::from_millis(100));
+    }
+}
+
+/// How `hotline demo --duration` ends: drain with no time for calls, then stop.
+fn end_like_the_demo(running: Running) {
+    running.drain(Duration::ZERO);
+    let end = Instant::now() + Duration::from_secs(10);
+    while running.drained.try_recv().is_err() {
+        assert!(Instant::now() < end, "the drain did not finish");
+        let _ = running.stats.recv_timeout(Duration::from_millis(50));
+    }
+    running.stop().expect("stops");
+}
+
+fn nothing_to_recover(db: &Path) {
+    let (tx, writer, recovered) = StoreWriter::spawn(db).expect("the store opens");
+    assert_eq!(recovered, Default::default(), "the store was closed cleanly: nothing to recover");
+    drop(tx);
+    writer.join().expect("writer");
+}
+
+#[test]
+fn p13_6_a_stop_closes_the_store_finishes_every_recording_and_a_second_center_is_refused_meanwhile() {
+    let dir = temp("stop");
+    let db = dir.join("hotline.db");
+    let text = installation(&dir, 300, &dir.join("recordings"));
+    let running = serve::start(options(text.clone())).expect("the center starts");
+
+    // A second installation on the same store fails at once and names the first.
+    let second = serve::start(options(text)).expect_err("a second center on the same store is refused");
+    assert!(second.contains("in use by another Hotline"), "{second}");
+    assert!(second.contains(&format!("pid {}", std::process::id())), "{second}");
+
+    // Both long calls talk and are recorded for a few seconds.
+    let reader = Store::open(&db).expect("store");
+    wait_until(&running, Duration::from_secs(30), "two recordings a second into their files", || {
+        let recs = reader.recordings(&RecordingFilter::default()).expect("recordings");
+        recs.len() == 2
+            && recs.iter().all(|r| {
+                let part = format!("{}.part", r.path);
+                std::fs::metadata(part).map(|m| m.len()).unwrap_or(0) > 44 + 4 * u64::from(SAMPLE_RATE)
+            })
+    });
+    end_like_the_demo(running);
+
+    nothing_to_recover(&db);
+    let calls = reader.calls(&CallFilter::default()).expect("calls");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for c in &calls {
+        assert_eq!(c.state, "closed", "the drain's release closed the call: {c:?}");
+    }
+    let recs = reader.recordings(&RecordingFilter::default()).expect("recordings");
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    for r in &recs {
+        assert!(r.finished && !r.cut_short && r.present(), "{r:?}");
+        assert!(!Path::new(&format!("{}.part", r.path)).exists(), "{r:?}: renamed");
+        let (spec, samples) = read_wav_file(&r.path).unwrap_or_else(|e| panic!("{}: {e}", r.path));
+        let secs = samples.len() as f64 / f64::from(spec.channels) / f64::from(SAMPLE_RATE);
+        let bytes = std::fs::metadata(&r.path).expect("file").len();
+        assert_eq!(bytes, 44 + samples.len() as u64 * 2, "{}: the header's length is the file's", r.path);
+        let indexed = r.duration_ms.expect("length") as f64 / 1000.0;
+        assert!(secs >= 1.0 && (indexed - secs).abs() < 0.1, "{r:?}: index {indexed} s, file {secs} s");
+    }
+    // The lock went with the stop.
+    hotline_cti::store::StoreLock::acquire(&db, "test").expect("the store is free after the stop");
+}
+
+#[test]
+fn p13_4_calls_made_while_the_store_disk_is_full_are_all_stored_once_it_has_room() {
+    let dir = temp("full");
+    let db = dir.join("hotline.db");
+    let fault = Arc::new(AtomicBool::new(true));
+    let mut opts = options(installation(&dir, 2, &dir.join("recordings")));
+    opts.store_fault = Some(fault.clone());
+    let running = serve::start(opts).expect("the center starts");
+    let mut done = 0u64;
+    wait_until(&running, Duration::from_secs(30), "both calls over while the disk is full", || {
+        if let Ok(s) = running.stats.try_recv() {
+            if s.calls_today >= 2 && s.calls.is_empty() {
+                done = s.calls_today;
+            }
+        }
+        done >= 2
+    });
+    let active = running.alarms.active();
+    assert!(active.iter().any(|a| a.alarm == "disk_full" && a.raised), "{active:?}");
+    let reader = Store::open(&db).expect("store");
+    assert!(reader.calls(&CallFilter::default()).expect("calls").is_empty(), "nothing could be written");
+
+    fault.store(false, Ordering::SeqCst);
+    wait_until(&running, Duration::from_secs(10), "the alarm clears", || running.alarms.active().is_empty());
+    end_like_the_demo(running);
+
+    nothing_to_recover(&db);
+    let calls = reader.calls(&CallFilter::default()).expect("calls");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for c in &calls {
+        assert_eq!(c.state, "closed", "{c:?}");
+        assert!(c.answered_ms.is_some() && c.agent.is_some(), "{c:?}");
+        assert!(!reader.call_events(c.key()).expect("events").is_empty(), "{c:?}");
+    }
+    let recs = reader.recordings(&RecordingFilter::default()).expect("recordings");
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    assert!(recs.iter().all(|r| r.present() && r.duration_ms.unwrap_or(0) > 1000), "{recs:?}");
+}
+
+#[test]
+fn p13_4_a_recording_whose_file_cannot_be_written_is_not_listed() {
+    let dir = temp("rec");
+    let db = dir.join("hotline.db");
+    // The recording directory lies under a regular file: every file fails to open.
+    let blocker = dir.join("not-a-dir");
+    std::fs::write(&blocker, b"x").expect("file");
+    let running = serve::start(options(installation(&dir, 2, &blocker.join("recordings")))).expect("starts");
+    let reader = Store::open(&db).expect("store");
+    wait_until(&running, Duration::from_secs(30), "both calls closed", || {
+        let calls = reader.calls(&CallFilter::default()).expect("calls");
+        calls.len() == 2 && calls.iter().all(|c| c.state == "closed")
+    });
+    end_like_the_demo(running);
+    nothing_to_recover(&db);
+    assert!(reader.recordings(&RecordingFilter::default()).expect("recordings").is_empty());
+    let last = reader.next_recording_id().expect("id") - 1;
+    assert!(last >= 2, "two recordings were attempted");
+    for id in last - 1..=last {
+        let r = reader.recording(id).expect("indexed");
+        assert!(!r.present() && r.failed.is_some() && r.duration_ms.is_none(), "{r:?}");
+    }
+}
