@@ -418,7 +418,8 @@ impl Engine {
         // few returned and VIP calls ahead of it).
         let position = if line.0 == CLASS_NORMAL { waiting.len() } else { waiting.range(..=line).count() };
         let name = self.queues[q as usize].conf.name.clone();
-        self.emit(CstaEvent::Queued { call, queue: name, position, cause });
+        let (calling, called) = self.call_numbers(call);
+        self.emit(CstaEvent::Queued { call, queue: name, position, cause, calling, called });
         self.start_music(call, music);
         self.dispatch(q);
     }
@@ -577,7 +578,16 @@ impl Engine {
                 if let Some(ch) = self.caller_channel(call) {
                     self.set_play(ch, Some(Playing::Tone(Tone::Ringback)));
                 }
-                if let Err(cause) = self.dial_external(call, &number) {
+                let dialled = match from {
+                    // A queue limit sends the caller outside: the call is diverted there
+                    // (the queue did not answer it), whoever picks up.
+                    Some(from) => self.dial_external_via(call, &number, None, false).map(|ch| {
+                        let to = DeviceId::Trunk(ch);
+                        self.emit(CstaEvent::Diverted { call, from, to, cause: EventCause::Overflow });
+                    }),
+                    None => self.dial_external(call, &number).map(|_| ()),
+                };
+                if let Err(cause) = dialled {
                     self.clear_call(call, cause);
                 }
             }
@@ -708,7 +718,15 @@ impl Engine {
         let line = c.line;
         let waited = c.queued_at.map(|t| self.now - t);
         self.queues[q as usize].waiting.insert(line, call);
-        self.emit(CstaEvent::Queued { call, queue: qname, position: 1, cause: EventCause::Redirected });
+        let (calling, called) = self.call_numbers(call);
+        self.emit(CstaEvent::Queued {
+            call,
+            queue: qname,
+            position: 1,
+            cause: EventCause::Redirected,
+            calling,
+            called,
+        });
         let music = self.queues[q as usize].conf.music.clone();
         self.start_music(call, music);
 
