@@ -72,6 +72,9 @@ pub enum Outcome {
     Failed,
     /// Merged into another call by a transfer or conference.
     Merged,
+    /// A queue limit sent it to an outside number (overflow `external:`): nobody of
+    /// the center answered it, whoever picked up outside.
+    Diverted,
     /// Cut by a crash (set by recovery, never by the builder).
     Cut,
 }
@@ -86,6 +89,7 @@ impl Outcome {
             Outcome::EndedInIvr => "ended_in_ivr",
             Outcome::Failed => "failed",
             Outcome::Merged => "merged",
+            Outcome::Diverted => "diverted",
             Outcome::Cut => "cut",
         }
     }
@@ -325,6 +329,8 @@ struct Open {
     failed: bool,
     /// Agents who had a queue's call ringing and let it go.
     missed_once: bool,
+    /// A queue limit diverted it to an outside number.
+    diverted_out: bool,
 }
 
 /// Builds [`StoreOp`]s for calls, agent states, IVR visits and voicemail. Sans-IO: it
@@ -345,7 +351,14 @@ pub struct CdrBuilder {
     /// Which agents serve which queue (from the configuration), to tell a queue with
     /// nobody logged in from one whose agents were busy.
     members: HashMap<String, Vec<String>>,
+    /// Closed calls that were taking a voicemail, with their queue: the message's row
+    /// comes when the recording ends, often after the call closed. Oldest first,
+    /// bounded.
+    voicemail_queue: VecDeque<(CallId, Option<String>)>,
 }
+
+/// How many closed calls' queues are kept for voicemail rows still to come.
+const VOICEMAIL_PENDING: usize = 4096;
 
 impl CdrBuilder {
     /// `wall_base`: Unix milliseconds at engine `Instant::ZERO`; it is also the run's
@@ -361,6 +374,7 @@ impl CdrBuilder {
             hints: HashMap::new(),
             logged_in: HashMap::new(),
             members: HashMap::new(),
+            voicemail_queue: VecDeque::new(),
         }
     }
 
@@ -494,6 +508,7 @@ impl CdrBuilder {
                     voicemail: false,
                     failed: false,
                     missed_once: false,
+                    diverted_out: false,
                 },
             );
         }
@@ -586,7 +601,10 @@ impl CdrBuilder {
                     leg.answered_ms = Some(at);
                     leg.outcome = "answered".into();
                 }
-                if o.cdr.answered_ms.is_none() {
+                // The outside number a queue limit diverted the call to is not an
+                // answer of the center's.
+                let outside = o.diverted_out && matches!(answering, DeviceId::Trunk(_));
+                if o.cdr.answered_ms.is_none() && !outside {
                     o.cdr.answered_ms = Some(at);
                 }
                 if let (Some(a), None) = (&agent, &o.cdr.agent) {
@@ -628,6 +646,9 @@ impl CdrBuilder {
                 let kind = match (from, cause) {
                     (DeviceId::Queue(_), EventCause::Overflow) => {
                         o.cdr.timed_out = true;
+                        if let DeviceId::Trunk(_) = to {
+                            o.diverted_out = true;
+                        }
                         if let Some(q) = o.in_queue.take() {
                             end_leg(o, q, at, "timed_out");
                         }
@@ -801,7 +822,11 @@ impl CdrBuilder {
     fn agent_event(&mut self, at: i64, agent: &str, kind: &AgentEventKind) {
         match kind {
             AgentEventKind::LoggedOn { station } => {
-                self.logged_in.insert(agent.to_string(), true);
+                // The first login of a run closes no interval (the engine keeps no
+                // "logged out since the start"): the state it begins starts now.
+                if self.logged_in.insert(agent.to_string(), true) != Some(true) {
+                    self.pending_state.entry(agent.to_string()).or_insert(at);
+                }
                 if let Some(ext) = station {
                     self.agent_at.retain(|_, a| a != agent);
                     self.agent_at.insert(ext.clone(), agent.to_string());
@@ -922,7 +947,7 @@ impl CdrBuilder {
                 if agent.is_some() {
                     c.agent = agent.clone();
                 }
-                if c.answered_ms.is_none() {
+                if c.answered_ms.is_none() && !o.diverted_out {
                     c.answered_ms = answered_ms;
                 }
                 for (k, v) in data {
@@ -980,6 +1005,8 @@ impl CdrBuilder {
                 let side = c.released_side;
                 (c.outcome, c.missed) = if c.answered_ms.is_some() {
                     (Outcome::Answered, None)
+                } else if o.diverted_out {
+                    (Outcome::Diverted, None)
                 } else if o.voicemail {
                     (Outcome::Voicemail, None)
                 } else if c.data.get("callback").is_some_and(|v| v == "requested") {
@@ -1003,6 +1030,12 @@ impl CdrBuilder {
                 } else {
                     (Outcome::Missed, Some(Missed::NoAgent))
                 };
+                if o.voicemail {
+                    if self.voicemail_queue.len() >= VOICEMAIL_PENDING {
+                        self.voicemail_queue.pop_front();
+                    }
+                    self.voicemail_queue.push_back((*call, o.cdr.queue.clone()));
+                }
                 let cdr = o.cdr;
                 self.out.push_back(StoreOp::Step(Step {
                     key: cdr.key,
@@ -1034,10 +1067,18 @@ impl CdrBuilder {
     pub fn voicemail(&mut self, now: Instant, call: u64, note: VoicemailNote) {
         let at = self.unix_ms(now);
         let key = self.key(CallId(call));
-        let queue = self.calls.get_mut(&CallId(call)).and_then(|o| {
-            o.voicemail = true;
-            o.cdr.queue.clone()
-        });
+        let queue = match self.calls.get_mut(&CallId(call)) {
+            Some(o) => {
+                o.voicemail = true;
+                o.cdr.queue.clone()
+            }
+            // Closed already (the caller hung up at the end of the message): the queue
+            // it overflowed from was kept for this.
+            None => {
+                let i = self.voicemail_queue.iter().position(|(c, _)| c.0 == call);
+                i.and_then(|i| self.voicemail_queue.remove(i)).and_then(|(_, q)| q)
+            }
+        };
         self.step(CallId(call), at, StepKind::Voicemail, Some(format!("voicemail:{}", note.mailbox)), None);
         self.out.push_back(StoreOp::Voicemail { key: Some(key), left_ms: at, queue, note });
     }

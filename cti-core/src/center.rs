@@ -588,9 +588,14 @@ impl Center {
         match o {
             Output::Command(c) => self.out.push_back(CenterOutput::Command(c)),
             Output::Event(ref e) => {
-                self.observe(e);
+                let pop = self.observe(e);
                 self.hand_to_ivr(e);
                 self.out.push_back(CenterOutput::Link { at_unix_ms: at, output: o });
+                // The pop follows its Delivered: a desktop that answers on the pop
+                // names a call the link already knows is alerting at its station.
+                if let Some(pop) = pop {
+                    self.out.push_back(CenterOutput::ScreenPop(pop));
+                }
             }
             Output::Response { client, .. } if client >= INTERNAL_CLIENT_MIN => {}
             Output::Response { .. } => self.out.push_back(CenterOutput::Link { at_unix_ms: at, output: o }),
@@ -701,9 +706,11 @@ impl Center {
         }
     }
 
-    /// Keep the wallboard's view of calls and queues from the engine's events.
-    fn observe(&mut self, e: &CstaEvent) {
+    /// Keep the wallboard's view of calls and queues from the engine's events; a
+    /// `Delivered` to an agent's station gives the screen pop, to be sent after it.
+    fn observe(&mut self, e: &CstaEvent) -> Option<crate::link::ScreenPop> {
         let now = self.now;
+        let mut pop = None;
         match e {
             CstaEvent::ServiceInitiated { call, .. } => {
                 self.view(*call, "dialling");
@@ -723,11 +730,11 @@ impl Center {
                     v.agent_station = Some(ext.clone());
                     v.state = "ringing";
                     v.since = now;
-                    self.screen_pop(*call, ext.clone());
+                    pop = self.screen_pop(*call, ext.clone());
                 }
             }
             CstaEvent::Queued { call, queue, cause, .. } => {
-                let Some(&q) = self.queue_ix.get(queue) else { return };
+                let Some(&q) = self.queue_ix.get(queue) else { return None };
                 let v = self.view(*call, "queued");
                 let first_time_here = v.queue != Some(q);
                 v.state = "queued";
@@ -803,12 +810,13 @@ impl Center {
             }
             _ => {}
         }
+        pop
     }
 
     /// The pop for the agent at `station`, from what the engine knows of the call.
-    fn screen_pop(&mut self, call: CallId, station: String) {
-        let Some(agent) = self.station_agent.get(&station).cloned() else { return };
-        let Some(info) = self.engine.call_info(call) else { return };
+    fn screen_pop(&self, call: CallId, station: String) -> Option<crate::link::ScreenPop> {
+        let agent = self.station_agent.get(&station).cloned()?;
+        let info = self.engine.call_info(call)?;
         let (ivr_data, attached) = split_ivr_data(info.data);
         let pop = crate::link::ScreenPop {
             call,
@@ -822,7 +830,7 @@ impl Center {
             attached,
             at_unix_ms: self.unix_ms(self.now),
         };
-        self.out.push_back(CenterOutput::ScreenPop(pop));
+        Some(pop)
     }
 
     /// The view of a call, made on its first event.

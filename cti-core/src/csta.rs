@@ -190,6 +190,10 @@ pub enum CstaEvent {
         queue: String,
         position: usize,
         cause: EventCause,
+        /// The caller's number (empty when not presented) and the number dialled, as
+        /// in `Delivered`.
+        calling: String,
+        called: String,
     },
     /// The call moved from one device to another without being answered.
     Diverted {

@@ -125,10 +125,20 @@ impl Queue {
     }
 }
 
-/// Line classes: a missed call goes back ahead of everyone.
+/// Line classes: a missed call goes back ahead of everyone, then VIPs, then callers
+/// by priority (the IVR queue node's `priority`: higher first; 0, the default, is
+/// `CLASS_NORMAL`), oldest first within a class.
 const CLASS_RETURNED: u8 = 0;
 const CLASS_VIP: u8 = 1;
-const CLASS_NORMAL: u8 = 2;
+const CLASS_NORMAL: u8 = 128;
+
+/// The call data key the IVR's queue node sets (`priority`, kept under `ivr.`).
+const PRIORITY_KEY: &str = "ivr.priority";
+
+/// The line class of a caller of this priority (clamped to the classes there are).
+fn priority_class(priority: i64) -> u8 {
+    (i64::from(CLASS_NORMAL) - priority.clamp(-125, 125)) as u8
+}
 
 impl Engine {
     fn ready_key(&mut self, a: AgentIx, m: usize) -> ReadyKey {
@@ -387,7 +397,8 @@ impl Engine {
         let c = self.calls.get_mut(&call).expect("call exists");
         c.stage = Stage::Queued(q);
         c.queue = Some(q);
-        c.line = (if vip { CLASS_VIP } else { CLASS_NORMAL }, seq);
+        let priority = c.data.get(PRIORITY_KEY).and_then(|p| p.trim().parse::<i64>().ok()).unwrap_or(0);
+        c.line = (if vip { CLASS_VIP } else { priority_class(priority) }, seq);
         c.queued_at = Some(now);
         c.tried.clear();
         c.wait_gen = gen;
@@ -414,11 +425,12 @@ impl Engine {
         }
         let waiting = &mut self.queues[q as usize].waiting;
         waiting.insert(line, call);
-        // An ordinary caller is last in line; only a VIP needs counting (past the
-        // few returned and VIP calls ahead of it).
-        let position = if line.0 == CLASS_NORMAL { waiting.len() } else { waiting.range(..=line).count() };
+        // Usually the newcomer is last in line; otherwise count those ahead of it.
+        let last = waiting.last_key_value().map(|(l, _)| *l) == Some(line);
+        let position = if last { waiting.len() } else { waiting.range(..=line).count() };
         let name = self.queues[q as usize].conf.name.clone();
-        self.emit(CstaEvent::Queued { call, queue: name, position, cause });
+        let (calling, called) = self.call_numbers(call);
+        self.emit(CstaEvent::Queued { call, queue: name, position, cause, calling, called });
         self.start_music(call, music);
         self.dispatch(q);
     }
@@ -577,7 +589,16 @@ impl Engine {
                 if let Some(ch) = self.caller_channel(call) {
                     self.set_play(ch, Some(Playing::Tone(Tone::Ringback)));
                 }
-                if let Err(cause) = self.dial_external(call, &number) {
+                let dialled = match from {
+                    // A queue limit sends the caller outside: the call is diverted there
+                    // (the queue did not answer it), whoever picks up.
+                    Some(from) => self.dial_external_via(call, &number, None, false).map(|ch| {
+                        let to = DeviceId::Trunk(ch);
+                        self.emit(CstaEvent::Diverted { call, from, to, cause: EventCause::Overflow });
+                    }),
+                    None => self.dial_external(call, &number).map(|_| ()),
+                };
+                if let Err(cause) = dialled {
                     self.clear_call(call, cause);
                 }
             }
@@ -708,7 +729,15 @@ impl Engine {
         let line = c.line;
         let waited = c.queued_at.map(|t| self.now - t);
         self.queues[q as usize].waiting.insert(line, call);
-        self.emit(CstaEvent::Queued { call, queue: qname, position: 1, cause: EventCause::Redirected });
+        let (calling, called) = self.call_numbers(call);
+        self.emit(CstaEvent::Queued {
+            call,
+            queue: qname,
+            position: 1,
+            cause: EventCause::Redirected,
+            calling,
+            called,
+        });
         let music = self.queues[q as usize].conf.music.clone();
         self.start_music(call, music);
 

@@ -141,6 +141,15 @@ impl Engine {
         }
     }
 
+    /// The caller's number (empty when not presented) and the number dialled, as
+    /// call events report them.
+    pub(crate) fn call_numbers(&self, call: CallId) -> (String, String) {
+        self.calls
+            .get(&call)
+            .map(|c| (c.ani.clone().unwrap_or_default(), c.dnis.clone()))
+            .unwrap_or_default()
+    }
+
     pub(crate) fn data(&mut self, call: CallId, k: &str, v: &str) {
         if let Some(c) = self.calls.get_mut(&call) {
             c.data.insert(k.into(), v.into());
@@ -148,13 +157,15 @@ impl Engine {
     }
 
     /// Seize a trunk and dial `number` as a new party of `call`; `group` picks the
-    /// trunk group (the first with a free channel when `None`).
+    /// trunk group (the first with a free channel when `None`). `originated`: report
+    /// it as `Originated` (a station that dialled has reported its own already).
     pub(crate) fn dial_external_via(
         &mut self,
         call: CallId,
         number: &str,
         group: Option<usize>,
-    ) -> Result<(), Cause> {
+        originated: bool,
+    ) -> Result<ChannelId, Cause> {
         let g = match group {
             Some(g) => g,
             None => (0..self.free_trunks.len())
@@ -179,12 +190,14 @@ impl Engine {
             calling,
             category: CallerCategory::Ordinary,
         });
-        self.emit(CstaEvent::Originated { call, calling: from, called: number.to_string() });
-        Ok(())
+        if originated {
+            self.emit(CstaEvent::Originated { call, calling: from, called: number.to_string() });
+        }
+        Ok(ch)
     }
 
-    pub(crate) fn dial_external(&mut self, call: CallId, number: &str) -> Result<(), Cause> {
-        self.dial_external_via(call, number, None)
+    pub(crate) fn dial_external(&mut self, call: CallId, number: &str) -> Result<ChannelId, Cause> {
+        self.dial_external_via(call, number, None, true)
     }
 
     fn party_on(&mut self, ch: ChannelId) -> Option<(CallId, usize)> {

@@ -449,6 +449,28 @@ impl Engine {
                         self.agents[a as usize].grace_gen = 0;
                         return Ok(ServiceResult::Ok);
                     }
+                    // A supervisor watching without a station takes one (another
+                    // client of theirs sits down at a phone).
+                    if let (true, None, Some(ext)) =
+                        (self.agents[a as usize].supervisor, self.agents[a as usize].station, &station)
+                    {
+                        let s = self.station_by_ext(ext)?;
+                        if self.stations[s as usize].agent.is_some() {
+                            return Err(CstaError::InvalidDeviceState);
+                        }
+                        self.agents[a as usize].station = Some(s);
+                        self.stations[s as usize].agent = Some(a);
+                        let id = self.agents[a as usize].id.clone();
+                        self.emit(CstaEvent::Agent {
+                            agent: id,
+                            kind: crate::csta::AgentEventKind::LoggedOn { station: Some(ext.clone()) },
+                        });
+                        if self.agents[a as usize].client.is_none() {
+                            self.agents[a as usize].client = Some(client);
+                            self.agents[a as usize].grace_gen = 0;
+                        }
+                        return Ok(ServiceResult::Ok);
+                    }
                     return Err(CstaError::InvalidAgentState);
                 }
                 let s = match station {

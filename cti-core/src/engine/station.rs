@@ -591,7 +591,10 @@ impl Engine {
                 self.enqueue(call, q as QueueIx, EventCause::NewCall);
                 Ok(())
             }
-            Dialled::External { group, number } => self.dial_external_via(call, &number, Some(group)),
+            // A station dialling has reported `Originated` itself (route_dialled).
+            Dialled::External { group, number } => {
+                self.dial_external_via(call, &number, Some(group), from.is_none()).map(|_| ())
+            }
         }
     }
 

@@ -196,7 +196,8 @@ pub struct LinkConfig {
     pub allow_no_password: bool,
     pub crm: Option<CrmConfig>,
     /// Unix milliseconds at the engine's `Instant::ZERO`, to turn the engine's instants
-    /// (in snapshots) into wall-clock times. Set by whoever starts the engine.
+    /// (in snapshots) into wall-clock times. Set by whoever starts the engine (the
+    /// default: the time the configuration was made).
     pub wall_base_unix_ms: i64,
     pub accounts: Vec<Account>,
     pub pages: Vec<Page>,
@@ -234,7 +235,7 @@ impl LinkConfig {
             max_queued: 1 << 20,
             allow_no_password: false,
             crm: None,
-            wall_base_unix_ms: 0,
+            wall_base_unix_ms: now_unix_ms(),
             accounts,
             pages: Vec::new(),
             engine: engine.clone(),

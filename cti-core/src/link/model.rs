@@ -53,15 +53,28 @@ pub struct Model {
     pub queues: BTreeMap<String, Vec<(u64, i64)>>,
     /// Agent groups: supervisor id → agents they may supervise (absent: everyone).
     pub groups: BTreeMap<String, BTreeSet<String>>,
+    /// Scoped supervisor id → the queues in their scope: those with at least one
+    /// member among their agents.
+    pub group_queues: BTreeMap<String, BTreeSet<String>>,
     /// Queue → member agents.
     pub members: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// Who looks: a scoped supervisor sees and acts only within their scope (their
+/// agents, the queues those agents serve, their own station).
+#[derive(Clone, Copy, Debug)]
+pub struct Viewer<'a> {
+    pub user: &'a str,
+    /// `station:EXT` of the viewer's connection.
+    pub own: Option<&'a str>,
+}
+
 impl Model {
-    pub fn new(cfg: &crate::Config) -> Model {
+    /// `since_ms`: when the agents' first state began (the link's start).
+    pub fn new(cfg: &crate::Config, since_ms: i64) -> Model {
         let mut m = Model::default();
         for a in &cfg.agents {
-            m.agents.insert(a.id.clone(), AgentView::new(&a.name, false));
+            m.agents.insert(a.id.clone(), AgentView::new(&a.name, false, since_ms));
             for &(q, _) in &a.queues {
                 m.members.entry(cfg.queues[q].name.clone()).or_default().insert(a.id.clone());
             }
@@ -70,17 +83,71 @@ impl Model {
             m.queues.insert(q.name.clone(), Vec::new());
         }
         for s in &cfg.supervisors {
-            m.agents.insert(s.id.clone(), AgentView::new(&s.name, true));
+            m.agents.insert(s.id.clone(), AgentView::new(&s.name, true, since_ms));
             if !s.groups.is_empty() {
-                let agents = s
+                let agents: BTreeSet<String> = s
                     .groups
                     .iter()
                     .flat_map(|&g| cfg.agent_groups[g].agents.iter().map(|&a| cfg.agents[a].id.clone()))
                     .collect();
+                let queues = m
+                    .members
+                    .iter()
+                    .filter(|(_, members)| !members.is_disjoint(&agents))
+                    .map(|(q, _)| q.clone())
+                    .collect();
+                m.group_queues.insert(s.id.clone(), queues);
                 m.groups.insert(s.id.clone(), agents);
             }
         }
         m
+    }
+
+    /// Is this supervisor limited to groups?
+    pub fn scoped(&self, supervisor: &str) -> bool {
+        self.groups.contains_key(supervisor)
+    }
+
+    /// Is the queue in the supervisor's scope?
+    pub fn supervises_queue(&self, supervisor: &str, queue: &str) -> bool {
+        self.group_queues.get(supervisor).map_or(true, |q| q.contains(queue))
+    }
+
+    /// Is the device in the viewer's scope: their own station, a station where one of
+    /// their agents is logged in, a queue of theirs? (Everything for an unscoped one.)
+    pub fn device_in_scope(&self, v: Viewer<'_>, device: &str) -> bool {
+        if !self.scoped(v.user) || v.own == Some(device) {
+            return true;
+        }
+        if let Some(ext) = device.strip_prefix("station:") {
+            return self.agent_at(ext).is_some_and(|a| a == v.user || self.supervises(v.user, a));
+        }
+        device.strip_prefix("queue:").is_some_and(|q| self.supervises_queue(v.user, q))
+    }
+
+    /// Is a call in progress in the viewer's scope now: one of its live connections is
+    /// in scope (their agent's station, the queue it waits in, their own station)?
+    pub fn call_in_scope(&self, v: Viewer<'_>, call: u64) -> bool {
+        self.calls
+            .get(&call)
+            .is_some_and(|c| c.parties.iter().any(|(d, st)| *st != "fail" && self.device_in_scope(v, d)))
+    }
+
+    /// May the viewer see what an event touched (monitors of a scoped supervisor,
+    /// `"all"` included, carry only what touches their scope)?
+    pub fn visible(&self, v: Viewer<'_>, scope: &Scope) -> bool {
+        if !self.scoped(v.user) {
+            return true;
+        }
+        scope.agents.iter().any(|a| a == v.user || self.supervises(v.user, a))
+            || scope.queues.iter().any(|q| self.supervises_queue(v.user, q))
+            || v.own.is_some_and(|o| scope.devices.contains(o))
+    }
+
+    /// Does the device have a live connection in the call now (not one it had before
+    /// a transfer, a deflection or leaving)?
+    pub fn is_party(&self, call: u64, device: &str) -> bool {
+        self.calls.get(&call).is_some_and(|c| c.parties.iter().any(|(d, st)| d == device && *st != "fail"))
     }
 
     /// The agent logged in at a station.
@@ -91,11 +158,6 @@ impl Model {
     /// May this supervisor act on this agent (groups)?
     pub fn supervises(&self, supervisor: &str, agent: &str) -> bool {
         self.groups.get(supervisor).map_or(true, |g| g.contains(agent))
-    }
-
-    /// Did the device ever take part in the call (known to the model)?
-    pub fn call_has(&self, call: u64, device: &str) -> bool {
-        self.calls.get(&call).is_some_and(|c| c.ever.contains(device))
     }
 
     fn set_party(&mut self, call: u64, device: &DeviceId, state: &'static str, at: i64) -> &mut CallView {
@@ -187,9 +249,11 @@ impl Model {
                 self.station_agent_state(answering, "busy", at, &mut scope);
                 calls.push(call.0);
             }
-            CstaEvent::Queued { call, queue, .. } => {
+            CstaEvent::Queued { call, queue, calling, called, .. } => {
                 let d = DeviceId::Queue(queue.clone());
                 let c = self.set_party(call.0, &d, "queued", at);
+                c.calling.get_or_insert_with(|| calling.clone());
+                c.called.get_or_insert_with(|| called.clone());
                 c.queue = Some(queue.clone());
                 c.queues.insert(queue.clone());
                 let w = self.queues.entry(queue.clone()).or_default();
@@ -239,7 +303,10 @@ impl Model {
                 }
                 calls.push(primary.0);
                 calls.push(secondary.0);
-                forget.push(secondary.0);
+                // A single-step transfer names the same call twice: it goes on.
+                if secondary != primary {
+                    forget.push(secondary.0);
+                }
                 scope.devices.insert(t);
             }
             CstaEvent::Conferenced { primary, secondary, controller, added } => {
@@ -261,7 +328,9 @@ impl Model {
                 scope.devices.insert(controller.to_string());
                 calls.push(primary.0);
                 calls.push(secondary.0);
-                forget.push(secondary.0);
+                if secondary != primary {
+                    forget.push(secondary.0);
+                }
             }
             CstaEvent::Failed { call, failing, .. } => {
                 self.set_party(call.0, failing, "fail", at);
@@ -356,8 +425,11 @@ impl Model {
     fn call_json(&self, id: u64) -> Value {
         let c = &self.calls[&id];
         let parties: Vec<Value> = c.parties.iter().map(|(d, s)| json!({"device":d,"state":s})).collect();
-        json!({"call":id,"calling":c.calling,"called":c.called,"queue":c.queue,"started":rfc3339(c.started_ms),
-               "parties":parties})
+        // Numbers not presented are empty strings; `queue` is null for a call that
+        // never waited in one.
+        json!({"call":id,"calling":c.calling.clone().unwrap_or_default(),
+               "called":c.called.clone().unwrap_or_default(),"queue":c.queue,
+               "started":rfc3339(c.started_ms),"parties":parties})
     }
 
     fn queue_json(&self, q: &str) -> Value {
@@ -369,8 +441,9 @@ impl Model {
         json!({"queue":q,"waiting":waiting})
     }
 
-    /// What a new monitor covers now.
-    pub fn snapshot(&self, target: &Target) -> Value {
+    /// What a new monitor covers now, as far as the viewer may see (a scoped
+    /// supervisor: the calls, agents and queues of their scope).
+    pub fn snapshot(&self, target: &Target, viewer: Viewer<'_>) -> Value {
         let (calls, agents, queues): (Vec<u64>, Vec<String>, Vec<String>) = match target {
             Target::All => (
                 self.calls.keys().copied().collect(),
@@ -395,11 +468,27 @@ impl Model {
                 (calls, agents, vec![q.clone()])
             }
         };
+        let scoped = self.scoped(viewer.user);
+        let calls: Vec<u64> = calls.into_iter().filter(|c| !scoped || self.call_visible(viewer, *c)).collect();
+        let agents: Vec<String> = agents
+            .into_iter()
+            .filter(|a| !scoped || a == viewer.user || self.supervises(viewer.user, a))
+            .collect();
+        let queues: Vec<String> =
+            queues.into_iter().filter(|q| self.supervises_queue(viewer.user, q)).collect();
         json!({
             "calls": calls.iter().map(|c| self.call_json(*c)).collect::<Vec<_>>(),
             "agents": agents.iter().map(|a| self.agent_json(a)).collect::<Vec<_>>(),
             "queues": queues.iter().map(|q| self.queue_json(q)).collect::<Vec<_>>(),
         })
+    }
+
+    /// May a scoped viewer see this call in a snapshot: the same test as for its
+    /// events (a station of theirs took part, it waited in a queue of theirs).
+    fn call_visible(&self, v: Viewer<'_>, call: u64) -> bool {
+        let Some(c) = self.calls.get(&call) else { return false };
+        c.ever.iter().any(|d| d.starts_with("station:") && self.device_in_scope(v, d))
+            || c.queues.iter().any(|q| self.supervises_queue(v.user, q))
     }
 
     fn calls_with(&self, device: &str) -> Vec<u64> {
@@ -412,14 +501,7 @@ impl Model {
 }
 
 impl AgentView {
-    fn new(name: &str, supervisor: bool) -> AgentView {
-        AgentView {
-            name: name.to_string(),
-            supervisor,
-            station: None,
-            state: "logged_out",
-            reason: None,
-            since_ms: 0,
-        }
+    fn new(name: &str, supervisor: bool, since_ms: i64) -> AgentView {
+        AgentView { name: name.to_string(), supervisor, station: None, state: "logged_out", reason: None, since_ms }
     }
 }

@@ -20,7 +20,7 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
 
-use super::model::{Model, Scope};
+use super::model::{Model, Scope, Viewer};
 use super::time::{now_unix_ms, rfc3339};
 use super::wire::{self, Request, Target};
 use super::{auth, crm, Account, History, LinkAddrs, LinkConfig, LinkMsg, ScreenPop, Secret, Shared};
@@ -197,6 +197,8 @@ struct Conn {
 enum PendingKind {
     Plain,
     GetAgentState { agent: String },
+    /// SnapshotAgents for a supervisor limited to groups: only these agents are shown.
+    AgentsIn(BTreeSet<String>),
     Login { account: Account, station: Option<String> },
     Logout,
 }
@@ -252,6 +254,13 @@ pub(super) struct Server {
     lost_seen: u64,
     /// System alarms raised now, by name (sent to a supervisor who starts a monitor).
     alarms: std::collections::BTreeMap<String, crate::alarm::SystemAlarm>,
+    /// Logins whose password checked out while the same person's Login was still at
+    /// the engine: decided once that one is answered.
+    deferred_logins: Vec<AuthDone>,
+    /// Screen pops (and their updates) for connections whose Login is at the engine:
+    /// sent right after the Login reply, so a call that rings while the desktop logs
+    /// in still pops.
+    held_pops: HashMap<u32, Vec<String>>,
 }
 
 impl Server {
@@ -327,7 +336,7 @@ impl Server {
         };
 
         let accounts = cfg.accounts.iter().map(|a| (a.id.clone(), a.clone())).collect();
-        let model = Model::new(&cfg.engine);
+        let model = Model::new(&cfg.engine, cfg.wall_base_unix_ms);
         let server = Server {
             cfg,
             poll,
@@ -352,6 +361,8 @@ impl Server {
             crm_rx,
             alarms: std::collections::BTreeMap::new(),
             lost_seen: 0,
+            deferred_logins: Vec::new(),
+            held_pops: HashMap::new(),
         };
         Ok((server, shared, addrs))
     }
@@ -833,16 +844,26 @@ impl Server {
                 self.forward(id, invoke, service, PendingKind::Logout);
             }
             Request::Monitor(target) => {
+                let viewer = Viewer { user: &user, own: own.as_deref() };
                 let allowed = match (&target, supervisor) {
                     (Target::Agent(a), false) => *a == user,
                     (Target::Device(d), false) => Some(d) == own.as_ref(),
                     (_, false) => false,
-                    (Target::Agent(a), true) => self.model.supervises(&user, a),
-                    (_, true) => true,
+                    (Target::Agent(a), true) => *a == user || self.model.supervises(&user, a),
+                    (Target::Device(d), true) => self.model.device_in_scope(viewer, d),
+                    (Target::Queue(q), true) => self.model.supervises_queue(&user, q),
+                    // Limited to what their groups cover (see `fan_out`).
+                    (Target::All, true) => true,
                 };
                 if !allowed {
                     let msg = if supervisor {
-                        format!("supervisor {user} does not supervise the agent named")
+                        let what = match &target {
+                            Target::Agent(a) => format!("agent {a}"),
+                            Target::Device(d) => format!("{d} (not their station or one of their agents')"),
+                            Target::Queue(q) => format!("queue {q} (none of their agents serves it)"),
+                            Target::All => "everything".into(),
+                        };
+                        format!("supervisor {user} does not supervise {what}")
                     } else {
                         format!(
                             "agent {user} may only monitor itself or {}; only supervisors monitor others",
@@ -854,7 +875,7 @@ impl Server {
                 }
                 let m = self.next_monitor;
                 self.next_monitor += 1;
-                let snapshot = self.model.snapshot(&target);
+                let snapshot = self.model.snapshot(&target, viewer);
                 if let Some(c) = self.conns.get_mut(&id) {
                     self.monitors.add(id, &target);
                     c.monitors.push((m, target));
@@ -910,12 +931,17 @@ impl Server {
                 self.reply(id, invoke, json!({"calls": calls}));
             }
             Request::Engine(mut service) => {
-                if let Err(msg) = self.authorize(&user, supervisor, own.as_deref(), &mut service) {
-                    self.refuse(id, invoke, "privilege_violation", &msg);
+                if let Err((code, msg)) = self.authorize(&user, supervisor, own.as_deref(), &mut service) {
+                    self.refuse(id, invoke, code, &msg);
                     return;
                 }
                 let kind = match &service {
                     Service::GetAgentState { agent } => PendingKind::GetAgentState { agent: agent.clone() },
+                    Service::SnapshotAgents { .. } if supervisor && self.model.scoped(&user) => {
+                        let mut mine = self.model.groups.get(&user).cloned().unwrap_or_default();
+                        mine.insert(user.clone());
+                        PendingKind::AgentsIn(mine)
+                    }
                     _ => PendingKind::Plain,
                 };
                 self.forward(id, invoke, service, kind);
@@ -924,42 +950,80 @@ impl Server {
     }
 
     /// Roles: an agent controls only its own station, calls and state; supervisors
-    /// also supervise, force states and watch (within their groups).
+    /// also supervise, force states and watch (within their groups). A call is
+    /// controlled only through a live connection of the caller's own station in it
+    /// (not one it had before a transfer, a deflection or leaving); supervisors read
+    /// and record the calls of their scope. Err: the error code and why.
     fn authorize(
         &self,
         user: &str,
         supervisor: bool,
         own: Option<&str>,
         s: &mut Service,
-    ) -> Result<(), String> {
+    ) -> Result<(), (&'static str, String)> {
+        const DENIED: &str = "privilege_violation";
         let who = if supervisor { "supervisor" } else { "agent" };
-        let own_dev = |d: &DeviceId| -> Result<(), String> {
+        let viewer = Viewer { user, own };
+        let own_dev = |d: &DeviceId| -> Result<(), (&'static str, String)> {
             let d = d.to_string();
             match own {
                 Some(o) if o == d => Ok(()),
-                Some(o) => Err(format!("{who} {user} may only control {o}, not {d}")),
-                None => Err(format!("{who} {user} logged in without a station and controls no device")),
-            }
-        };
-        let own_call = |call: &crate::csta::CallId| -> Result<(), String> {
-            // A call the model does not know is left to the engine (invalid_call_id).
-            if !self.model.calls.contains_key(&call.0) {
-                return Ok(());
-            }
-            match own {
-                Some(o) if self.model.call_has(call.0, o) => Ok(()),
-                _ => {
-                    Err(format!("{who} {user} may only control its own calls; {call} is not at its station"))
+                Some(o) => Err((DENIED, format!("{who} {user} may only control {o}, not {d}"))),
+                None => {
+                    Err((DENIED, format!("{who} {user} logged in without a station and controls no device")))
                 }
             }
         };
-        let may_manage = |agent: &str| -> Result<(), String> {
+        let known = |call: &crate::csta::CallId| -> Result<(), (&'static str, String)> {
+            if self.model.calls.contains_key(&call.0) {
+                Ok(())
+            } else {
+                Err(("invalid_call_id", format!("no {call} in progress")))
+            }
+        };
+        // The caller's station has a live connection in the call.
+        let own_call = |call: &crate::csta::CallId| -> Result<(), (&'static str, String)> {
+            known(call)?;
+            match own {
+                Some(o) if self.model.is_party(call.0, o) => Ok(()),
+                Some(o) => Err((
+                    DENIED,
+                    format!("{who} {user} may only control its own calls; {o} has no connection in {call}"),
+                )),
+                None => Err((
+                    DENIED,
+                    format!("{who} {user} logged in without a station and controls no call"),
+                )),
+            }
+        };
+        // Its own call, or (supervisors) a call of their scope.
+        let read_call = |call: &crate::csta::CallId| -> Result<(), (&'static str, String)> {
+            known(call)?;
+            if supervisor && self.model.call_in_scope(viewer, call.0) {
+                return Ok(());
+            }
+            own_call(call).map_err(|(code, msg)| {
+                if supervisor {
+                    (code, format!("supervisor {user} does not supervise anyone in {call}"))
+                } else {
+                    (code, msg)
+                }
+            })
+        };
+        let may_manage = |agent: &str| -> Result<(), (&'static str, String)> {
             if agent == user || (supervisor && self.model.supervises(user, agent)) {
                 Ok(())
             } else if supervisor {
-                Err(format!("supervisor {user} does not supervise agent {agent}"))
+                Err((DENIED, format!("supervisor {user} does not supervise agent {agent}")))
             } else {
-                Err(format!("agent {user} may only change its own state, not agent {agent}'s; only supervisors force states"))
+                Err((DENIED, format!("agent {user} may only change or read its own state, not agent {agent}'s; only supervisors act on others")))
+            }
+        };
+        let supervisors_only = |what: &str| -> Result<(), (&'static str, String)> {
+            if supervisor {
+                Ok(())
+            } else {
+                Err((DENIED, format!("agent {user} may not {what}: supervisors only")))
             }
         };
         match s {
@@ -986,34 +1050,48 @@ impl Server {
                 own_call(held)?;
                 own_call(active)
             }
-            Service::ClearCall { call }
-            | Service::SetCallData { call, .. }
-            | Service::StartRecording { call }
-            | Service::StopRecording { call } => own_call(call),
-            Service::SetAgentState { agent, .. } => may_manage(agent),
-            Service::GetAgentState { agent } => may_manage(agent),
+            Service::ClearCall { call } | Service::SetCallData { call, .. } => own_call(call),
+            Service::StartRecording { call } | Service::StopRecording { call } | Service::SnapshotCall { call } => {
+                read_call(call)
+            }
+            Service::SetAgentState { agent, .. } | Service::GetAgentState { agent } => may_manage(agent),
             Service::Supervise { supervisor: sup, agent, .. } => {
-                if !supervisor {
-                    return Err(format!(
-                        "agent {user} may not monitor, whisper, barge or intercept: supervisors only"
-                    ));
-                }
+                supervisors_only("monitor, whisper, barge or intercept")?;
                 if sup.is_empty() {
                     *sup = user.to_string();
                 } else if sup != user {
-                    return Err(format!("supervisor {user} may only supervise as themself, not as {sup}"));
+                    return Err((DENIED, format!("supervisor {user} may only supervise as themself, not as {sup}")));
                 }
                 may_manage(agent)
             }
-            Service::SnapshotCall { call } if !supervisor => own_call(call),
             Service::SnapshotDevice { device } if !supervisor => own_dev(device),
-            Service::SnapshotAgents { .. } if !supervisor => {
-                Err(format!("agent {user} may not list every agent's state: supervisors only"))
+            Service::SnapshotDevice { device } => {
+                let d = device.to_string();
+                if self.model.device_in_scope(viewer, &d) {
+                    Ok(())
+                } else {
+                    Err((DENIED, format!("supervisor {user} does not supervise {d}")))
+                }
             }
-            Service::SnapshotCall { .. }
-            | Service::SnapshotDevice { .. }
-            | Service::SnapshotAgents { .. }
-            | Service::SnapshotQueue { .. } => Ok(()),
+            Service::SnapshotAgents { group } => {
+                supervisors_only("list every agent's state")?;
+                match group {
+                    Some(g) if self.model.scoped(user) && !self.cfg.engine.supervisors.iter().any(|sv| {
+                        sv.id == user && sv.groups.iter().any(|&i| self.cfg.engine.agent_groups[i].name == *g)
+                    }) =>
+                    {
+                        Err((DENIED, format!("supervisor {user} does not supervise group {g}")))
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Service::SnapshotQueue { queue } => {
+                if !supervisor || self.model.supervises_queue(user, queue) {
+                    Ok(())
+                } else {
+                    Err((DENIED, format!("supervisor {user} does not supervise queue {queue} (none of their agents serves it)")))
+                }
+            }
         }
     }
 
@@ -1043,31 +1121,50 @@ impl Server {
                 return;
             }
         };
-        // The same person on a second connection (desktop and CRM): share the login.
-        let existing = self
-            .conns
-            .values()
-            .filter_map(|c| c.session.as_ref())
-            .find(|s| s.user == account.id)
-            .map(|s| (s.station.clone(), s.engine_client));
-        if let Some((station, engine_client)) = existing {
-            let Some(c) = self.conns.get_mut(&d.conn) else { return };
-            c.login_busy = false;
-            if station != d.station {
-                let msg = format!(
-                    "{} is logged in at {} on another connection",
-                    account.id,
-                    station.as_deref().map_or("no station".to_string(), |s| format!("station {s}"))
-                );
-                self.refuse(d.conn, d.invoke, "invalid_agent_state", &msg);
+        // The same person's Login still at the engine: decide this one after it.
+        let busy = self.pending.values().any(
+            |p| matches!(&p.kind, PendingKind::Login { account: a, .. } if a.id == account.id),
+        );
+        if busy {
+            self.deferred_logins.push(AuthDone { account: Some(account), ..d });
+            return;
+        }
+        // The same person on another connection (desktop, wallboard, CRM): share the
+        // login. An agent has one station; a second connection that names none is at
+        // it too. A supervisor's connections may each be with or without the station.
+        let sessions: Vec<&Session> =
+            self.conns.values().filter_map(|c| c.session.as_ref()).filter(|s| s.user == account.id).collect();
+        if let Some(first) = sessions.first() {
+            let engine_client = first.engine_client;
+            let live_station = sessions.iter().find_map(|s| s.station.clone());
+            let station = match (&d.station, &live_station) {
+                (None, _) if account.supervisor => Some(None),
+                (None, live) => Some(live.clone()),
+                (Some(want), Some(live)) if want == live => Some(Some(want.clone())),
+                // A supervisor watching from elsewhere takes a station: the engine attaches it.
+                (Some(_), None) if account.supervisor => None,
+                (Some(_), _) => {
+                    let msg = format!(
+                        "{} is logged in at {} on another connection (one station per person)",
+                        account.id,
+                        live_station.as_deref().map_or("no station".to_string(), |s| format!("station {s}"))
+                    );
+                    let Some(c) = self.conns.get_mut(&d.conn) else { return };
+                    c.login_busy = false;
+                    self.refuse(d.conn, d.invoke, "invalid_agent_state", &msg);
+                    return;
+                }
+            };
+            if let Some(station) = station {
+                let Some(c) = self.conns.get_mut(&d.conn) else { return };
+                c.login_busy = false;
+                let role = if account.supervisor { "supervisor" } else { "agent" };
+                let v = json!({"role":role,"agent":account.id,"name":account.name,"station":station});
+                c.session =
+                    Some(Session { user: account.id, supervisor: account.supervisor, station, engine_client });
+                self.reply(d.conn, d.invoke, v);
                 return;
             }
-            let role = if account.supervisor { "supervisor" } else { "agent" };
-            let v = json!({"role":role,"agent":account.id,"name":account.name,"station":station});
-            c.session =
-                Some(Session { user: account.id, supervisor: account.supervisor, station, engine_client });
-            self.reply(d.conn, d.invoke, v);
-            return;
         }
         let service = Service::SetAgentState {
             agent: account.id.clone(),
@@ -1080,6 +1177,25 @@ impl Server {
                 .pending
                 .values()
                 .any(|p| p.conn == d.conn && matches!(p.kind, PendingKind::Login { .. }));
+        }
+    }
+
+    /// Logins of `user` that waited for another of theirs at the engine: decide them
+    /// now (an empty `user`: every one whose person has no Login at the engine).
+    fn retry_deferred_logins(&mut self, user: &str) {
+        let busy = |pending: &HashMap<u32, Pending>, id: &str| {
+            pending.values().any(|p| matches!(&p.kind, PendingKind::Login { account, .. } if account.id == id))
+        };
+        let (ready, wait): (Vec<AuthDone>, Vec<AuthDone>) =
+            std::mem::take(&mut self.deferred_logins).into_iter().partition(|d| {
+                let id = d.account.as_ref().map_or("", |a| a.id.as_str());
+                (user.is_empty() || id == user) && !busy(&self.pending, id)
+            });
+        self.deferred_logins = wait;
+        for d in ready {
+            if self.conns.contains_key(&d.conn) {
+                self.auth_done(d);
+            }
         }
     }
 
@@ -1149,11 +1265,12 @@ impl Server {
         let mut out: Vec<(u32, Option<u32>)> = Vec::new();
         for id in self.monitors.candidates(scope) {
             let Some(c) = self.conns.get(&id) else { continue };
-            if c.session.is_none() {
-                continue;
-            }
+            let Some(session) = &c.session else { continue };
             let m = c.monitors.iter().filter(|(_, t)| self.model.matches(t, scope)).map(|(m, _)| *m).min();
-            if m.is_some() {
+            // A supervisor limited to groups hears only what touches their scope.
+            let own = session.station.as_ref().map(|e| format!("station:{e}"));
+            let viewer = Viewer { user: &session.user, own: own.as_deref() };
+            if m.is_some() && (!session.supervisor || self.model.visible(viewer, scope)) {
                 out.push((id, m));
             }
         }
@@ -1227,6 +1344,7 @@ impl Server {
         .to_string();
         let scope = self.pop_scope(&pop.agent, pop.station.as_deref());
         self.fan_out(&scope, &body, Some(&pop.agent));
+        self.hold_for_login(&pop.agent, &body);
         if let (Some(tx), Some(number)) = (&self.crm_tx, &pop.calling) {
             let lookup = crm::Lookup { call: pop.call.0, agent: pop.agent.clone(), number: number.clone() };
             if tx.try_send(lookup).is_err() {
@@ -1249,6 +1367,25 @@ impl Server {
         .to_string();
         let scope = self.pop_scope(&a.agent, None);
         self.fan_out(&scope, &body, Some(&a.agent));
+        self.hold_for_login(&a.agent, &body);
+    }
+
+    /// Keep a pop for the agent's connections whose Login is at the engine: the engine
+    /// may ring the phone while logging the agent in, before the Login's answer.
+    fn hold_for_login(&mut self, agent: &str, body: &str) {
+        let waiting: Vec<u32> = self
+            .pending
+            .values()
+            .filter(|p| matches!(&p.kind, PendingKind::Login { account, .. } if account.id == agent))
+            .map(|p| p.conn)
+            .collect();
+        for conn in waiting {
+            let held = self.held_pops.entry(conn).or_default();
+            // Bounded: a login is answered within one engine turn.
+            if held.len() < 16 {
+                held.push(body.to_string());
+            }
+        }
     }
 
     fn response(&mut self, client: u32, invoke: u32, result: Result<ServiceResult, CstaError>) {
@@ -1259,22 +1396,44 @@ impl Server {
         let wall = self.cfg.wall_base_unix_ms;
         match p.kind {
             PendingKind::Login { account, station } => {
-                let Some(c) = self.conns.get_mut(&p.conn) else { return };
+                let Some(c) = self.conns.get_mut(&p.conn) else {
+                    self.held_pops.remove(&p.conn);
+                    self.retry_deferred_logins(&account.id);
+                    return;
+                };
                 c.login_busy = false;
+                // Joining a live login (a supervisor adding a station) keeps the
+                // connection the engine knows the person by.
+                let engine_client = self
+                    .conns
+                    .values()
+                    .filter_map(|c| c.session.as_ref())
+                    .find(|s| s.user == account.id)
+                    .map_or(p.conn, |s| s.engine_client);
+                let user = account.id.clone();
                 match result {
                     Ok(_) => {
                         let role = if account.supervisor { "supervisor" } else { "agent" };
                         let v = json!({"role":role,"agent":account.id,"name":account.name,"station":station});
-                        c.session = Some(Session {
-                            user: account.id,
-                            supervisor: account.supervisor,
-                            station,
-                            engine_client: p.conn,
-                        });
+                        if let Some(c) = self.conns.get_mut(&p.conn) {
+                            c.session = Some(Session {
+                                user: account.id,
+                                supervisor: account.supervisor,
+                                station,
+                                engine_client,
+                            });
+                        }
                         self.reply(p.conn, p.invoke, v);
+                        for pop in self.held_pops.remove(&p.conn).unwrap_or_default() {
+                            self.send_to(p.conn, &pop);
+                        }
                     }
-                    Err(e) => self.refuse(p.conn, p.invoke, wire::error_code(&e), &login_error(&e)),
+                    Err(e) => {
+                        self.held_pops.remove(&p.conn);
+                        self.refuse(p.conn, p.invoke, wire::error_code(&e), &login_error(&e))
+                    }
                 }
+                self.retry_deferred_logins(&user);
             }
             PendingKind::Logout => {
                 // Logging out ends the person's session on every connection.
@@ -1289,11 +1448,17 @@ impl Server {
                 }
                 self.reply(p.conn, p.invoke, json!({}));
             }
-            PendingKind::Plain | PendingKind::GetAgentState { .. } => match result {
+            PendingKind::Plain | PendingKind::GetAgentState { .. } | PendingKind::AgentsIn(_) => match result {
                 Ok(r) => {
                     let mut v = result_json(&r, wall);
-                    if let PendingKind::GetAgentState { agent } = p.kind {
-                        v["agent"] = Value::String(agent);
+                    match p.kind {
+                        PendingKind::GetAgentState { agent } => v["agent"] = Value::String(agent),
+                        PendingKind::AgentsIn(mine) => {
+                            if let Some(list) = v["agents"].as_array_mut() {
+                                list.retain(|a| a["agent"].as_str().is_some_and(|a| mine.contains(a)));
+                            }
+                        }
+                        _ => {}
                     }
                     self.reply(p.conn, p.invoke, v);
                 }
@@ -1353,6 +1518,13 @@ impl Server {
                 None => {}
             }
             self.pending.retain(|_, p| p.conn != id);
+            self.held_pops.remove(&id);
+            // A Login given up with the connection: logins of the same person that
+            // waited on it go ahead.
+            self.deferred_logins.retain(|d| d.conn != id);
+            if !self.deferred_logins.is_empty() {
+                self.retry_deferred_logins("");
+            }
         }
     }
 }

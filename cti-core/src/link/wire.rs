@@ -372,7 +372,7 @@ pub fn event(ev: &CstaEvent, time: &str) -> Value {
             json!({"event":"ServiceInitiated","call":call.0,"device":dev(device)})
         }
         CstaEvent::Originated { call, calling, called } => {
-            json!({"event":"Originated","call":call.0,"calling":dev(calling),"called":called})
+            json!({"event":"Originated","call":call.0,"device":dev(calling),"calling":dev(calling),"called":called})
         }
         CstaEvent::Delivered { call, alerting, calling, called, cause } => {
             json!({"event":"Delivered","call":call.0,
@@ -382,9 +382,9 @@ pub fn event(ev: &CstaEvent, time: &str) -> Value {
             json!({"event":"Established","call":call.0,
             "answering":dev(answering),"calling":calling,"called":called})
         }
-        CstaEvent::Queued { call, queue, position, cause } => {
+        CstaEvent::Queued { call, queue, position, cause, calling, called } => {
             json!({"event":"Queued","call":call.0,"queue":queue,
-            "position":position,"cause":cause.name()})
+            "position":position,"cause":cause.name(),"calling":calling,"called":called})
         }
         CstaEvent::Diverted { call, from, to, cause } => {
             json!({"event":"Diverted","call":call.0,"from":dev(from),
