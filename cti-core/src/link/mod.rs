@@ -13,10 +13,14 @@
 //! - `model`: the read-side model of calls, agents and queues built from events;
 //! - `server`: the poll loop, connections, transports and limits;
 //! - [`auth`]: password hashing and checking;
+//! - `login_pool`: the password checks' worker threads, fed fairly per address;
+//! - `limits`: connection caps, failed-login backoff and lockout, the `Origin` check;
 //! - `crm`: the CRM lookup worker.
 
 pub mod auth;
 mod crm;
+mod limits;
+mod login_pool;
 mod model;
 pub mod pages;
 mod server;
@@ -40,6 +44,7 @@ use crate::config::Problem;
 use crate::csta::CallId;
 use crate::engine::{Input, Output};
 
+pub use limits::LoginPolicy;
 pub use time::{now_unix_ms, rfc3339};
 
 /// What the engine thread (the glue) sends the link server.
@@ -194,6 +199,23 @@ pub struct LinkConfig {
     /// Unsent output bytes per connection before it is dropped as too slow.
     pub max_queued: usize,
     pub allow_no_password: bool,
+    /// Connections open at once, in total (never more than half the process's open-file
+    /// limit) and from one client address.
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// An HTTP request head, or a TCP line once begun, must be complete within this.
+    pub head_timeout: Duration,
+    /// The largest HTTP request head.
+    pub max_head: usize,
+    /// Threads checking passwords, and Logins waiting for them (in all, and per address).
+    pub login_workers: usize,
+    pub login_queue: usize,
+    pub login_queue_per_address: usize,
+    /// Failed-login backoff and lockout.
+    pub login: LoginPolicy,
+    /// Web origins (`https://cc.example.com`) whose pages may open the WebSocket, besides
+    /// the page's own origin when it is reached by IP address or `localhost`.
+    pub allowed_origins: Vec<String>,
     pub crm: Option<CrmConfig>,
     /// Unix milliseconds at the engine's `Instant::ZERO`, to turn the engine's instants
     /// (in snapshots) into wall-clock times. Set by whoever starts the engine (the
@@ -234,6 +256,15 @@ impl LinkConfig {
             idle_timeout: Duration::from_secs(120),
             max_queued: 1 << 20,
             allow_no_password: false,
+            max_connections: 4096,
+            max_connections_per_address: 64,
+            head_timeout: Duration::from_secs(10),
+            max_head: 16 * 1024,
+            login_workers: default_login_workers(),
+            login_queue: 64,
+            login_queue_per_address: 2,
+            login: LoginPolicy::default(),
+            allowed_origins: Vec::new(),
             crm: None,
             wall_base_unix_ms: now_unix_ms(),
             accounts,
@@ -303,6 +334,30 @@ impl LinkConfig {
             cfg.max_queued = n as usize;
         }
         cfg.allow_no_password = link.allow_no_password.unwrap_or(false);
+        if let Some(n) = positive(&link.max_connections, "max_connections") {
+            cfg.max_connections = n as usize;
+        }
+        if let Some(n) = positive(&link.max_connections_per_address, "max_connections_per_address") {
+            cfg.max_connections_per_address = n as usize;
+        }
+        if let Some(n) = positive(&link.head_timeout_s, "head_timeout_s") {
+            cfg.head_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = positive(&link.max_head, "max_head") {
+            cfg.max_head = n as usize;
+        }
+        if let Some(n) = positive(&link.login_workers, "login_workers") {
+            cfg.login_workers = n.min(64) as usize;
+        }
+        if let Some(n) = positive(&link.login_queue, "login_queue") {
+            cfg.login_queue = n as usize;
+        }
+        if let Some(n) = positive(&link.login_queue_per_address, "login_queue_per_address") {
+            cfg.login_queue_per_address = n as usize;
+        }
+        if let Some(n) = positive(&link.login_backoff_max_s, "login_backoff_max_s") {
+            cfg.login.backoff_max = Duration::from_secs(n);
+        }
         if let Some(crm) = &link.crm {
             let timeout = positive(&crm.timeout_ms, "timeout_ms").unwrap_or(300);
             let url = crm.url.get_ref();
@@ -314,12 +369,56 @@ impl LinkConfig {
             }
             cfg.crm = Some(CrmConfig { url: url.clone(), timeout: Duration::from_millis(timeout) });
         }
+        let mut zero_or_more = |v: &Option<Spanned<i64>>, name: &str| -> Option<u64> {
+            let s = v.as_ref()?;
+            if *s.get_ref() < 0 {
+                problems.push(at(s.span(), format!("{name} must be 0 or more, found {}", s.get_ref())));
+                return None;
+            }
+            Some(*s.get_ref() as u64)
+        };
+        if let Some(n) = zero_or_more(&link.login_free_failures, "login_free_failures") {
+            cfg.login.free_failures = n.min(u64::from(u32::MAX)) as u32;
+        }
+        if let Some(n) =
+            zero_or_more(&link.login_free_failures_per_address, "login_free_failures_per_address")
+        {
+            cfg.login.address_free_failures = n.min(u64::from(u32::MAX)) as u32;
+        }
+        if let Some(n) = zero_or_more(&link.login_lockout_failures, "login_lockout_failures") {
+            cfg.login.lockout_failures = n.min(u64::from(u32::MAX)) as u32;
+        }
+        if let Some(n) = zero_or_more(&link.login_lockout_s, "login_lockout_s") {
+            cfg.login.lockout = (n > 0).then(|| Duration::from_secs(n));
+        }
+        for o in link.allowed_origins.iter().flatten() {
+            let v = o.get_ref();
+            let ok = (v.starts_with("http://") || v.starts_with("https://"))
+                && !v
+                    .trim_end_matches('/')
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| rest.is_empty() || rest.contains('/'));
+            if ok {
+                cfg.allowed_origins.push(v.trim_end_matches('/').to_string());
+            } else {
+                problems.push(at(
+                    o.span(),
+                    format!("bad origin {v:?}: expected a web origin such as \"https://cc.example.com\" (scheme, host and optional port, no path)"),
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(cfg)
         } else {
             Err(problems)
         }
     }
+}
+
+/// Password-check threads by default: half the cores (at least one, at most four), so a
+/// flood of Logins leaves cores for the engine and the link.
+fn default_login_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4))
 }
 
 fn secret(hash: &Option<String>, plain: &Option<String>) -> Secret {
@@ -346,6 +445,19 @@ struct RawLink {
     idle_timeout_s: Option<Spanned<i64>>,
     max_queued: Option<Spanned<i64>>,
     allow_no_password: Option<bool>,
+    max_connections: Option<Spanned<i64>>,
+    max_connections_per_address: Option<Spanned<i64>>,
+    head_timeout_s: Option<Spanned<i64>>,
+    max_head: Option<Spanned<i64>>,
+    login_workers: Option<Spanned<i64>>,
+    login_queue: Option<Spanned<i64>>,
+    login_queue_per_address: Option<Spanned<i64>>,
+    login_free_failures: Option<Spanned<i64>>,
+    login_free_failures_per_address: Option<Spanned<i64>>,
+    login_backoff_max_s: Option<Spanned<i64>>,
+    login_lockout_failures: Option<Spanned<i64>>,
+    login_lockout_s: Option<Spanned<i64>>,
+    allowed_origins: Option<Vec<Spanned<String>>>,
     crm: Option<RawCrm>,
 }
 

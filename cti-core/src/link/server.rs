@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,10 +21,12 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
 
+use super::limits::{self, ConnCount, Failures, Hold};
+use super::login_pool::{AuthDone, AuthJob, Busy, LoginPool};
 use super::model::{Model, Scope, Viewer};
 use super::time::{now_unix_ms, rfc3339};
 use super::wire::{self, Request, Target};
-use super::{auth, crm, Account, History, LinkAddrs, LinkConfig, LinkMsg, ScreenPop, Secret, Shared};
+use super::{crm, Account, History, LinkAddrs, LinkConfig, LinkMsg, ScreenPop, Shared};
 use crate::csta::{AgentRequest, CstaError, DeviceId, Service, ServiceResult};
 use crate::engine::{Input, Output};
 
@@ -33,8 +36,12 @@ const HTTP_LISTENER: Token = Token(2);
 const FIRST_CONN: u32 = 16;
 /// How often idle connections are looked for.
 const TICK: Duration = Duration::from_millis(250);
-/// An HTTP request head larger than this is refused.
-const MAX_HTTP_HEAD: usize = 16 * 1024;
+/// Bytes read from one connection per poll turn before the others get their turn.
+const READ_BUDGET: usize = 64 * 1024;
+/// WebSocket messages read from one connection per poll turn.
+const WS_READ_BUDGET: usize = 16;
+/// User names longer than this are tracked for backoff by their first this many bytes.
+const MAX_TRACKED_NAME: usize = 128;
 
 /// A connection's socket and its queue of unsent bytes. Writing to it never blocks:
 /// bytes are queued, then `push` writes what the socket takes.
@@ -179,7 +186,20 @@ struct Session {
 struct Conn {
     pipe: Pipe,
     proto: Proto,
+    /// The client's address (connection caps, login backoff).
+    ip: IpAddr,
     inbuf: Vec<u8>,
+    /// How much of `inbuf` has been looked at for the end of a line or head: what
+    /// arrives later is scanned from there, never the whole buffer again.
+    scanned: usize,
+    /// When the HTTP head or TCP line now being received began (`head_timeout`).
+    partial_since: Option<Instant>,
+    /// When the connection was first seen closing (a closing client that does not read
+    /// what is left to send is dropped after `head_timeout`).
+    closing_since: Option<Instant>,
+    /// Requests refused as over the rate in a row; a client that goes on regardless is
+    /// disconnected.
+    refused_in_row: u32,
     /// Skipping the rest of an oversized TCP line.
     skipping: bool,
     last_seen: Instant,
@@ -209,24 +229,6 @@ struct Pending {
     kind: PendingKind,
 }
 
-struct AuthJob {
-    conn: u32,
-    invoke: u32,
-    account: Option<Account>,
-    password: String,
-    station: Option<String>,
-    allow_no_password: bool,
-}
-
-struct AuthDone {
-    conn: u32,
-    invoke: u32,
-    account: Option<Account>,
-    password: String,
-    station: Option<String>,
-    ok: bool,
-}
-
 pub(super) struct Server {
     cfg: LinkConfig,
     poll: Poll,
@@ -247,8 +249,20 @@ pub(super) struct Server {
     pending: HashMap<u32, Pending>,
     model: Model,
     accounts: HashMap<String, Account>,
-    auth_tx: Sender<AuthJob>,
-    auth_rx: Receiver<AuthDone>,
+    pool: LoginPool,
+    conn_count: ConnCount,
+    /// `max_connections`, lowered to half the descriptor limit when that is less.
+    max_connections: usize,
+    /// Failed logins and bad requests per client address (backoff only).
+    addr_failures: Failures<IpAddr>,
+    /// Failed logins per user name as typed (backoff, then lockout).
+    account_failures: Failures<String>,
+    /// Connections with input left unread after their turn's budget.
+    again: Vec<u32>,
+    /// Accepting failed (descriptors exhausted): try again on the next tick.
+    accept_again: bool,
+    /// Connections refused by the caps since the last log line about it.
+    refused_conns: u64,
     crm_tx: Option<Sender<crm::Lookup>>,
     crm_rx: Receiver<crm::Answer>,
     lost_seen: u64,
@@ -292,35 +306,25 @@ impl Server {
             http: http.as_ref().map(|l| l.local_addr()).transpose()?,
         };
 
-        // Password checks run on their own thread: Argon2 is slow on purpose.
-        let (auth_tx, jobs) = crossbeam_channel::bounded::<AuthJob>(256);
-        let (done_tx, auth_rx) = crossbeam_channel::bounded::<AuthDone>(256);
-        let s2 = shared.clone();
-        std::thread::Builder::new().name("hotline-link-auth".into()).spawn(move || {
-            // Checked against for unknown users, so timing does not tell users apart.
-            let dummy = auth::hash_password("no such user").unwrap_or_default();
-            for j in jobs {
-                let ok = match &j.account {
-                    Some(a) => auth::verify(&a.secret, &j.password, j.allow_no_password),
-                    None => {
-                        let _ = auth::verify(&Secret::Hash(dummy.clone()), &j.password, false);
-                        false
-                    }
-                };
-                let d = AuthDone {
-                    conn: j.conn,
-                    invoke: j.invoke,
-                    account: j.account,
-                    password: j.password,
-                    station: j.station,
-                    ok,
-                };
-                if done_tx.send(d).is_err() {
-                    return;
-                }
-                let _ = s2.waker.wake();
-            }
-        })?;
+        // Password checks run on a small pool: Argon2 is slow on purpose.
+        let pool = LoginPool::start(
+            cfg.login_workers,
+            cfg.login_queue,
+            cfg.login_queue_per_address,
+            &cfg.accounts,
+            shared.clone(),
+        )?;
+        let fd_limit = limits::fd_limit();
+        let max_connections = limits::effective_max_connections(cfg.max_connections, fd_limit);
+        if max_connections < cfg.max_connections {
+            tracing::warn!(
+                "link: at most {max_connections} connections (max_connections is {}, but the open-file limit is {}; raise it, e.g. LimitNOFILE, for more)",
+                cfg.max_connections,
+                fd_limit.unwrap_or(0)
+            );
+        }
+        let addr_failures = Failures::new(cfg.login, 65_536, false);
+        let account_failures = Failures::new(cfg.login, 16_384, true);
 
         let (crm_answer_tx, crm_rx) = crossbeam_channel::bounded(1024);
         let crm_tx = match &cfg.crm {
@@ -355,8 +359,14 @@ impl Server {
             pending: HashMap::new(),
             model,
             accounts,
-            auth_tx,
-            auth_rx,
+            pool,
+            conn_count: ConnCount::default(),
+            max_connections,
+            addr_failures,
+            account_failures,
+            again: Vec::new(),
+            accept_again: false,
+            refused_conns: 0,
             crm_tx,
             crm_rx,
             alarms: std::collections::BTreeMap::new(),
@@ -372,7 +382,7 @@ impl Server {
         let mut last_tick = Instant::now();
         loop {
             // Output left over from a busy turn: look at the sockets without waiting.
-            let wait = if self.dirty.is_empty() { TICK } else { Duration::ZERO };
+            let wait = if self.dirty.is_empty() && self.again.is_empty() { TICK } else { Duration::ZERO };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("link: poll failed: {e}");
@@ -399,10 +409,16 @@ impl Server {
                     }
                 }
             }
+            // Connections that had more to read than one turn's share.
+            for id in std::mem::take(&mut self.again) {
+                self.read_conn(id);
+            }
             self.take_messages();
-            while let Ok(d) = self.auth_rx.try_recv() {
+            while let Ok(d) = self.pool.done.try_recv() {
                 self.auth_done(d);
             }
+            let conns = &self.conns;
+            self.pool.pump(|id| conns.contains_key(&id));
             while let Ok(a) = self.crm_rx.try_recv() {
                 self.crm_answer(a);
             }
@@ -424,6 +440,18 @@ impl Server {
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 self.idle_check();
+                if std::mem::take(&mut self.accept_again) {
+                    self.accept(false);
+                    self.accept(true);
+                }
+                if self.refused_conns > 0 {
+                    tracing::warn!(
+                        "link: refused {} connections (max_connections {}, max_connections_per_address {})",
+                        std::mem::take(&mut self.refused_conns),
+                        self.max_connections,
+                        self.cfg.max_connections_per_address
+                    );
+                }
             }
             self.flush();
             self.reap();
@@ -445,7 +473,15 @@ impl Server {
             let l = if http { self.http.as_ref() } else { self.tcp.as_ref() };
             let Some(l) = l else { return };
             match l.accept() {
-                Ok((mut sock, _)) => {
+                Ok((mut sock, peer)) => {
+                    let ip = peer.ip();
+                    let admitted =
+                        self.conn_count.admit(ip, self.max_connections, self.cfg.max_connections_per_address);
+                    if let Err(refusal) = admitted {
+                        self.refused_conns += 1;
+                        refuse_connection(sock, http, &refusal.message());
+                        continue;
+                    }
                     let id = self.next_conn;
                     self.next_conn = self.next_conn.wrapping_add(1).max(FIRST_CONN);
                     let _ = sock.set_nodelay(true);
@@ -455,6 +491,7 @@ impl Server {
                         .register(&mut sock, Token(id as usize), Interest::READABLE | Interest::WRITABLE)
                         .is_err()
                     {
+                        self.conn_count.release(ip);
                         continue;
                     }
                     let now = Instant::now();
@@ -463,7 +500,13 @@ impl Server {
                         Conn {
                             pipe: Pipe { sock, out: Vec::new(), sent: 0 },
                             proto: if http { Proto::Http } else { Proto::Tcp },
+                            ip,
                             inbuf: Vec::new(),
+                            scanned: 0,
+                            // The request head is due from the moment of connecting.
+                            partial_since: http.then_some(now),
+                            closing_since: None,
+                            refused_in_row: 0,
                             skipping: false,
                             last_seen: now,
                             tokens: self.cfg.burst,
@@ -480,24 +523,34 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // Out of file descriptors and the like: try again on the next event.
+                    // Out of file descriptors and the like: try again on the next tick
+                    // (the listener is edge-triggered: no new event may come).
                     tracing::warn!("link: accept failed: {e}");
+                    self.accept_again = true;
                     return;
                 }
             }
         }
     }
 
-    /// Read everything the socket has and act on each complete message.
+    /// Read what the socket has, up to this turn's share ([`READ_BUDGET`]), and act on
+    /// each complete message. A connection with more to read is read again next turn,
+    /// after the others: one client sending fast never holds up the rest.
     fn read_conn(&mut self, id: u32) {
         let mut buf = [0u8; 16 * 1024];
+        let mut taken = 0;
         loop {
             let Some(c) = self.conns.get_mut(&id) else { return };
-            if c.dead {
+            // A connection on its way out is not read any more (its answer is sent).
+            if c.dead || c.close_after_flush {
                 return;
             }
             if let Proto::Ws(_) = c.proto {
                 self.read_ws(id);
+                return;
+            }
+            if taken >= READ_BUDGET {
+                self.again.push(id);
                 return;
             }
             match c.pipe.sock.read(&mut buf) {
@@ -506,6 +559,7 @@ impl Server {
                     return;
                 }
                 Ok(n) => {
+                    taken += n;
                     c.last_seen = Instant::now();
                     c.inbuf.extend_from_slice(&buf[..n]);
                     match c.proto {
@@ -524,40 +578,67 @@ impl Server {
         }
     }
 
+    /// Act on each complete line in the input. Each byte is looked at once: the search
+    /// for the end of a line goes on from where the last one stopped, and the lines
+    /// taken are removed from the buffer in one go.
     fn tcp_lines(&mut self, id: u32) {
         let max = self.cfg.max_message;
+        let mut start = 0;
         loop {
             let Some(c) = self.conns.get_mut(&id) else { return };
-            let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') else {
+            if c.dead || c.close_after_flush {
+                // Closing: the rest of the input is not acted on.
+                c.inbuf = Vec::new();
+                c.scanned = 0;
+                return;
+            }
+            let from = c.scanned.max(start);
+            let Some(pos) = c.inbuf[from..].iter().position(|&b| b == b'\n').map(|p| from + p) else {
+                c.inbuf.drain(..start);
+                c.scanned = c.inbuf.len();
                 if c.inbuf.len() > max {
                     c.inbuf.clear();
+                    c.scanned = 0;
                     if !c.skipping {
                         c.skipping = true;
                         self.too_large(id);
                     }
                 }
+                let Some(c) = self.conns.get_mut(&id) else { return };
+                if c.inbuf.is_empty() && !c.skipping {
+                    c.partial_since = None;
+                } else if start > 0 || c.partial_since.is_none() {
+                    // A line begun in this read.
+                    c.partial_since = Some(Instant::now());
+                }
                 return;
             };
-            let mut line: Vec<u8> = c.inbuf.drain(..=pos).collect();
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
+            let mut end = pos;
+            if end > start && c.inbuf[end - 1] == b'\r' {
+                end -= 1;
             }
+            let line_start = start;
+            start = pos + 1;
+            c.scanned = start;
             if std::mem::take(&mut c.skipping) {
                 continue;
             }
-            if line.len() > max {
+            if end - line_start > max {
                 self.too_large(id);
                 continue;
             }
+            let line = &c.inbuf[line_start..end];
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match String::from_utf8(line) {
-                Ok(text) => self.handle_text(id, &text),
+            match std::str::from_utf8(line) {
+                Ok(text) => {
+                    let text = text.to_string();
+                    self.handle_text(id, &text);
+                }
                 Err(e) => {
-                    let msg = format!("not UTF-8 at byte {} of the line", e.utf8_error().valid_up_to());
-                    self.send_to(id, &wire::error_event("malformed", &msg, &rfc3339(now_unix_ms())));
+                    let msg = format!("not UTF-8 at byte {} of the line", e.valid_up_to());
+                    self.handle_malformed(id, None, &msg);
                 }
             }
         }
@@ -568,23 +649,38 @@ impl Server {
         self.send_to(id, &wire::error_event("message_too_large", &msg, &rfc3339(now_unix_ms())));
     }
 
-    /// An HTTP request head: a page, or the WebSocket upgrade at `/cti`.
+    /// An HTTP request head: a page, or the WebSocket upgrade at `/cti`. The search for
+    /// the head's end goes on from where the last read's stopped; a head larger than
+    /// `max_head` is refused (431) and the connection closed without reading more.
     fn http_head(&mut self, id: u32) {
+        let max_head = self.cfg.max_head;
         let Some(c) = self.conns.get_mut(&id) else { return };
-        let Some(end) = c.inbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if c.inbuf.len() > MAX_HTTP_HEAD {
-                http_reply(
-                    c,
-                    "431 Request Header Fields Too Large",
-                    "text/plain",
-                    b"request head too large\n",
-                );
+        let from = c.scanned.saturating_sub(3);
+        let found = c.inbuf[from..].windows(4).position(|w| w == b"\r\n\r\n").map(|p| from + p);
+        let end = match found {
+            Some(end) if end <= max_head => end,
+            Some(_) => c.inbuf.len(),
+            None => {
+                c.scanned = c.inbuf.len();
+                if c.inbuf.len() <= max_head {
+                    return;
+                }
+                c.inbuf.len()
             }
-            return;
         };
+        if end > max_head {
+            c.inbuf = Vec::new();
+            let msg = format!("request head larger than {max_head} bytes\n");
+            http_reply(c, "431 Request Header Fields Too Large", "text/plain", msg.as_bytes());
+            let ip = c.ip;
+            self.strike(ip);
+            return;
+        }
+        c.partial_since = None;
         let head = String::from_utf8_lossy(&c.inbuf[..end]).into_owned();
         let rest = c.inbuf[end + 4..].to_vec();
-        c.inbuf.clear();
+        c.inbuf = Vec::new();
+        c.scanned = 0;
         let mut lines = head.split("\r\n");
         let request_line = lines.next().unwrap_or("");
         let mut parts = request_line.split(' ');
@@ -592,6 +688,7 @@ impl Server {
         let path = target.split('?').next().unwrap_or("");
         let mut key = None;
         let mut upgrade = false;
+        let (mut origin, mut host) = (None, None);
         for l in lines {
             if let Some((k, v)) = l.split_once(':') {
                 let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
@@ -599,18 +696,34 @@ impl Server {
                     key = Some(v.to_string());
                 } else if k == "upgrade" && v.eq_ignore_ascii_case("websocket") {
                     upgrade = true;
+                } else if k == "origin" {
+                    origin = Some(v.to_string());
+                } else if k == "host" {
+                    host = Some(v.to_string());
                 }
             }
         }
+        let ip = c.ip;
         if method != "GET" {
             http_reply(c, "405 Method Not Allowed", "text/plain", b"only GET\n");
+            self.strike(ip);
             return;
         }
         if path == "/cti" {
             let Some(key) = key.filter(|_| upgrade) else {
                 http_reply(c, "400 Bad Request", "text/plain", b"/cti is a WebSocket endpoint\n");
+                self.strike(ip);
                 return;
             };
+            if !limits::origin_allowed(&self.cfg, origin.as_deref(), host.as_deref()) {
+                let msg = format!(
+                    "origin {} may not open the link: list it in [link] allowed_origins\n",
+                    origin.as_deref().unwrap_or("")
+                );
+                http_reply(c, "403 Forbidden", "text/plain", msg.as_bytes());
+                self.strike(ip);
+                return;
+            }
             let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
             let resp = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
@@ -638,9 +751,18 @@ impl Server {
     }
 
     fn read_ws(&mut self, id: u32) {
+        let mut budget = WS_READ_BUDGET;
         loop {
             let Some(c) = self.conns.get_mut(&id) else { return };
+            if c.dead || c.close_after_flush {
+                break;
+            }
             let Proto::Ws(ws) = &mut c.proto else { return };
+            if budget == 0 {
+                self.again.push(id);
+                break;
+            }
+            budget -= 1;
             let r = ws.read(&mut c.pipe);
             // Pongs and close replies tungstenite queued go out now.
             let _ = ws.flush(&mut c.pipe);
@@ -652,8 +774,7 @@ impl Server {
                 }
                 Ok(Message::Binary(_)) => {
                     c.last_seen = Instant::now();
-                    let msg = "binary messages are not used: send JSON as text";
-                    self.send_to(id, &wire::error_event("malformed", msg, &rfc3339(now_unix_ms())));
+                    self.handle_malformed(id, None, "binary messages are not used: send JSON as text");
                 }
                 Ok(Message::Close(_)) => c.close_after_flush = true,
                 Ok(_) => c.last_seen = Instant::now(),
@@ -770,29 +891,76 @@ impl Server {
     }
 
     fn handle_text(&mut self, id: u32, text: &str) {
-        let (invoke, req) = match wire::parse_request(text) {
-            Ok(r) => r,
-            Err(bad) => {
-                match bad.invoke {
-                    Some(i) => self.refuse(id, i, "malformed", &bad.message),
-                    None => self
-                        .send_to(id, &wire::error_event("malformed", &bad.message, &rfc3339(now_unix_ms()))),
+        match wire::parse_request(text) {
+            Ok((invoke, req)) => {
+                if self.take_token(id, Some(invoke)) {
+                    self.dispatch(id, invoke, req);
                 }
-                return;
             }
-        };
+            Err(bad) => self.handle_malformed(id, bad.invoke, &bad.message),
+        }
+    }
+
+    /// A request that could not be read: it costs a token like any other, then gets
+    /// `malformed` (a reply when its invoke was read, else an `Error` event).
+    fn handle_malformed(&mut self, id: u32, invoke: Option<u32>, message: &str) {
+        if !self.take_token(id, invoke) {
+            return;
+        }
+        match invoke {
+            Some(i) => self.refuse(id, i, "malformed", message),
+            None => self.send_to(id, &wire::error_event("malformed", message, &rfc3339(now_unix_ms()))),
+        }
+    }
+
+    /// The connection's token bucket: false (and the refusal sent) when the request is
+    /// over the rate. A client that sends `burst` more requests after being refused,
+    /// without one getting through, is disconnected.
+    fn take_token(&mut self, id: u32, invoke: Option<u32>) -> bool {
         let (rate, burst) = (self.cfg.rate, self.cfg.burst);
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else { return false };
         let now = Instant::now();
         c.tokens = (c.tokens + now.duration_since(c.refilled).as_secs_f64() * rate).min(burst);
         c.refilled = now;
-        if c.tokens < 1.0 {
-            let msg = format!("more than {rate} requests per second; slow down");
-            self.refuse(id, invoke, "rate_limited", &msg);
-            return;
+        if c.tokens >= 1.0 {
+            c.tokens -= 1.0;
+            c.refused_in_row = 0;
+            return true;
         }
-        c.tokens -= 1.0;
-        self.dispatch(id, invoke, req);
+        c.refused_in_row = c.refused_in_row.saturating_add(1);
+        if f64::from(c.refused_in_row) > burst {
+            let msg = format!(
+                "went on sending after {} requests were refused as over the rate; closing",
+                c.refused_in_row - 1
+            );
+            tracing::info!("link: connection {id} from {} closed: {msg}", c.ip);
+            let ip = c.ip;
+            self.send_to(id, &wire::error_event("rate_limited", &msg, &rfc3339(now_unix_ms())));
+            self.close_conn(id);
+            self.strike(ip);
+            return false;
+        }
+        let msg = format!("more than {rate} requests per second; slow down");
+        match invoke {
+            Some(i) => self.refuse(id, i, "rate_limited", &msg),
+            None => self.send_to(id, &wire::error_event("rate_limited", &msg, &rfc3339(now_unix_ms()))),
+        }
+        false
+    }
+
+    /// Close after what is queued is sent (WebSocket: with a close frame).
+    fn close_conn(&mut self, id: u32) {
+        let is_ws = matches!(self.conns.get(&id).map(|c| &c.proto), Some(Proto::Ws(_)));
+        if is_ws {
+            self.close_ws(id, CloseCode::Policy, "closed by the server");
+        } else if let Some(c) = self.conns.get_mut(&id) {
+            c.close_after_flush = true;
+        }
+    }
+
+    /// A bad request or failed login from `ip`: counts toward that address's backoff.
+    fn strike(&mut self, ip: IpAddr) {
+        self.addr_failures.fail(&ip, Instant::now());
     }
 
     fn dispatch(&mut self, id: u32, invoke: u32, req: Request) {
@@ -812,20 +980,56 @@ impl Server {
                     self.refuse(id, invoke, "invalid_agent_state", "a Login is already in progress");
                     return;
                 }
-                c.login_busy = true;
+                let (ip, now) = (c.ip, Instant::now());
+                let key = tracked_name(&user);
+                if let Err(hold) = self.addr_failures.check(&ip, now) {
+                    let msg =
+                        format!("too many failed logins or bad requests from {ip}; {}", hold_text(hold));
+                    self.refuse(id, invoke, "login_backoff", &msg);
+                    return;
+                }
+                match self.account_failures.check(&key, now) {
+                    Ok(()) => {}
+                    Err(hold @ Hold::Locked(_)) => {
+                        let msg = format!(
+                            "too many failed logins for this user: locked; {} (a supervisor lifts it with UnlockAccount)",
+                            hold_text(hold)
+                        );
+                        self.refuse(id, invoke, "account_locked", &msg);
+                        return;
+                    }
+                    Err(hold) => {
+                        let msg = format!("too many failed logins for this user; {}", hold_text(hold));
+                        self.refuse(id, invoke, "login_backoff", &msg);
+                        return;
+                    }
+                }
                 let job = AuthJob {
                     conn: id,
                     invoke,
+                    addr: ip,
+                    user: key,
                     account: self.accounts.get(&user).cloned(),
                     password,
                     station,
                     allow_no_password: self.cfg.allow_no_password,
                 };
-                if self.auth_tx.try_send(job).is_err() {
-                    if let Some(c) = self.conns.get_mut(&id) {
-                        c.login_busy = false;
+                match self.pool.submit(job) {
+                    Ok(()) => {
+                        if let Some(c) = self.conns.get_mut(&id) {
+                            c.login_busy = true;
+                        }
                     }
-                    self.refuse(id, invoke, "engine_busy", "too many logins at once; retry shortly");
+                    Err(Busy::Address(n)) => {
+                        let msg = format!(
+                            "{n} Logins from this address are already waiting to be checked; retry shortly"
+                        );
+                        self.refuse(id, invoke, "rate_limited", &msg);
+                    }
+                    Err(Busy::Full(n)) => {
+                        let msg = format!("{n} Logins are already waiting to be checked; retry shortly");
+                        self.refuse(id, invoke, "engine_busy", &msg);
+                    }
                 }
                 return;
             }
@@ -912,6 +1116,10 @@ impl Server {
                     );
                 }
             }
+            Request::UnlockAccount { user: who, address } => {
+                self.unlock(id, invoke, &user, supervisor, who, address)
+            }
+            Request::LoginLockouts => self.lockouts(id, invoke, &user, supervisor),
             Request::AgentCallsToday { agent } => {
                 let agent = agent.unwrap_or_else(|| user.clone());
                 if agent != user && !(supervisor && self.model.supervises(&user, &agent)) {
@@ -1111,7 +1319,109 @@ impl Server {
         }
     }
 
+    /// `UnlockAccount`: a supervisor lifts a user's lockout or backoff (an agent it
+    /// supervises; a supervisor's or an unknown name's only when it supervises
+    /// everyone), or an address's backoff (likewise only when it supervises everyone).
+    fn unlock(
+        &mut self,
+        id: u32,
+        invoke: u32,
+        by: &str,
+        supervisor: bool,
+        user: Option<String>,
+        address: Option<String>,
+    ) {
+        if !supervisor {
+            let msg = format!("agent {by} may not lift login lockouts: supervisors only");
+            return self.refuse(id, invoke, "privilege_violation", &msg);
+        }
+        let everyone = !self.model.groups.contains_key(by);
+        let ip = match address.as_deref().map(str::parse::<IpAddr>) {
+            None => None,
+            Some(Ok(ip)) => Some(ip),
+            Some(Err(_)) => {
+                let msg = format!(
+                    "UnlockAccount: `address` {:?} is not an IP address",
+                    address.unwrap_or_default()
+                );
+                return self.refuse(id, invoke, "malformed", &msg);
+            }
+        };
+        if let Some(u) = &user {
+            let is_agent = self.accounts.get(u).is_some_and(|a| !a.supervisor);
+            if !(everyone || is_agent && self.model.supervises(by, u)) {
+                let msg = format!("supervisor {by} does not supervise {u}");
+                return self.refuse(id, invoke, "privilege_violation", &msg);
+            }
+        }
+        if ip.is_some() && !everyone {
+            let msg = format!("supervisor {by} supervises some groups only: lifting an address's backoff takes a supervisor of everyone");
+            return self.refuse(id, invoke, "privilege_violation", &msg);
+        }
+        let mut lifted = false;
+        if let Some(u) = &user {
+            lifted |= self.account_failures.lift(&tracked_name(u));
+        }
+        if let Some(ip) = ip {
+            lifted |= self.addr_failures.lift(&ip);
+        }
+        tracing::info!(
+            "link: supervisor {by} lifted login holds (user {user:?}, address {address:?}): {lifted}"
+        );
+        self.reply(id, invoke, json!({"user":user,"address":address,"lifted":lifted}));
+    }
+
+    /// `LoginLockouts`: who is locked or held back now (within the supervisor's scope).
+    fn lockouts(&mut self, id: u32, invoke: u32, by: &str, supervisor: bool) {
+        if !supervisor {
+            let msg = format!("agent {by} may not list login lockouts: supervisors only");
+            return self.refuse(id, invoke, "privilege_violation", &msg);
+        }
+        let everyone = !self.model.groups.contains_key(by);
+        let now = Instant::now();
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        let mut users: Vec<Value> = self
+            .account_failures
+            .held(now)
+            .into_iter()
+            .filter(|(u, ..)| {
+                everyone || self.accounts.get(u).is_some_and(|a| !a.supervisor) && self.model.supervises(by, u)
+            })
+            .map(|(u, n, locked, left)| json!({"user":u,"failures":n,"locked":locked,"retry_after_ms":ms(left)}))
+            .collect();
+        users.sort_by(|a, b| a["user"].as_str().cmp(&b["user"].as_str()));
+        let mut addresses: Vec<Value> = if everyone {
+            self.addr_failures
+                .held(now)
+                .into_iter()
+                .map(
+                    |(a, n, _, left)| json!({"address":a.to_string(),"failures":n,"retry_after_ms":ms(left)}),
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
+        addresses.sort_by(|a, b| a["address"].as_str().cmp(&b["address"].as_str()));
+        self.reply(id, invoke, json!({"users":users,"addresses":addresses}));
+    }
+
     fn auth_done(&mut self, d: AuthDone) {
+        let now = Instant::now();
+        let ok = d.ok && d.account.is_some();
+        self.pool.finished(d.addr, ok, now);
+        if ok {
+            self.account_failures.succeed(&d.user);
+        } else {
+            self.addr_failures.fail(&d.addr, now);
+            if self.account_failures.fail(&d.user, now) {
+                tracing::warn!(
+                    "link: user {:?} locked after {} failed logins (the last from {}); a supervisor lifts it with UnlockAccount",
+                    d.user,
+                    self.cfg.login.lockout_failures,
+                    d.addr
+                );
+            }
+        }
         let Some(c) = self.conns.get_mut(&d.conn) else { return };
         let account = match (d.ok, d.account) {
             (true, Some(a)) => a,
@@ -1486,6 +1796,46 @@ impl Server {
                 c.close_after_flush = true;
             }
         }
+        self.deadlines();
+    }
+
+    /// A request head or line begun but not finished within `head_timeout` (sent byte
+    /// by byte, or never ended) closes the connection: HTTP with `408`, TCP with a
+    /// `message_timeout` error. A closing connection that does not take what is left to
+    /// send within `head_timeout` is dropped.
+    fn deadlines(&mut self) {
+        let limit = self.cfg.head_timeout;
+        let now = Instant::now();
+        let mut late = Vec::new();
+        for (id, c) in self.conns.iter_mut() {
+            if c.dead {
+                continue;
+            }
+            if c.close_after_flush {
+                match c.closing_since {
+                    None => c.closing_since = Some(now),
+                    Some(t) if now.duration_since(t) > limit => c.dead = true,
+                    Some(_) => {}
+                }
+            } else if c.partial_since.is_some_and(|t| now.duration_since(t) > limit) {
+                late.push(*id);
+            }
+        }
+        for id in late {
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            let ip = c.ip;
+            c.inbuf = Vec::new();
+            c.partial_since = None;
+            let what = if let Proto::Http = c.proto { "request head" } else { "line" };
+            let msg = format!("a {what} was not complete within {} s; closing", limit.as_secs());
+            if let Proto::Http = c.proto {
+                http_reply(c, "408 Request Timeout", "text/plain", format!("{msg}\n").as_bytes());
+            } else {
+                self.send_to(id, &wire::error_event("message_timeout", &msg, &rfc3339(now_unix_ms())));
+                self.close_conn(id);
+            }
+            self.strike(ip);
+        }
     }
 
     /// Close what is dead or done; tell the engine about sessions that went away.
@@ -1498,6 +1848,7 @@ impl Server {
             .collect();
         for id in gone {
             let Some(mut c) = self.conns.remove(&id) else { continue };
+            self.conn_count.release(c.ip);
             for (_, target) in &c.monitors {
                 self.monitors.remove(id, target);
             }
@@ -1526,6 +1877,43 @@ impl Server {
                 self.retry_deferred_logins("");
             }
         }
+    }
+}
+
+/// Refuse a connection over the caps: say why (a JSON `Error` event on TCP, `503` on
+/// HTTP) and close. What the client already sent is read first (a little), so the
+/// answer is not lost to a reset.
+fn refuse_connection(mut sock: TcpStream, http: bool, message: &str) {
+    let mut scratch = [0u8; 4096];
+    let _ = sock.read(&mut scratch);
+    let text = if http {
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\nRetry-After: 10\r\n\r\n{message}\n",
+            message.len() + 1
+        )
+    } else {
+        format!("{}\n", wire::error_event("too_many_connections", message, &rfc3339(now_unix_ms())))
+    };
+    let _ = sock.write(text.as_bytes());
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+}
+
+/// The key a user name is tracked under for backoff (long names cut, so records stay
+/// small).
+fn tracked_name(user: &str) -> String {
+    let mut end = user.len().min(MAX_TRACKED_NAME);
+    while !user.is_char_boundary(end) {
+        end -= 1;
+    }
+    user[..end].to_string()
+}
+
+fn hold_text(hold: Hold) -> String {
+    let secs = |d: Duration| d.as_millis().div_ceil(1000).max(1);
+    match hold {
+        Hold::Backoff(d) => format!("retry in {} s", secs(d)),
+        Hold::Locked(Some(d)) => format!("it ends in {} s", secs(d)),
+        Hold::Locked(None) => "until a supervisor lifts it".into(),
     }
 }
 

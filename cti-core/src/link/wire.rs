@@ -42,6 +42,14 @@ pub enum Request {
     AgentCallsToday {
         agent: Option<String>,
     },
+    /// Lift a login lockout or backoff (supervisors): of a user, of a client address, or
+    /// both.
+    UnlockAccount {
+        user: Option<String>,
+        address: Option<String>,
+    },
+    /// The users and addresses whose logins are locked or held back now (supervisors).
+    LoginLockouts,
     /// An engine service. `Supervise` with an empty `supervisor` means the logged-in one.
     Engine(Service),
 }
@@ -212,6 +220,14 @@ fn parse_service(f: &Fields<'_>) -> Result<Request, String> {
         }
         "MonitorStop" => Ok(Request::MonitorStop(u32::try_from(f.u64("monitor")?).unwrap_or(u32::MAX))),
         "AgentCallsToday" => Ok(Request::AgentCallsToday { agent: f.opt_str("agent")? }),
+        "UnlockAccount" => {
+            let (user, address) = (f.opt_str("user")?, f.opt_str("address")?);
+            if user.is_none() && address.is_none() {
+                return Err("UnlockAccount: give `user` (an agent or supervisor id), `address` (a client IP address) or both".into());
+            }
+            Ok(Request::UnlockAccount { user, address })
+        }
+        "LoginLockouts" => Ok(Request::LoginLockouts),
         "MakeCall" => svc(Service::MakeCall { calling: f.str("calling")?, called: f.str("called")? }),
         "AnswerCall" => svc(Service::AnswerCall { call: f.call("call")?, device: f.device("device")? }),
         "ClearConnection" => {
