@@ -112,7 +112,6 @@ function showState(state, reason, since) {
   s.className = `state ${desk.state.replaceAll(" ", "-")}`;
   $("agent-reason").textContent = desk.reason ? `(${desk.reason})` : "";
   tick();
-  $("ready-button").disabled = desk.state === "ready";
   if (desk.state === "logged out" && desk.session) {
     // Logged out by a supervisor or from the phone: back to the login form.
     $("who").textContent = "";
