@@ -110,6 +110,61 @@ pub struct QueueFigures {
     pub service_level: f64,
     /// `abandoned / offered`, 0 when nothing was offered.
     pub abandon_rate: f64,
+    /// Answered after waiting more than [`LATE_ANSWER`] (15 s).
+    pub answered_late: u64,
+    /// Total wait of the answered calls, seconds (ASA = this / answered).
+    pub answer_wait_s: f64,
+    /// Calls whose handling ended (hung up, and after-call work done): AHT's count.
+    pub handled: u64,
+    /// Their talk (hold included) and after-call work, seconds (AHT = this / handled).
+    pub handle_s: f64,
+    /// The queue's service-level target, a fraction (`service_level_target` / 100).
+    pub service_level_target: f64,
+    /// Member agents now: ready, on a call (ringing or talking), in after-call work,
+    /// not ready. Logged-out members are not counted.
+    pub agents: AgentCounts,
+    /// The callers waiting now, longest first.
+    pub callers: Vec<WaitingCaller>,
+}
+
+/// Agents by state, for a queue or the whole center.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AgentCounts {
+    pub ready: usize,
+    pub on_call: usize,
+    pub wrap_up: usize,
+    pub not_ready: usize,
+}
+
+impl AgentCounts {
+    fn add(&mut self, state: &crate::csta::AgentState) {
+        use crate::csta::AgentState as S;
+        match state {
+            S::Ready => self.ready += 1,
+            S::Ringing | S::Busy => self.on_call += 1,
+            S::WorkingAfterCall => self.wrap_up += 1,
+            S::NotReady(_) => self.not_ready += 1,
+            S::LoggedOut => {}
+        }
+    }
+}
+
+/// A caller waiting in a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitingCaller {
+    pub call: u64,
+    /// The caller's number; empty when withheld.
+    pub calling: String,
+    /// When the call entered the queue, Unix milliseconds.
+    pub since_unix_ms: i64,
+}
+
+/// An access number and whether its schedule is open now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessFigures {
+    pub number: String,
+    /// `None` before the wall clock is known.
+    pub open: Option<bool>,
 }
 
 /// One agent on the wallboard.
@@ -149,10 +204,18 @@ pub struct WallboardStats {
     pub calls: Vec<LiveCall>,
     pub calls_today: u64,
     pub draining: bool,
+    /// Calls in an IVR flow now.
+    pub ivr_calls: usize,
+    /// Agents by state over the whole center.
+    pub agent_totals: AgentCounts,
+    pub access_numbers: Vec<AccessFigures>,
 }
 
 /// The service-level threshold: answered within this many seconds counts.
 pub const SERVICE_LEVEL_THRESHOLD: Duration = Duration::from_secs(20);
+
+/// Calls answered after waiting longer than this are counted apart on the wallboard.
+pub const LATE_ANSWER: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone)]
 struct CallView {
@@ -164,6 +227,10 @@ struct CallView {
     agent_station: Option<String>,
     since: Instant,
     started: Instant,
+    /// The queue the call was answered from and when (for AHT).
+    answered_from: Option<(usize, Instant)>,
+    /// The IVR flows the call went through (their labels name its variables).
+    flows: Vec<String>,
 }
 
 /// The engine and its companions on the engine thread.
@@ -180,6 +247,9 @@ pub struct Center {
     answered: HashMap<String, u64>,
     calls_today: u64,
     station_agent: HashMap<String, String>,
+    /// Agent → the queue of their last answered queue call and, while in after-call
+    /// work, when it started (the work counts into the queue's AHT).
+    wrap_up: HashMap<String, (usize, Option<Instant>)>,
     next_stats: Instant,
     drain_until: Option<Instant>,
     drained: bool,
@@ -207,7 +277,12 @@ impl Center {
             .config()
             .queues
             .iter()
-            .map(|q| QueueFigures { name: q.name.clone(), service_level: 1.0, ..Default::default() })
+            .map(|q| QueueFigures {
+                name: q.name.clone(),
+                service_level: 1.0,
+                service_level_target: f64::from(q.service_level_target) / 100.0,
+                ..Default::default()
+            })
             .collect();
         let queue_ix = queues.iter().enumerate().map(|(i, q)| (q.name.clone(), i)).collect();
         Center {
@@ -221,6 +296,7 @@ impl Center {
             answered: HashMap::new(),
             calls_today: 0,
             station_agent: HashMap::new(),
+            wrap_up: HashMap::new(),
             next_stats: Instant::ZERO,
             drain_until: None,
             drained: false,
@@ -694,6 +770,11 @@ impl Center {
                 self.out.push_back(CenterOutput::Voicemail { at_unix_ms: at, left })
             }
             IvrOutput::Node { call, flow, node } => {
+                if let Some(v) = self.calls.get_mut(&CallId(call)) {
+                    if !v.flows.contains(&flow) {
+                        v.flows.push(flow.clone());
+                    }
+                }
                 if let Some(cdr) = self.cdr.as_mut() {
                     cdr.ivr_node(self.now, call, &flow, &node);
                 }
@@ -766,12 +847,19 @@ impl Center {
                         v.agent_station = Some(ext.clone());
                         if let (Some(q), Some(at)) = (v.queue.take(), v.queued_at.take()) {
                             let f = &mut self.queues[q];
+                            let wait = now.saturating_duration_since(at);
                             f.answered += 1;
-                            if now.saturating_duration_since(at) <= SERVICE_LEVEL_THRESHOLD {
+                            f.answer_wait_s += wait.as_secs_f64();
+                            if wait <= SERVICE_LEVEL_THRESHOLD {
                                 f.answered_in_threshold += 1;
                             }
+                            if wait > LATE_ANSWER {
+                                f.answered_late += 1;
+                            }
+                            v.answered_from = Some((q, now));
                             if let Some(agent) = self.station_agent.get(ext) {
                                 *self.answered.entry(agent.clone()).or_default() += 1;
+                                self.wrap_up.insert(agent.clone(), (q, None));
                             }
                         }
                     }
@@ -799,6 +887,11 @@ impl Center {
                     if let (Some(q), Some(_)) = (v.queue, v.queued_at) {
                         self.queues[q].abandoned += 1;
                     }
+                    if let Some((q, at)) = v.answered_from {
+                        let f = &mut self.queues[q];
+                        f.handled += 1;
+                        f.handle_s += now.saturating_duration_since(at).as_secs_f64();
+                    }
                 }
             }
             CstaEvent::Agent { agent, kind: crate::csta::AgentEventKind::LoggedOn { station: Some(st) } } => {
@@ -807,7 +900,17 @@ impl Center {
             }
             CstaEvent::Agent { agent, kind: crate::csta::AgentEventKind::LoggedOff } => {
                 self.station_agent.retain(|_, a| a != agent);
+                self.wrap_up_ends(agent);
             }
+            CstaEvent::Agent { agent, kind: crate::csta::AgentEventKind::WorkingAfterCall } => {
+                if let Some(w) = self.wrap_up.get_mut(agent) {
+                    w.1 = Some(now);
+                }
+            }
+            CstaEvent::Agent {
+                agent,
+                kind: crate::csta::AgentEventKind::Ready | crate::csta::AgentEventKind::NotReady { .. },
+            } => self.wrap_up_ends(agent),
             _ => {}
         }
         pop
@@ -818,6 +921,17 @@ impl Center {
         let agent = self.station_agent.get(&station).cloned()?;
         let info = self.engine.call_info(call)?;
         let (ivr_data, attached) = split_ivr_data(info.data);
+        // The labels of the flows the call went through, for the variables it carries.
+        let mut ivr_labels = BTreeMap::new();
+        if let (Some(ivr), Some(v)) = (self.ivr.as_ref(), self.calls.get(&call)) {
+            for flow in v.flows.iter().filter_map(|f| ivr.flows().flows.get(f)) {
+                for (var, label) in &flow.labels {
+                    if ivr_data.contains_key(var) {
+                        ivr_labels.insert(var.clone(), label.clone());
+                    }
+                }
+            }
+        }
         let pop = crate::link::ScreenPop {
             call,
             agent,
@@ -827,6 +941,7 @@ impl Center {
             location: info.location,
             vip: info.vip,
             ivr_data,
+            ivr_labels,
             attached,
             at_unix_ms: self.unix_ms(self.now),
         };
@@ -844,6 +959,14 @@ impl Center {
                 engine.call_info(call).map(|i| (i.ani.unwrap_or_default(), i.dnis)).unwrap_or_default();
             CallView::new(now, calling, called, state)
         })
+    }
+
+    /// An agent's after-call work ended: its time counts into the queue's AHT.
+    fn wrap_up_ends(&mut self, agent: &str) {
+        if let Some((q, Some(at))) = self.wrap_up.get(agent).copied() {
+            self.queues[q].handle_s += self.now.saturating_duration_since(at).as_secs_f64();
+            self.wrap_up.insert(agent.to_string(), (q, None));
+        }
     }
 
     /// The wallboard's figures now.
@@ -865,7 +988,35 @@ impl Center {
             f.service_level =
                 if counted == 0 { 1.0 } else { f.answered_in_threshold as f64 / counted as f64 };
             f.abandon_rate = if f.offered == 0 { 0.0 } else { f.abandoned as f64 / f.offered as f64 };
+            let mut callers: Vec<(Instant, WaitingCaller)> = self
+                .calls
+                .iter()
+                .filter(|(_, v)| v.queue == Some(i))
+                .filter_map(|(id, v)| {
+                    let at = v.queued_at?;
+                    let since_unix_ms = self.unix_ms(at);
+                    Some((at, WaitingCaller { call: id.0, calling: v.calling.clone(), since_unix_ms }))
+                })
+                .collect();
+            callers.sort_by_key(|(at, c)| (*at, c.call));
+            f.callers = callers.into_iter().map(|(_, c)| c).collect();
         }
+        let mut agent_totals = AgentCounts::default();
+        for a in &cfg.agents {
+            let Some((state, _)) = self.engine.agent_state(&a.id) else { continue };
+            agent_totals.add(&state);
+            for &(q, _) in &a.queues {
+                if let Some(f) = queues.get_mut(q) {
+                    f.agents.add(&state);
+                }
+            }
+        }
+        let access_numbers = (0..cfg.access_numbers.len())
+            .map(|i| AccessFigures {
+                number: cfg.access_numbers[i].dnis.clone(),
+                open: self.engine.access_open(i),
+            })
+            .collect();
         let agents = cfg
             .agents
             .iter()
@@ -909,6 +1060,9 @@ impl Center {
             calls,
             calls_today: self.calls_today,
             draining: self.drain_until.is_some(),
+            ivr_calls: self.calls.values().filter(|v| v.state == "ivr").count(),
+            agent_totals,
+            access_numbers,
         }
     }
 
@@ -934,6 +1088,8 @@ impl CallView {
             agent_station: None,
             since: now,
             started: now,
+            answered_from: None,
+            flows: Vec::new(),
         }
     }
 }

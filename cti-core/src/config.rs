@@ -202,6 +202,9 @@ pub struct QueueConf {
     pub reserve_idle: usize,
     /// Record every answered call of this queue (the recording policy's default).
     pub record: bool,
+    /// The service level the queue aims at, in percent (80: 80 % of calls answered
+    /// within the threshold); the wallboard colours the figure against it.
+    pub service_level_target: u8,
 }
 
 /// An agent and the queues they serve.
@@ -454,6 +457,7 @@ struct RawQueue {
     #[serde(default)]
     reserve_idle: usize,
     record: Option<bool>,
+    service_level_target: Option<S<u8>>,
 }
 
 #[derive(Deserialize)]
@@ -890,6 +894,14 @@ impl<'a> Parser<'a> {
                 announce_agent_number: q.announce_agent_number,
                 reserve_idle: q.reserve_idle,
                 record: q.record.unwrap_or(true),
+                service_level_target: match &q.service_level_target {
+                    Some(t) if !(1..=100).contains(t.get_ref()) => {
+                        self.at(t.span(), "service_level_target is a percentage from 1 to 100");
+                        80
+                    }
+                    Some(t) => *t.get_ref(),
+                    None => 80,
+                },
             });
         }
 

@@ -836,8 +836,18 @@ fn link_stats(s: &WallboardStats) -> crate::link::WallboardStats {
                 abandoned: q.abandoned,
                 service_level: (q.answered + q.abandoned > 0).then_some(q.service_level),
                 abandon_rate: (q.offered > 0).then_some(q.abandon_rate),
+                offered: q.offered,
+                answered_late: q.answered_late,
+                service_level_target: q.service_level_target,
+                asa_secs: (q.answered > 0).then(|| q.answer_wait_s / q.answered as f64),
+                aht_secs: (q.handled > 0).then(|| q.handle_s / q.handled as f64),
+                agents: q.agents,
+                callers: q.callers.iter().map(|c| (c.call, c.calling.clone(), c.since_unix_ms)).collect(),
             })
             .collect(),
+        ivr_calls: s.ivr_calls,
+        agents: s.agent_totals,
+        access_numbers: s.access_numbers.iter().map(|a| (a.number.clone(), a.open)).collect(),
     }
 }
 

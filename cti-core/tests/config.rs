@@ -204,3 +204,33 @@ target = "queue:sales"
     });
     assert!(r.has_event(|e| matches!(e, CstaEvent::Queued { queue, .. } if queue == "sales")));
 }
+
+#[test]
+fn an_access_number_is_open_in_its_schedules_hours_and_closed_after_hours_and_on_holidays() {
+    let mut r = Rig::new(SCHEDULED);
+    // 10:00 local on a Monday: open.
+    r.engine.set_wall_clock(Instant::ZERO, MONDAY_UTC + 2 * 3600);
+    assert_eq!(r.engine.access_open(0), Some(true));
+    // 12:30 local: the lunch gap between the office hours.
+    r.engine.set_wall_clock(Instant::ZERO, MONDAY_UTC + 4 * 3600 + 1800);
+    assert_eq!(r.engine.access_open(0), Some(false));
+    // Saturday 10:00 local.
+    r.engine.set_wall_clock(Instant::ZERO, MONDAY_UTC + 5 * 86_400 + 2 * 3600);
+    assert_eq!(r.engine.access_open(0), Some(false));
+    // National Day (a Thursday) at 10:00 local: the holiday target, closed.
+    r.engine.set_wall_clock(Instant::ZERO, MONDAY_UTC - 32 * 86_400 + 2 * 3600);
+    assert_eq!(r.engine.access_open(0), Some(false));
+    assert_eq!(r.engine.access_open(1), None, "no such access number");
+}
+
+#[test]
+fn a_queue_takes_its_service_level_target_in_percent() {
+    let text = SCHEDULED.replace("name = \"sales\"\n", "name = \"sales\"\nservice_level_target = 90\n");
+    let cfg = Config::parse(&text, "t.toml").expect("valid");
+    assert_eq!(cfg.queues[0].service_level_target, 90);
+    assert_eq!(Config::parse(SCHEDULED, "t.toml").expect("valid").queues[0].service_level_target, 80);
+    let bad = SCHEDULED.replace("name = \"sales\"\n", "name = \"sales\"\nservice_level_target = 0\n");
+    let problems = Config::parse(&bad, "t.toml").expect_err("0 % is no target");
+    assert!(problems[0].message.contains("percentage from 1 to 100"), "{}", problems[0].message);
+    assert!(problems[0].line > 0, "located: {:?}", problems[0]);
+}

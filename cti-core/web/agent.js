@@ -1,7 +1,8 @@
 // The agent desktop ("agent bar"): log in at a station, agent state, call control, the
 // screen pop and the agent's calls today, over the CTI link (cti.js). The page keeps
 // only what the server tells it: the calls at the agent's station are rebuilt from
-// events, and from a device snapshot after a reconnect.
+// events, and from a device snapshot after a reconnect. Until the login succeeds only
+// the login form shows. The common actions have keys (see the page's key line).
 "use strict";
 
 const link = new CtiLink();
@@ -16,30 +17,11 @@ const desk = {
   selected: undefined, // call id the agent clicked, if any
   pops: new Map(), // call id -> ScreenPop event
   lastPop: undefined,
+  crm: false, // the server looks pops up in a CRM (Login result)
 };
 
-// ---- Messages: every refusal and server error is shown, newest first. ----
-
-function say(text, kind = "info") {
-  const box = $("messages");
-  const line = el("div", { class: `message ${kind}` }, text);
-  box.prepend(line);
-  while (box.children.length > 6) box.lastChild.remove();
-  if (kind === "info") setTimeout(() => line.remove(), 8000);
-}
-
-function refused(e) {
-  say(e instanceof CtiError ? e.describe() : String(e.message || e), "error");
-}
-
-async function ask(service, fields) {
-  try {
-    return await link.request(service, fields);
-  } catch (e) {
-    refused(e);
-    return undefined;
-  }
-}
+// Every refusal is said in words with what to do (cti.js); a success clears them.
+const ask = (service, fields, context) => askLink(link, service, fields, context);
 
 // ---- Connection status ----
 
@@ -71,12 +53,14 @@ async function login(user, password, station) {
   const r = await ask("Login", { user, password, station });
   if (!r) return undefined;
   if (r.role && r.role !== "agent") {
-    say(`${user} is a ${r.role}: use the wallboard`, "error");
+    say(`${user} is a ${r.role}: supervisors use the wallboard (/wallboard)`, "error");
     return undefined;
   }
   const st = r.station || station;
   desk.session = { agent: r.agent || user, station: st, device: `station:${st}`, password };
-  $("who").textContent = `agent ${desk.session.agent} at station ${st}`;
+  desk.crm = r.crm === true;
+  $("who").textContent = `${r.name ? `${r.name} · ` : ""}agent ${desk.session.agent} at station ${st}`;
+  $("station-label").textContent = `station ${st}`;
   $("login-panel").hidden = true;
   $("desk").hidden = false;
   fillReasons(r.reasons);
@@ -98,11 +82,11 @@ link.onOpen = async () => {
   await login(s.agent, s.password, s.station);
 };
 
-// The not-ready reasons of the configuration, when the server lists them; otherwise
-// the agent types one.
+// The not-ready reasons of the configuration (the Login result's `reasons`); when
+// there are none the agent types one.
 function fillReasons(reasons) {
   const sel = $("reason-select");
-  const list = Array.isArray(reasons) ? reasons : [];
+  const list = (Array.isArray(reasons) ? reasons : []).filter((r) => r && (typeof r === "string" || r.name));
   sel.replaceChildren(
     ...list.map((r) => {
       const name = typeof r === "string" ? r : r.name;
@@ -116,11 +100,6 @@ function fillReasons(reasons) {
 async function refreshState() {
   const r = await ask("GetAgentState", { agent: desk.session.agent });
   if (r) showState(r.state, r.reason, r.since);
-}
-
-function localTime(t) {
-  const ms = parseTime(t);
-  return ms === undefined ? "" : new Date(ms).toLocaleTimeString();
 }
 
 function showState(state, reason, since) {
@@ -154,13 +133,15 @@ link.on("AgentMissed", (m) => {
   if (desk.session && m.agent === desk.session.agent) say(`you missed call ${m.call}`, "error");
 });
 
-$("ready-button").addEventListener("click", () =>
-  ask("SetAgentState", { agent: desk.session.agent, state: "ready" }),
-);
-$("not-ready-button").addEventListener("click", () => {
+function goReady() {
+  ask("SetAgentState", { agent: desk.session.agent, state: "ready" });
+}
+function goNotReady() {
   const reason = ($("reason-select").hidden ? $("reason-input").value : $("reason-select").value).trim();
   ask("SetAgentState", { agent: desk.session.agent, state: "not_ready", reason });
-});
+}
+$("ready-button").addEventListener("click", goReady);
+$("not-ready-button").addEventListener("click", goNotReady);
 $("logout-button").addEventListener("click", async () => {
   if (await ask("Logout", {})) showState("logged_out");
 });
@@ -288,7 +269,7 @@ function renderCalls() {
         el("td", {}, String(c.call)),
         el("td", {}, deviceLabel(c.party) || "—"),
         el("td", { class: "call-state" }, c.state),
-        el("td", { class: "duration", dataset: { since: c.since } }, formatDuration(clockSkew.now() - c.since)),
+        el("td", { class: "duration num", dataset: { since: c.since } }, formatDuration(clockSkew.now() - c.since)),
         el("td", {}, desk.pops.has(c.call) ? "pop" : ""),
       ),
     ),
@@ -320,7 +301,8 @@ function pick(...states) {
 function withCall(states, what, f) {
   const call = pick(...states);
   if (call === undefined) {
-    say(`no ${states.join(" or ")} call to ${what}`, "error");
+    const words = { alerting: "ringing", connected: "connected", held: "held" };
+    say(`There is no ${[...new Set(states.map((s) => words[s] || s))].slice(0, 2).join(" or ")} call to ${what}`, "error");
     return;
   }
   f(call);
@@ -328,20 +310,17 @@ function withCall(states, what, f) {
 
 const dev = () => desk.session.device;
 
-$("answer-button").addEventListener("click", () =>
-  withCall(["alerting"], "answer", (call) => ask("AnswerCall", { call, device: dev() })),
-);
-$("hangup-button").addEventListener("click", () =>
+const answer = () => withCall(["alerting"], "answer", (call) => ask("AnswerCall", { call, device: dev() }));
+const hangUp = () =>
   withCall(["connected", "dialling", "ringing", "initiated", "failed", "held", "alerting"], "hang up", (call) =>
     ask("ClearConnection", { call, device: dev() }),
-  ),
-);
-$("hold-button").addEventListener("click", () =>
-  withCall(["connected"], "hold", (call) => ask("HoldCall", { call, device: dev() })),
-);
-$("retrieve-button").addEventListener("click", () =>
-  withCall(["held"], "retrieve", (call) => ask("RetrieveCall", { call, device: dev() })),
-);
+  );
+const hold = () => withCall(["connected"], "hold", (call) => ask("HoldCall", { call, device: dev() }));
+const retrieve = () => withCall(["held"], "retrieve", (call) => ask("RetrieveCall", { call, device: dev() }));
+$("answer-button").addEventListener("click", answer);
+$("hangup-button").addEventListener("click", hangUp);
+$("hold-button").addEventListener("click", hold);
+$("retrieve-button").addEventListener("click", retrieve);
 // Recording on demand (calls are recorded from answer unless the installation says not).
 $("record-button").addEventListener("click", () =>
   withCall(["connected"], "record", (call) => ask("StartRecording", { call }).then((r) => r !== undefined && say(`recording call ${call}`))),
@@ -426,10 +405,30 @@ link.on("ScreenPopUpdate", (m) => {
   if (desk.lastPop === pop) renderPop(pop);
 });
 
-function kv(obj) {
+function kv(obj, labels = {}) {
   const entries = Object.entries(obj || {});
   if (!entries.length) return el("span", { class: "muted" }, "none");
-  return el("dl", { class: "kv" }, entries.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]));
+  return el(
+    "dl",
+    { class: "kv" },
+    entries.flatMap(([k, v]) => [el("dt", {}, labels[k] || k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]),
+  );
+}
+
+// What the caller told the IVR: the variables its flow labels, under their labels;
+// the flow's other (internal) variables folded away.
+function ivrSection(data, labels) {
+  const all = Object.entries(data || {});
+  const shown = all.filter(([k]) => labels[k]);
+  const rest = all.filter(([k]) => !labels[k]);
+  const parts = [
+    el("h3", {}, "From the IVR"),
+    shown.length ? kv(Object.fromEntries(shown), labels) : el("span", { class: "muted" }, "nothing entered"),
+  ];
+  if (rest.length) {
+    parts.push(el("details", { class: "more" }, el("summary", {}, `Other IVR variables (${rest.length})`), kv(Object.fromEntries(rest))));
+  }
+  return parts;
 }
 
 function renderPop(m) {
@@ -440,12 +439,12 @@ function renderPop(m) {
     ["Access number", m.access_number || m.called || ""],
     ["Location", m.location || "unknown"],
   ];
+  const labels = m.ivr_labels && typeof m.ivr_labels === "object" ? m.ivr_labels : {};
   $("pop").className = `pop${m.vip ? " vip" : ""}`;
   $("pop").replaceChildren(
     m.vip ? el("div", { class: "vip-flag" }, "VIP") : "",
     el("dl", { class: "kv" }, rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", { class: `pop-${k.toLowerCase().replaceAll(" ", "-")}` }, v)])),
-    el("h3", {}, "IVR data"),
-    kv(m.ivr_data),
+    ...ivrSection(m.ivr_data, labels),
     el("h3", {}, "Attached data"),
     kv(m.attached),
     el("h3", {}, "Previous contacts"),
@@ -470,12 +469,15 @@ function renderPop(m) {
           ),
         )
       : el("span", { class: "muted" }, "none"),
-    el("h3", {}, "CRM"),
-    m.crm_error
-      ? el("span", { class: "error" }, `lookup failed: ${m.crm_error}`)
-      : m.crm === null || m.crm === undefined
-        ? el("span", { class: "muted" }, "no answer (yet)")
-        : kv(typeof m.crm === "object" ? m.crm : { record: m.crm }),
+    // The CRM's part only where a CRM is configured.
+    desk.crm || m.crm || m.crm_error ? el("h3", { class: "crm-head" }, "CRM") : "",
+    !(desk.crm || m.crm || m.crm_error)
+      ? ""
+      : m.crm_error
+        ? el("span", { class: "error crm" }, `lookup failed: ${m.crm_error}`)
+        : m.crm === null || m.crm === undefined
+          ? el("span", { class: "muted crm" }, "looking up…")
+          : el("div", { class: "crm" }, kv(typeof m.crm === "object" ? m.crm : { record: m.crm })),
   );
 }
 
@@ -496,7 +498,7 @@ function renderToday(list) {
             el("td", {}, localTime(c.time)),
             el("td", {}, `${c.number || ""}${c.direction === "outbound" ? " (out)" : ""}`),
             el("td", {}, c.queue || ""),
-            el("td", {}, c.talk_secs !== undefined && c.talk_secs !== null ? formatDuration(c.talk_secs * 1000) : ""),
+            el("td", { class: "num" }, c.talk_secs !== undefined && c.talk_secs !== null ? formatDuration(c.talk_secs * 1000) : ""),
             el("td", {}, c.outcome || ""),
           ),
         )
@@ -518,6 +520,34 @@ function tick() {
   }
 }
 setInterval(tick, 1000);
+
+// ---- Keys for the common actions (not while typing in a box) ----
+
+const KEYS = {
+  a: answer,
+  h: hangUp,
+  o: () => (pick("connected") !== undefined ? hold() : retrieve()),
+  r: goReady,
+  n: goNotReady,
+  t: () => {
+    $("transfer-target").focus();
+    $("transfer-target").select();
+  },
+};
+
+document.addEventListener("keydown", (ev) => {
+  const t = ev.target;
+  const typing = t instanceof HTMLElement && (t.matches("input, select, textarea") || t.isContentEditable);
+  if (ev.key === "Escape" && typing) {
+    t.blur();
+    return;
+  }
+  if (typing || ev.ctrlKey || ev.altKey || ev.metaKey || !desk.session) return;
+  const f = KEYS[ev.key.toLowerCase()];
+  if (!f) return;
+  ev.preventDefault();
+  f();
+});
 
 renderCalls();
 link.connect();

@@ -138,9 +138,113 @@ class CtiError extends Error {
     this.code = code;
     this.service = service;
   }
-  describe() {
-    const what = this.service ? `${this.service} refused` : "refused";
-    return `${what}: ${this.message}${this.code && !this.message.includes(this.code) ? ` (${this.code})` : ""}`;
+  // The refusal in words a person can act on: what failed, the server's reason and
+  // what to do about it.
+  describe(context = {}) {
+    const what = context.what || SERVICE_WORDS[this.service] || (this.service ? `${this.service}` : "That");
+    const advice = refusalAdvice(this.service, this.code, context);
+    const reason = this.message && this.message !== this.code ? this.message : CODE_WORDS[this.code] || this.code;
+    return `${what} refused: ${reason}${advice ? `. ${advice}` : ""}`;
+  }
+}
+
+// What each service is called on screen.
+const SERVICE_WORDS = {
+  Login: "Login",
+  Logout: "Log out",
+  AnswerCall: "Answer",
+  ClearConnection: "Hang up",
+  HoldCall: "Hold",
+  RetrieveCall: "Retrieve",
+  SingleStepTransferCall: "Transfer",
+  ConsultationCall: "Consultation",
+  TransferCall: "Completing the transfer",
+  ConferenceCall: "Conference",
+  GenerateDigits: "Sending digits",
+  StartRecording: "Recording",
+  StopRecording: "Stopping the recording",
+  SetAgentState: "Changing the state",
+  Supervise: "Supervising",
+  Monitor: "Watching",
+  MakeCall: "Calling",
+};
+
+// The error codes of docs/protocol.md in words, for replies without a message.
+const CODE_WORDS = {
+  not_logged_in: "not logged in",
+  invalid_password: "wrong user or password",
+  privilege_violation: "not allowed",
+  rate_limited: "too many requests",
+  engine_busy: "the server is busy",
+  invalid_call_id: "that call has ended",
+  invalid_device_id: "no such station or number",
+  invalid_agent_id: "no such agent",
+  invalid_connection_state: "the call is not in a state for this now",
+  invalid_device_state: "the station is not in a state for this now",
+  invalid_agent_state: "the agent is not in a state for this now",
+  service_not_supported: "the phone cannot do this",
+  resource_busy: "no free line or conference bridge",
+  reserved_for_inbound: "the queue's ready agents are kept for inbound calls",
+  connection_lost: "the connection to the server was lost",
+  not_connected: "not connected to the server",
+};
+
+// What to do after a refusal (service, code), as a sentence; "" when nothing helps.
+// `context.analog`: the agent's station is an analog phone (no headset).
+function refusalAdvice(service, code, context = {}) {
+  const supervise = context.mode ? `${context.mode}` : "supervise";
+  switch (code) {
+    case "not_connected":
+    case "connection_lost":
+      return "Wait until the top right says connected, then try again";
+    case "rate_limited":
+    case "engine_busy":
+      return "Wait a moment and try again";
+    case "not_logged_in":
+      return "Log in again";
+  }
+  switch (service) {
+    case "Login":
+      if (code === "invalid_password") return "Check your id and password and try again";
+      if (code === "invalid_device_state") return "Someone else is logged in at that station: check the extension on your phone";
+      if (code === "invalid_device_id") return "Check the station: it is the extension number of your phone";
+      if (code === "invalid_agent_state") return "Log out at the other desk first, or log in with the same station";
+      return "";
+    case "AnswerCall":
+      if (code === "service_not_supported") return "This phone cannot be answered from the screen: lift the handset";
+      if (code === "invalid_connection_state" || code === "invalid_call_id") return "The call is no longer ringing here: the caller hung up or it went to a colleague";
+      return "";
+    case "ClearConnection":
+      if (code === "service_not_supported") return "Put the handset down to hang up";
+      if (code === "invalid_call_id") return "The call has already ended";
+      return "";
+    case "HoldCall":
+    case "RetrieveCall":
+      if (code === "service_not_supported") return "Use the phone's hold (flash) key";
+      return "Select a call that is connected (hold) or held (retrieve)";
+    case "SingleStepTransferCall":
+    case "ConsultationCall":
+      if (code === "invalid_device_id" || code === "invalid_call_id") return "Check the number: an extension, a queue's number, an IVR flow's name or an external number with its prefix";
+      if (code === "resource_busy") return "No outside line is free: try again shortly";
+      if (code === "reserved_for_inbound") return "Wait until more colleagues are ready";
+      return "Transfer a connected call";
+    case "TransferCall":
+    case "ConferenceCall":
+      return "Both calls must still be there: the held one and the consultation";
+    case "SetAgentState":
+      if (code === "invalid_agent_state") return context.forced ? "The agent cannot change state now (on a call or logged out)" : "Finish the call first; you change state between calls";
+      return "";
+    case "Supervise":
+      if (code === "invalid_device_state") return `Log in with your own station to ${supervise}: your phone rings first`;
+      if (code === "invalid_agent_state" || code === "invalid_connection_state" || code === "invalid_call_id") return `The agent is not on a call now: ${supervise} when they are`;
+      if (code === "resource_busy") return "No conference bridge is free: try again shortly";
+      if (code === "privilege_violation") return "You may only supervise the agents of your groups";
+      return "";
+    case "StartRecording":
+    case "StopRecording":
+      return "Recording works on a connected call with an agent";
+    default:
+      return "";
   }
 }
 
@@ -211,4 +315,42 @@ function deviceLabel(d) {
     default:
       return d;
   }
+}
+
+// Messages at the bottom right: information fades after 8 s; errors stay until
+// closed or until the next action succeeds (clearErrors).
+function say(text, kind = "info") {
+  const box = document.getElementById("messages");
+  const line = el(
+    "div",
+    { class: `message ${kind}`, role: kind === "error" ? "alert" : undefined },
+    el("span", {}, text),
+    el("button", { type: "button", class: "close", "aria-label": "close", onclick: () => line.remove() }, "×"),
+  );
+  box.prepend(line);
+  while (box.children.length > 5) box.lastChild.remove();
+  if (kind !== "error") setTimeout(() => line.remove(), 8000);
+}
+
+function clearErrors() {
+  for (const m of document.querySelectorAll("#messages .message.error")) m.remove();
+}
+
+// Send a request; a refusal is said in words (with what to do) and gives undefined;
+// success clears earlier errors.
+async function askLink(link, service, fields, context) {
+  try {
+    const r = await link.request(service, fields);
+    clearErrors();
+    return r;
+  } catch (e) {
+    say(e instanceof CtiError ? e.describe(context) : String(e.message || e), "error");
+    return undefined;
+  }
+}
+
+// The wall-clock time of day, as the browser shows it.
+function localTime(t) {
+  const ms = parseTime(t);
+  return ms === undefined ? "" : new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }

@@ -353,6 +353,9 @@ pub struct Flow {
     pub lang: Lang,
     pub nodes: BTreeMap<String, Node>,
     pub at: Pos,
+    /// How desktops show the flow's variables: variable → label (`labels = {ticket =
+    /// "Ticket number"}`). Variables without one are internal.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Every flow of an installation, by name.
@@ -748,9 +751,27 @@ impl<'a> Parser<'a> {
         let mut start = None;
         let mut flow_lang = lang;
         let mut nodes = BTreeMap::new();
+        let mut labels = BTreeMap::new();
         for (k, v) in t.iter() {
             let key: &str = k.get_ref().as_ref();
             match (key, v.get_ref()) {
+                ("labels", DeValue::Table(lt)) => {
+                    for (var, label) in lt.iter() {
+                        match label.get_ref() {
+                            DeValue::String(l) => {
+                                labels.insert(var.get_ref().to_string(), l.to_string());
+                            }
+                            other => self.at(
+                                label.span(),
+                                format!(
+                                    "in flow `{name}`: the label of `{}` must be a string, found {}",
+                                    var.get_ref(),
+                                    other.type_str()
+                                ),
+                            ),
+                        }
+                    }
+                }
                 ("start", DeValue::String(s)) => {
                     start = Some(Ref { node: s.to_string(), at: self.pos(&v.span()) });
                 }
@@ -769,7 +790,7 @@ impl<'a> Parser<'a> {
                 (_, other) => self.at(
                     k.span(),
                     format!(
-                        "in flow `{name}`: `{key}` = {} is neither a setting (start, lang, description) \
+                        "in flow `{name}`: `{key}` = {} is neither a setting (start, lang, description, labels) \
                          nor a node table ([flow.{name}.{key}])",
                         other.type_str()
                     ),
@@ -781,7 +802,7 @@ impl<'a> Parser<'a> {
             return None;
         };
         let _ = span;
-        Some(Flow { name: name.to_string(), start, lang: flow_lang, nodes, at: self.pos(&name_span) })
+        Some(Flow { name: name.to_string(), start, lang: flow_lang, nodes, at: self.pos(&name_span), labels })
     }
 
     fn de<T: DeserializeOwned>(

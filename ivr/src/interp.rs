@@ -1077,6 +1077,7 @@ fn builtin_voicemail(name: &str, mailbox: &str) -> Flow {
         lang: Lang::En,
         nodes: BTreeMap::from([("leave".to_string(), node)]),
         at,
+        labels: BTreeMap::new(),
     }
 }
 

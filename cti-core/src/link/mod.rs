@@ -77,6 +77,9 @@ pub struct ScreenPop {
     pub vip: bool,
     /// Variables collected by the IVR.
     pub ivr_data: BTreeMap<String, String>,
+    /// How to show them: variable → label, from the `labels` of the flows the call
+    /// went through (only variables in `ivr_data`).
+    pub ivr_labels: BTreeMap<String, String>,
     /// Data attached to the call (SetCallData).
     pub attached: BTreeMap<String, String>,
     pub at_unix_ms: i64,
@@ -87,6 +90,12 @@ pub struct ScreenPop {
 pub struct WallboardStats {
     pub at_unix_ms: i64,
     pub queues: Vec<QueueStats>,
+    /// Calls in an IVR flow now.
+    pub ivr_calls: usize,
+    /// Agents by state over the whole center.
+    pub agents: crate::center::AgentCounts,
+    /// Access numbers and whether they are open now (`None`: not known yet).
+    pub access_numbers: Vec<(String, Option<bool>)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -99,6 +108,21 @@ pub struct QueueStats {
     /// Fraction of today's calls answered within the queue's target; `None` before any.
     pub service_level: Option<f64>,
     pub abandon_rate: Option<f64>,
+    /// Calls that entered the queue today.
+    pub offered: u64,
+    /// Answered after waiting more than 15 s.
+    pub answered_late: u64,
+    /// The queue's target for `service_level`, a fraction.
+    pub service_level_target: f64,
+    /// Average speed of answer, seconds; `None` before the first answer.
+    pub asa_secs: Option<f64>,
+    /// Average handling time (talk, hold and after-call work), seconds; `None` before
+    /// the first call handled.
+    pub aht_secs: Option<f64>,
+    /// Member agents by state.
+    pub agents: crate::center::AgentCounts,
+    /// Callers waiting now, longest first: (call, number, queued since in Unix ms).
+    pub callers: Vec<(u64, String, i64)>,
 }
 
 /// A past call of a caller, for the screen pop.

@@ -1468,8 +1468,7 @@ impl Server {
             if let Some(station) = station {
                 let Some(c) = self.conns.get_mut(&d.conn) else { return };
                 c.login_busy = false;
-                let role = if account.supervisor { "supervisor" } else { "agent" };
-                let v = json!({"role":role,"agent":account.id,"name":account.name,"station":station});
+                let v = login_result(&self.cfg, &self.model, &account, &station);
                 c.session =
                     Some(Session { user: account.id, supervisor: account.supervisor, station, engine_client });
                 self.reply(d.conn, d.invoke, v);
@@ -1532,21 +1531,16 @@ impl Server {
             },
             LinkMsg::ScreenPop(pop) => self.screen_pop(pop),
             LinkMsg::Stats(stats) => {
-                let queues: Vec<Value> = stats
-                    .queues
+                // Supervisors also get the waiting callers' numbers; agents do not.
+                let [for_agents, for_supervisors] =
+                    [false, true].map(|sup| stats_json(&stats, sup).to_string());
+                let ids: Vec<(u32, bool)> = self
+                    .conns
                     .iter()
-                    .map(|q| {
-                        json!({"queue":q.queue,"waiting":q.waiting,"longest_wait_secs":q.longest_wait_secs,
-                               "answered":q.answered,"abandoned":q.abandoned,"service_level":q.service_level,
-                               "abandon_rate":q.abandon_rate})
-                    })
+                    .filter_map(|(i, c)| c.session.as_ref().map(|s| (*i, s.supervisor)))
                     .collect();
-                let text =
-                    json!({"event":"Stats","time":rfc3339(stats.at_unix_ms),"queues":queues}).to_string();
-                let ids: Vec<u32> =
-                    self.conns.iter().filter(|(_, c)| c.session.is_some()).map(|(i, _)| *i).collect();
-                for id in ids {
-                    self.send_to(id, &text);
+                for (id, sup) in ids {
+                    self.send_to(id, if sup { &for_supervisors } else { &for_agents });
                 }
             }
             LinkMsg::Alarm(a) => {
@@ -1649,7 +1643,7 @@ impl Server {
         };
         let body = json!({"event":"ScreenPop","time":rfc3339(pop.at_unix_ms),"call":pop.call.0,"agent":pop.agent,
             "station":pop.station,"calling":pop.calling,"access_number":pop.access_number,"location":pop.location,
-            "vip":pop.vip,"ivr_data":wire::string_map(&pop.ivr_data),"attached":wire::string_map(&pop.attached),
+            "vip":pop.vip,"ivr_data":wire::string_map(&pop.ivr_data),"ivr_labels":wire::string_map(&pop.ivr_labels),"attached":wire::string_map(&pop.attached),
             "previous_contacts":contacts,"crm":null})
         .to_string();
         let scope = self.pop_scope(&pop.agent, pop.station.as_deref());
@@ -1723,8 +1717,7 @@ impl Server {
                 let user = account.id.clone();
                 match result {
                     Ok(_) => {
-                        let role = if account.supervisor { "supervisor" } else { "agent" };
-                        let v = json!({"role":role,"agent":account.id,"name":account.name,"station":station});
+                        let v = login_result(&self.cfg, &self.model, &account, &station);
                         if let Some(c) = self.conns.get_mut(&p.conn) {
                             c.session = Some(Session {
                                 user: account.id,
@@ -1915,6 +1908,80 @@ fn hold_text(hold: Hold) -> String {
         Hold::Locked(Some(d)) => format!("it ends in {} s", secs(d)),
         Hold::Locked(None) => "until a supervisor lifts it".into(),
     }
+}
+
+/// A successful `Login`'s result (docs/protocol.md): who, the not-ready reasons of the
+/// configuration, whether pops get a CRM lookup, and for supervisors the directory of
+/// the agents they supervise (queues and agent groups, for the wallboard's grouping).
+fn login_result(
+    cfg: &LinkConfig,
+    model: &Model,
+    account: &super::Account,
+    station: &Option<String>,
+) -> Value {
+    let role = if account.supervisor { "supervisor" } else { "agent" };
+    let reasons: Vec<Value> =
+        cfg.engine.not_ready_reasons.iter().map(|(code, name)| json!({"code":code,"name":name})).collect();
+    let mut v = json!({"role":role,"agent":account.id,"name":account.name,"station":station,
+                       "reasons":reasons,"crm":cfg.crm.is_some()});
+    if account.supervisor {
+        let e = &cfg.engine;
+        let agents: Vec<Value> = e
+            .agents
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| model.supervises(&account.id, &a.id))
+            .map(|(i, a)| {
+                let queues: Vec<&str> = a.queues.iter().map(|&(q, _)| e.queues[q].name.as_str()).collect();
+                let groups: Vec<&str> = e
+                    .agent_groups
+                    .iter()
+                    .filter(|g| g.agents.contains(&i))
+                    .map(|g| g.name.as_str())
+                    .collect();
+                json!({"agent":a.id,"name":a.name,"queues":queues,"groups":groups})
+            })
+            .collect();
+        let queues: Vec<Value> = e
+            .queues
+            .iter()
+            .map(|q| json!({"queue":q.name,"number":q.number,"service_level_target":f64::from(q.service_level_target) / 100.0}))
+            .collect();
+        let groups: Vec<&str> = e.agent_groups.iter().map(|g| g.name.as_str()).collect();
+        v["directory"] = json!({"agents":agents,"queues":queues,"groups":groups});
+    }
+    v
+}
+
+/// The `Stats` event (docs/protocol.md); `callers` lists waiting callers' numbers.
+fn stats_json(stats: &super::WallboardStats, callers: bool) -> Value {
+    let counts = |a: &crate::center::AgentCounts| json!({"ready":a.ready,"on_call":a.on_call,"wrap_up":a.wrap_up,"not_ready":a.not_ready});
+    let secs = |x: Option<f64>| x.map(|s| s.round() as u64);
+    let queues: Vec<Value> = stats
+        .queues
+        .iter()
+        .map(|q| {
+            let mut v = json!({"queue":q.queue,"waiting":q.waiting,"longest_wait_secs":q.longest_wait_secs,
+                   "offered":q.offered,"answered":q.answered,"answered_late":q.answered_late,
+                   "abandoned":q.abandoned,"service_level":q.service_level,
+                   "service_level_target":q.service_level_target,"abandon_rate":q.abandon_rate,
+                   "asa_secs":secs(q.asa_secs),"aht_secs":secs(q.aht_secs),"agents":counts(&q.agents)});
+            if callers {
+                v["callers"] = q
+                    .callers
+                    .iter()
+                    .map(|(call, number, since)| {
+                        json!({"call":call,"calling":(!number.is_empty()).then_some(number),"since":rfc3339(*since)})
+                    })
+                    .collect();
+            }
+            v
+        })
+        .collect();
+    let access: Vec<Value> =
+        stats.access_numbers.iter().map(|(n, open)| json!({"number":n,"open":open})).collect();
+    json!({"event":"Stats","time":rfc3339(stats.at_unix_ms),"queues":queues,"agents":counts(&stats.agents),
+           "ivr_calls":stats.ivr_calls,"access_numbers":access})
 }
 
 fn login_error(e: &CstaError) -> String {

@@ -111,6 +111,7 @@ impl Center {
                                 vip: info.vip,
                                 ivr_data: info.data,
                                 attached: Default::default(),
+                                ivr_labels: Default::default(),
                                 at_unix_ms,
                             }),
                             _ => None,
