@@ -149,6 +149,8 @@ pub struct WallboardStats {
     pub calls: Vec<LiveCall>,
     pub calls_today: u64,
     pub draining: bool,
+    /// Each access number: open or closed now, and where its calls go.
+    pub access: Vec<crate::engine::AccessNow>,
 }
 
 /// The service-level threshold: answered within this many seconds counts.
@@ -875,6 +877,7 @@ impl Center {
             calls,
             calls_today: self.calls_today,
             draining: self.drain_until.is_some(),
+            access: self.engine.access_now(),
         }
     }
 
