@@ -5,7 +5,10 @@
 //!   against a simulated call in the terminal, printing each prompt's name and text; keys
 //!   from `--digits` (one group each time the flow waits for keys) or typed on stdin
 //!   (each character a key; an empty line lets the wait time out). HTTP nodes do real
-//!   requests. Time is virtual: prompts take no time, waits end at once. With `--audio`
+//!   requests. Time is virtual: prompts take no time, waits end at once. Time-of-day
+//!   branches see the wall clock now (or `--at`) in the installation's time zone
+//!   (`--config`: its `[engine] utc_offset`, as `serve` does; UTC without), and each
+//!   says which rule it took. With `--audio`
 //!   (the `audio` feature) each prompt's WAV also plays through the sound card, and a
 //!   line typed while a barge-in prompt plays stops it; without a sound device it says
 //!   so and only prints.
@@ -63,6 +66,13 @@ pub enum FlowCommand {
         /// `audio` feature; otherwise, or with no sound device, prompts are printed).
         #[arg(long)]
         audio: bool,
+        /// The installation file whose time zone (`[engine] utc_offset`) time-of-day
+        /// branches use, as `serve` does (default: UTC, serve's default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Try the flow at this local time, `YYYY-MM-DD HH:MM` (default: now).
+        #[arg(long)]
+        at: Option<String>,
     },
     /// Render a prompt set's missing WAVs (espeak-ng, or tones without it).
     Prompts {
@@ -81,7 +91,8 @@ pub enum FlowCommand {
 pub fn run(cmd: FlowCommand) -> CliResult<String> {
     match cmd {
         FlowCommand::Check { file, prompts } => flow_check(&file, prompts.as_deref()),
-        FlowCommand::Try { file, flow, digits, prompts, mut vars, mock_repair, audio } => {
+        FlowCommand::Try { file, flow, digits, prompts, mut vars, mock_repair, audio, config, at } => {
+            let clock = Clock::new(config.as_deref(), at.as_deref())?;
             let mock =
                 match mock_repair {
                     true => Some(hotline_ivr::mock::RepairService::spawn("127.0.0.1:0").map_err(|e| {
@@ -92,7 +103,7 @@ pub fn run(cmd: FlowCommand) -> CliResult<String> {
             if let Some(m) = &mock {
                 vars.push(format!("repair_base={}", m.base_url()));
             }
-            flow_try(&file, flow, digits, prompts.as_deref(), &vars, audio)
+            flow_try(&file, flow, digits, prompts.as_deref(), &vars, audio, &clock)
         }
         FlowCommand::Prompts { set, out, tones } => {
             let set = PromptSet::load(&set, &out).map_err(CliError::input)?;
@@ -145,6 +156,63 @@ fn flow_check(file: &Path, wav_dir: Option<&Path>) -> CliResult<String> {
     Err(CliError::input(format!("{} problem(s):\n{}", lines.len(), lines.join("\n"))))
 }
 
+/// The wall clock and time zone a tried flow sees, as `serve` gives them to its IVR.
+struct Clock {
+    unix_secs: i64,
+    utc_offset_secs: i32,
+    /// Where the offset came from, for the first line printed.
+    zone: String,
+}
+
+impl Clock {
+    fn new(config: Option<&Path>, at: Option<&str>) -> CliResult<Clock> {
+        let (utc_offset_secs, zone) = match config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+                let cfg = hotline_cti::Config::parse(&text, &path.display().to_string())
+                    .map_err(|problems| CliError::input(hotline_cti::config::problem_lines(&problems)))?;
+                (cfg.utc_offset_secs, format!("[engine] utc_offset of {}", path.display()))
+            }
+            None => (0, "UTC: no --config (serve without [engine] utc_offset)".to_string()),
+        };
+        let unix_secs = match at {
+            Some(s) => hotline_cti::report::parse_local(s, utc_offset_secs)
+                .map_err(|e| CliError::input(format!("--at {e}")))?
+                .div_euclid(1000),
+            None => hotline_cti::link::now_unix_ms().div_euclid(1000),
+        };
+        Ok(Clock { unix_secs, utc_offset_secs, zone })
+    }
+
+    /// The local time `since_start` after the start.
+    fn local(&self, since_start: Duration) -> hotline_ivr::flow::LocalTime {
+        hotline_ivr::flow::LocalTime::at(self.unix_secs + since_start.as_secs() as i64, self.utc_offset_secs)
+    }
+}
+
+fn utc_offset_text(secs: i32) -> String {
+    let sign = if secs < 0 { '-' } else { '+' };
+    let a = secs.unsigned_abs();
+    format!("UTC{sign}{:02}:{:02}", a / 3600, a / 60 % 60)
+}
+
+/// What a time-of-day node decides at `t`, in words: `Thu 15:02: rule 1 (every day
+/// 07:00-21:00) -> menu`.
+fn time_branch_text(
+    flows: &Flows,
+    flow: &str,
+    node: &str,
+    t: hotline_ivr::flow::LocalTime,
+) -> Option<String> {
+    let n = flows.flows.get(flow)?.nodes.get(node)?;
+    let hotline_ivr::flow::NodeKind::Time { rules, default } = &n.kind else { return None };
+    Some(match hotline_ivr::flow::time_branch(rules, t) {
+        Some(i) => format!("{flow}.{node} at {t}: rule {} ({}) -> {}", i + 1, rules[i], rules[i].next.node),
+        None => format!("{flow}.{node} at {t}: no rule open -> default {}", default.node),
+    })
+}
+
 fn flow_try(
     file: &Path,
     flow: Option<String>,
@@ -152,6 +220,7 @@ fn flow_try(
     wav_dir: Option<&Path>,
     vars: &[String],
     audio: bool,
+    clock: &Clock,
 ) -> CliResult<String> {
     let (flows, prompts) = load(file, wav_dir)?;
     let flow = match flow {
@@ -167,7 +236,16 @@ fn flow_try(
         start_vars.insert(k.to_string(), val.to_string());
     }
     let prompts = prompts.unwrap_or_default();
+    let shown = flows.clone();
     let mut ivr = Ivr::new(flows, prompts.clone());
+    ivr.set_wall_clock(Instant::ZERO, clock.unix_secs, clock.utc_offset_secs);
+    println!(
+        "clock: {} {} ({})",
+        hotline_cti::report::format_local(clock.unix_secs * 1000, clock.utc_offset_secs),
+        utc_offset_text(clock.utc_offset_secs),
+        clock.zone
+    );
+    let mut branches: Vec<String> = Vec::new();
     let tmp = std::env::temp_dir().join(format!("hotline-flow-try-{}", std::process::id()));
     ivr.set_record_dir(&tmp);
     let mut groups: Option<VecDeque<String>> =
@@ -259,6 +337,11 @@ fn flow_try(
                 IvrOutput::Command(_) => {}
                 IvrOutput::Node { flow, node, .. } => {
                     println!("-> {flow}.{node}");
+                    if let Some(b) = time_branch_text(&shown, &flow, &node, clock.local(now - Instant::ZERO))
+                    {
+                        println!("  [time {b}]");
+                        branches.push(b);
+                    }
                     path.push(node);
                 }
                 IvrOutput::Http(req) => {
@@ -288,6 +371,9 @@ fn flow_try(
                         path.join(" -> "),
                         vars.join(" ")
                     ));
+                    for b in &branches {
+                        out.push_str(&format!("time: {b}\n"));
+                    }
                     return Ok(out);
                 }
             }

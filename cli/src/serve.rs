@@ -17,6 +17,13 @@ use crate::exit_codes::{CliError, CliResult};
 /// The demo installation, built in so `hotline demo` needs no file.
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
 
+/// The demo's agents kept for people: the simulated agents leave them alone. They log
+/// in from the browser at the headset stations (examples/demo.toml).
+pub const DEMO_PEOPLE: [&str; 3] = ["1001", "1002", "1003"];
+
+#[path = "demo_day.rs"]
+mod demo_day;
+
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The installation file.
@@ -41,6 +48,10 @@ pub struct DemoArgs {
     /// Print a line every 10 s instead of redrawing the screen.
     #[arg(long)]
     plain: bool,
+    /// Run the day (00:00 to 24:00 today, local time) in virtual time, in seconds, and
+    /// print its reports; with --duration, that many seconds of the day.
+    #[arg(long)]
+    fast: bool,
 }
 
 /// Signals seen, as flags the main loop reads (the handlers only set them).
@@ -84,7 +95,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
         addrs.http.map_or("-".into(), |a| format!("http://{a}/"))
     );
     let summary = args.summary || std::io::stdout().is_terminal();
-    run_until_stopped(running, None, Duration::from_secs(args.drain_limit), summary, Some(&args.config))
+    run_until_stopped(running, None, Duration::from_secs(args.drain_limit), summary, Some(&args.config), "")
 }
 
 pub fn demo(args: DemoArgs) -> CliResult {
@@ -97,12 +108,20 @@ pub fn demo(args: DemoArgs) -> CliResult {
         None => (DEMO_CONFIG.to_string(), "examples/demo.toml (built in)".to_string()),
     };
     init_logging(true);
+    let people: Vec<String> = DEMO_PEOPLE.iter().map(|s| s.to_string()).collect();
+    if args.fast {
+        return demo_day::run(&text, &origin, &people, args.duration);
+    }
+    let seats = seats_for_people(&text, &origin, &people);
     let mut opts = ServeOptions::new(text, origin.clone(), hotline_cti::link::now_unix_ms());
     opts.sim_agents = true;
+    opts.people = people;
     opts.any_port_if_busy = true;
     let running = serve::start(opts).map_err(CliError::input)?;
     println!("Hotline demo: a simulated call center ({origin}). Ctrl-C stops it.");
     print_urls(&running);
+    let people = people_text(&running, &seats);
+    println!("{people}");
     let redraw = !args.plain && std::io::stdout().is_terminal();
     run_until_stopped(
         running,
@@ -111,6 +130,7 @@ pub fn demo(args: DemoArgs) -> CliResult {
         Duration::ZERO,
         redraw,
         args.config.as_deref(),
+        &people,
     )
 }
 
@@ -129,6 +149,7 @@ fn run_until_stopped(
     drain_limit: Duration,
     redraw: bool,
     config: Option<&std::path::Path>,
+    footer: &str,
 ) -> CliResult {
     let mut sig = signals()?;
     let started = std::time::Instant::now();
@@ -141,6 +162,7 @@ fn run_until_stopped(
                 if redraw {
                     print!("\x1b[H\x1b[2J{}", render(&s));
                     print_urls(&running);
+                    print!("{footer}");
                     let _ = std::io::stdout().flush();
                 } else if last_plain.elapsed() >= Duration::from_secs(10) {
                     println!("{}", one_line(&s));
@@ -182,12 +204,60 @@ fn run_until_stopped(
 fn print_urls(running: &Running) {
     let addrs = running.link.addrs();
     if let Some(a) = addrs.http {
-        println!("  agent desktop:        http://{a}/agent     (agents 1001-1012, password \"demo\")");
-        println!("  supervisor wallboard: http://{a}/wallboard (supervisor 9001, password \"demo\")");
+        println!("  agent desktop:        http://{a}/agent");
+        println!("  supervisor wallboard: http://{a}/wallboard");
     }
     if let Some(a) = addrs.tcp {
         println!("  CTI link (JSON lines, docs/protocol.md): {a}");
     }
+}
+
+/// Who logs in where: the agents kept for people, each at a headset station, and the
+/// supervisors.
+struct Seats {
+    people: Vec<(String, String, String, Option<String>)>,
+    supervisors: Vec<(String, String, Option<String>)>,
+}
+
+fn seats_for_people(text: &str, origin: &str, people: &[String]) -> Seats {
+    let (Ok(cfg), Ok(cards)) =
+        (hotline_cti::Config::parse(text, origin), hotline_drivers::config::parse(text, origin))
+    else {
+        // `serve::start` reports what is wrong with the file.
+        return Seats { people: Vec::new(), supervisors: Vec::new() };
+    };
+    let headsets = serve::headset_stations(&cards);
+    let stations = cfg.stations.iter().filter(|s| headsets.contains(&s.port));
+    let people = cfg
+        .agents
+        .iter()
+        .filter(|a| people.contains(&a.id))
+        .zip(stations)
+        .map(|(a, s)| (a.id.clone(), a.name.clone(), s.extension.clone(), a.password.clone()))
+        .collect();
+    let supervisors =
+        cfg.supervisors.iter().map(|s| (s.id.clone(), s.name.clone(), s.password.clone())).collect();
+    Seats { people, supervisors }
+}
+
+/// The lines that tell a person where to log in.
+fn people_text(running: &Running, seats: &Seats) -> String {
+    let http = running.link.addrs().http.map_or("-".to_string(), |a| format!("http://{a}"));
+    let password = |p: &Option<String>| p.as_deref().map_or("(hashed)".to_string(), |p| format!("\"{p}\""));
+    let mut out = String::new();
+    if !seats.people.is_empty() {
+        out.push_str("Log in as a person (go Ready: the simulated callers reach you within a minute):\n");
+        for (id, name, station, pw) in &seats.people {
+            out.push_str(&format!(
+                "  {http}/agent      agent {id} ({name}), password {}, station {station} (a headset: answer on the page)\n",
+                password(pw)
+            ));
+        }
+    }
+    for (id, name, pw) in &seats.supervisors {
+        out.push_str(&format!("  {http}/wallboard  supervisor {id} ({name}), password {}\n", password(pw)));
+    }
+    out
 }
 
 /// SIGHUP: read the installation file again and hand the engine what it can take.
@@ -235,8 +305,11 @@ pub fn one_line(s: &WallboardStats) -> String {
             )
         })
         .collect();
+    let closed: Vec<&str> = s.access.iter().filter(|a| !a.open).map(|a| a.dnis.as_str()).collect();
+    let closed =
+        if closed.is_empty() { String::new() } else { format!("; closed now: {}", closed.join(", ")) };
     format!(
-        "[{}] calls {} (live {}), waiting {}, agents ready {} busy {}; {}",
+        "[{}] calls {} (live {}), waiting {}, agents ready {} busy {}; {}{closed}",
         mmss(s.uptime_s),
         s.calls_today,
         s.calls.len(),
@@ -257,6 +330,11 @@ pub fn render(s: &WallboardStats) -> String {
         s.calls.len(),
         if s.draining { "   DRAINING" } else { "" }
     ));
+    out.push_str("ACCESS NUMBER  NOW     CALLS GO TO\n");
+    for a in &s.access {
+        out.push_str(&format!("{:<14} {:<7} {}\n", a.dnis, if a.open { "open" } else { "CLOSED" }, a.target));
+    }
+    out.push('\n');
     out.push_str(
         "QUEUE        WAITING  LONGEST  READY  OFFERED  ANSWERED  ABANDONED  TIMED OUT  SL(20s)  ABANDON\n",
     );

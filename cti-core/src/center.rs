@@ -209,6 +209,8 @@ pub struct WallboardStats {
     /// Agents by state over the whole center.
     pub agent_totals: AgentCounts,
     pub access_numbers: Vec<AccessFigures>,
+    /// Each access number: open or closed now, and where its calls go.
+    pub access: Vec<crate::engine::AccessNow>,
 }
 
 /// The service-level threshold: answered within this many seconds counts.
@@ -1063,6 +1065,7 @@ impl Center {
             ivr_calls: self.calls.values().filter(|v| v.state == "ivr").count(),
             agent_totals,
             access_numbers,
+            access: self.engine.access_now(),
         }
     }
 

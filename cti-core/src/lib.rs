@@ -78,6 +78,7 @@ pub mod center;
 pub mod config;
 pub mod coupled;
 pub mod csta;
+pub mod demo_day;
 pub mod engine;
 pub mod install;
 pub mod link;

@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub origin: String,
     /// Run simulated agents at the desktops (the demo).
     pub sim_agents: bool,
+    /// Agents the simulated agents leave for people (who log in from the desktop).
+    pub people: Vec<String>,
     /// Unix milliseconds now (the wall clock is read by the caller, not here).
     pub wall_ms: i64,
     /// Past calls for screen pops and the agent's calls today.
@@ -64,6 +66,7 @@ impl ServeOptions {
             text,
             origin,
             sim_agents: false,
+            people: Vec::new(),
             wall_ms,
             history: None,
             any_port_if_busy: false,
@@ -205,6 +208,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
     if cards_cfg.cards.is_empty() {
         return Err(format!("{}: no [[card]] is configured", opts.origin));
     }
+    let headsets = headset_stations(&cards_cfg);
     // The store: recovery after a crash, then one writer thread; a read connection for
     // the link's history and the recording policy's start.
     let store_cfg = crate::store::StoreConfig::from_toml(&opts.text, std::path::Path::new(&opts.origin))?;
@@ -364,7 +368,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         })
         .map_err(|e| format!("cannot start the TTS worker: {e}"))?;
 
-    let agents = opts.sim_agents.then(|| SimAgents::new(&cfg, cfg.seed));
+    let agents = opts.sim_agents.then(|| SimAgents::new(&cfg, cfg.seed, &opts.people, &headsets));
     let format_name = match rec_cfg.format {
         Format::Wav(e) => format!("wav-{}", format!("{e:?}").to_lowercase()),
         Format::Mp3 { kbps } => format!("mp3-{kbps}"),
@@ -443,6 +447,14 @@ fn command_line() -> String {
         std::path::Path::new(&a).file_name().map_or(a.clone(), |n| n.to_string_lossy().into_owned())
     });
     first.into_iter().chain(args).collect::<Vec<_>>().join(" ")
+}
+
+/// The simulator's headset stations (answered from the desktop).
+pub fn headset_stations(cards: &hotline_drivers::config::Config) -> Vec<hotline_drivers::ChannelId> {
+    let h = &cards.simulator.headsets;
+    h.iter()
+        .flat_map(|&(card, ports)| ports.iter().map(move |p| hotline_drivers::ChannelId::fxs(card, p)))
+        .collect()
 }
 
 /// Give the recording index the length of each recording the crash repair finished.

@@ -1,12 +1,14 @@
 //! Simulated agents for the demo: people at the desktops who log in at their phones,
 //! take breaks and come back. Their phones (on the card simulator) answer and hang up
-//! by themselves; these agents only make the desktop requests a person would.
+//! by themselves; these agents only make the desktop requests a person would. They
+//! leave alone the agents kept for real people and the headset stations (a headset
+//! call is answered from the desktop, which only a person does).
 //!
 //! Sans-IO: [`SimAgents::poll`] returns the requests due at `now`.
 
 use std::time::Duration;
 
-use hotline_drivers::Instant;
+use hotline_drivers::{ChannelId, Instant};
 
 use crate::center::INTERNAL_CLIENT_MIN;
 use crate::config::Config;
@@ -40,13 +42,15 @@ pub struct SimAgents {
 }
 
 impl SimAgents {
-    /// Agent i logs in at the i-th station, half a second after agent i-1. Agents
-    /// left without a station stay logged out.
-    pub fn new(cfg: &Config, seed: u64) -> SimAgents {
+    /// The agents not in `people` log in at the stations not on `headsets`, the i-th
+    /// agent at the i-th such station, half a second after the one before. Agents left
+    /// without a station stay logged out.
+    pub fn new(cfg: &Config, seed: u64, people: &[String], headsets: &[ChannelId]) -> SimAgents {
         let people = cfg
             .agents
             .iter()
-            .zip(cfg.stations.iter())
+            .filter(|a| !people.contains(&a.id))
+            .zip(cfg.stations.iter().filter(|s| !headsets.contains(&s.port)))
             .enumerate()
             .map(|(i, (a, s))| Person {
                 id: a.id.clone(),

@@ -1,109 +1,25 @@
-//! Talk-off: the DTMF detector must not hear digits in speech. Minutes of English and
-//! Mandarin speech are synthesised at test time with espeak-ng (several voices, pitches
-//! and speeds, prose and numbers read aloud), resampled to 8 kHz and run through the
-//! detector at several levels, plain and after A-law and mu-law.
+//! Talk-off: the DTMF detector must not hear digits in speech.
 //!
-//! espeak-ng is required (`apt-get install espeak-ng`); set HOTLINE_SKIP_SPEECH=1 to skip
-//! this test on a machine without it.
+//! The first test needs nothing installed: it reads the speech that ships with the repo
+//! (`drivers/tests/data/talkoff-speech.wav`, about 50 s of English and Mandarin from ten
+//! espeak-ng voices, 8 kHz A-law; `drivers/tests/data/make-talkoff-speech.sh` regenerates
+//! it) and runs it through the detector at several levels, plain and after A-law and
+//! mu-law. The second, `#[ignore]`d, synthesises minutes of speech with espeak-ng at test
+//! time (13 voices, every passage each); `.ci/run` runs it after installing espeak-ng:
+//! `cargo test -p hotline-drivers --test dtmf_talkoff -- --ignored`.
 
-use std::process::Command;
+mod speech;
 
-use hotline_drivers::dsp::dtmf::DtmfDetector;
+use hotline_drivers::dsp::dtmf::{DtmfDetector, DtmfGenerator, DtmfParams};
 use hotline_drivers::dsp::g711::{alaw_round_trip, ulaw_round_trip};
-use hotline_drivers::dsp::resample::{resample, to_mono};
-use hotline_drivers::dsp::wav::read_wav;
+use hotline_drivers::dsp::wav::{read_wav_file, SampleFormat};
 use hotline_drivers::{FRAME_SAMPLES, SAMPLE_RATE};
-
-const ENGLISH: &[&str] = &[
-    "Thank you for calling the customer service centre. Your call is important to us. \
-     All of our agents are currently busy helping other customers, so please stay on the \
-     line and the next available agent will answer your call. Calls may be recorded for \
-     training and quality purposes. If you would like us to call you back instead, you can \
-     leave your name and number after the tone, and we will return your call within one \
-     working day.",
-    "Well, I tried to pay the bill on Monday morning, but the website kept saying my \
-     session had expired. Then my neighbour suggested I should phone instead, so here I am. \
-     The account is in my husband's name, although both of us use it. Could you check \
-     whether the payment went through? Oh, and while I have you, the last invoice seemed \
-     much higher than usual. We were away for three weeks in August, so that can't be right.",
-    "My card number is four five three two, seven seven one eight, zero zero nine six, \
-     two two four one. The expiry date is oh nine twenty eight. My phone number is \
-     oh one six one, four nine six, eight eight three two, and my postcode is M one four, \
-     five A B. The reference on the letter is nine eight seven six five four three two one \
-     zero, hash, star, one hundred and twenty three thousand, four hundred and fifty six.",
-    "Hello? Hello, can you hear me? The line is really bad today, it keeps cutting out. \
-     Yes, yes, that's right. No, not that one, the other one, the blue one. Hmm. Let me \
-     think about it. Actually, could you say that again, slowly please? Sorry, I was \
-     distracted, the children are shouting in the background. Okay. Okay, great. Brilliant. \
-     Cheers, thanks very much, bye bye now, bye.",
-    "The weather forecast for tomorrow: cloudy at first, with sunny spells developing \
-     during the afternoon. Highs of nineteen degrees, lows of eleven. Winds light and \
-     variable. On the roads, there are delays on the ring road near junction seven because \
-     of roadworks, and the northbound carriageway is closed between exits twelve and \
-     fourteen overnight. Trains are running normally, but the last ferry will leave at \
-     ten fifteen.",
-];
-
-const MANDARIN: &[&str] = &[
-    "您好，欢迎致电客户服务中心。查询账户余额请按一，办理业务请按二，人工服务请按零。\
-     我们的客服人员正在忙线中，请您耐心等候，我们将尽快为您服务。",
-    "喂，你好，我想问一下我的快递到哪里了。单号是七三八二九五零零四六一，\
-     昨天说今天下午送到，可是现在还没有消息。我的电话是一三九八八七六五四三二，\
-     麻烦你帮我查一下，谢谢。",
-    "今天北京天气晴转多云，最高气温二十六度，最低气温十五度，北风三到四级。\
-     明天有小雨，出门请记得带伞。周末气温回升，适合外出游玩。",
-    "好的，没问题。对，对，就是这个。不是，不是那个，是另外一个。嗯，让我想一想。\
-     你说得太快了，能不能再说一遍？好，好，我明白了，谢谢你，再见。",
-];
-
-/// (voice, words per minute, pitch 0-99).
-const ENGLISH_VOICES: &[(&str, u32, u32)] = &[
-    ("en-us", 175, 50),
-    ("en-gb+f3", 150, 70),
-    ("en-us+f4", 210, 85),
-    ("en-gb+m3", 130, 30),
-    ("en-us+klatt", 190, 60),
-    ("en-us+Annie", 175, 70),
-    ("en-us+f5", 230, 95),
-    ("en-gb+f1", 120, 80),
-    ("en-us+m1", 160, 20),
-];
-const MANDARIN_VOICES: &[(&str, u32, u32)] =
-    &[("cmn", 175, 50), ("cmn+f3", 160, 80), ("cmn+m2", 200, 35), ("cmn+f1", 150, 99)];
+use speech::{at_level, espeak_present, speak, ENGLISH, ENGLISH_VOICES, MANDARIN, MANDARIN_VOICES};
 
 /// Active speech levels tried, dBm0 (-20 is nominal on a telephone line).
 const LEVELS_DBM0: &[f64] = &[-30.0, -20.0, -10.0];
-const DBM0_RMS: f64 = 22_706.0 / std::f64::consts::SQRT_2;
 
-fn espeak_present() -> bool {
-    Command::new("espeak-ng").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn speak(voice: &str, wpm: u32, pitch: u32, text: &str) -> Vec<i16> {
-    let output = Command::new("espeak-ng")
-        .args(["-v", voice, "-s", &wpm.to_string(), "-p", &pitch.to_string(), "--stdout", text])
-        .output()
-        .expect("espeak-ng runs");
-    assert!(output.status.success(), "espeak-ng -v {voice}: {}", String::from_utf8_lossy(&output.stderr));
-    let (spec, samples) =
-        read_wav(&output.stdout).unwrap_or_else(|e| panic!("espeak-ng -v {voice} WAV: {e}"));
-    let mono = to_mono(&samples, spec.channels);
-    resample(&mono, spec.sample_rate, SAMPLE_RATE).expect("resampled to 8 kHz")
-}
-
-/// Scales speech so its active level (RMS over the frames within 30 dB of the loudest)
-/// is `dbm0`.
-fn at_level(speech: &[i16], dbm0: f64) -> Vec<i16> {
-    let frame_power: Vec<f64> = speech
-        .chunks(FRAME_SAMPLES)
-        .map(|f| f.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / f.len() as f64)
-        .collect();
-    let loudest = frame_power.iter().cloned().fold(0.0, f64::max);
-    let active: Vec<f64> = frame_power.into_iter().filter(|&p| p > loudest * 1e-3).collect();
-    let rms = (active.iter().sum::<f64>() / active.len() as f64).sqrt();
-    let gain = DBM0_RMS * 10f64.powf(dbm0 / 20.0) / rms;
-    speech.iter().map(|&x| (f64::from(x) * gain).round().clamp(-32768.0, 32767.0) as i16).collect()
-}
+const SHIPPED_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/talkoff-speech.wav");
 
 fn digits_in(pcm: &[i16]) -> Vec<(char, f64)> {
     let mut detector = DtmfDetector::new();
@@ -116,17 +32,12 @@ fn digits_in(pcm: &[i16]) -> Vec<(char, f64)> {
 }
 
 #[test]
+#[ignore = "needs espeak-ng; .ci/run runs it"]
 fn minutes_of_english_and_mandarin_speech_give_no_digits_at_any_level_or_through_g711() {
-    if !espeak_present() {
-        if std::env::var("HOTLINE_SKIP_SPEECH").as_deref() == Ok("1") {
-            eprintln!("espeak-ng not found; talk-off test skipped (HOTLINE_SKIP_SPEECH=1)");
-            return;
-        }
-        panic!(
-            "the talk-off test needs espeak-ng to synthesise speech: install it \
-             (apt-get install espeak-ng), or set HOTLINE_SKIP_SPEECH=1 to skip this test"
-        );
-    }
+    assert!(
+        espeak_present(),
+        "this test synthesises speech with espeak-ng: install it (apt-get install espeak-ng)"
+    );
     let mut clips = Vec::new();
     for &(voice, wpm, pitch) in ENGLISH_VOICES {
         for text in ENGLISH {
@@ -146,20 +57,63 @@ fn minutes_of_english_and_mandarin_speech_give_no_digits_at_any_level_or_through
     let mut hits = Vec::new();
     let mut heard_seconds = 0.0;
     for (name, speech) in &clips {
-        for &level in LEVELS_DBM0 {
-            let plain = at_level(speech, level);
-            let mut alaw = plain.clone();
-            alaw_round_trip(&mut alaw);
-            let mut ulaw = plain.clone();
-            ulaw_round_trip(&mut ulaw);
-            for (path, pcm) in [("linear", plain), ("A-law", alaw), ("mu-law", ulaw)] {
-                heard_seconds += pcm.len() as f64 / f64::from(SAMPLE_RATE);
-                for (digit, at) in digits_in(&pcm) {
-                    hits.push(format!("{digit} at {at:.2} s in {name} at {level} dBm0, {path}"));
-                }
-            }
-        }
+        heard_seconds += talk_off(name, speech, &mut hits);
     }
     eprintln!("talk-off: {seconds:.0} s of speech, {heard_seconds:.0} s heard in all, {} hits", hits.len());
     assert!(hits.is_empty(), "{} talk-off hits:\n{}", hits.len(), hits.join("\n"));
+}
+
+/// Runs `speech` through the detector at each level, linear and after A-law and mu-law;
+/// notes every digit heard in `hits`. Returns the seconds of audio heard.
+fn talk_off(name: &str, speech: &[i16], hits: &mut Vec<String>) -> f64 {
+    let mut heard_seconds = 0.0;
+    for &level in LEVELS_DBM0 {
+        let plain = at_level(speech, level);
+        let mut alaw = plain.clone();
+        alaw_round_trip(&mut alaw);
+        let mut ulaw = plain.clone();
+        ulaw_round_trip(&mut ulaw);
+        for (path, pcm) in [("linear", plain), ("A-law", alaw), ("mu-law", ulaw)] {
+            heard_seconds += pcm.len() as f64 / f64::from(SAMPLE_RATE);
+            for (digit, at) in digits_in(&pcm) {
+                hits.push(format!("{digit} at {at:.2} s in {name} at {level} dBm0, {path}"));
+            }
+        }
+    }
+    heard_seconds
+}
+
+fn shipped_speech() -> Vec<i16> {
+    let (spec, pcm) = read_wav_file(SHIPPED_FILE).unwrap_or_else(|e| panic!("{SHIPPED_FILE}: {e}"));
+    assert_eq!((spec.sample_rate, spec.channels, spec.format), (SAMPLE_RATE, 1, SampleFormat::Alaw));
+    pcm
+}
+
+#[test]
+fn the_shipped_english_and_mandarin_speech_gives_no_digits_at_any_level_or_through_g711() {
+    let speech = shipped_speech();
+    let seconds = speech.len() as f64 / f64::from(SAMPLE_RATE);
+    assert!(seconds >= 40.0, "{SHIPPED_FILE} holds only {seconds:.1} s of speech");
+    let mut hits = Vec::new();
+    let heard = talk_off("the shipped speech", &speech, &mut hits);
+    eprintln!("talk-off: {seconds:.0} s of shipped speech, {heard:.0} s heard in all, {} hits", hits.len());
+    assert!(hits.is_empty(), "{} talk-off hits:\n{}", hits.len(), hits.join("\n"));
+}
+
+/// The check above can fail: the same speech with real digits laid over it (tones at
+/// -7 and -5 dBm0, 80 ms on, speech at -20 dBm0) gives exactly those digits.
+#[test]
+fn digits_laid_over_the_shipped_speech_are_heard() {
+    let mut speech = at_level(&shipped_speech(), -20.0);
+    let params = DtmfParams { on_ms: 80, off_ms: 0, low_dbm0: -7.0, high_dbm0: -5.0 };
+    let digits = "159#";
+    for (i, d) in digits.chars().enumerate() {
+        let tone = DtmfGenerator::generate(&d.to_string(), params).expect("a digit");
+        let at = (i + 1) * 8 * SAMPLE_RATE as usize;
+        for (s, t) in speech[at..at + tone.len()].iter_mut().zip(&tone) {
+            *s = s.saturating_add(*t);
+        }
+    }
+    let heard: String = digits_in(&speech).iter().map(|(d, _)| *d).collect();
+    assert_eq!(heard, digits);
 }

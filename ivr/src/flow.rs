@@ -142,6 +142,53 @@ pub struct TimeRule {
     pub next: Ref,
 }
 
+/// A moment in local time as a time-of-day branch sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalTime {
+    /// Monday 0 to Sunday 6.
+    pub weekday: usize,
+    /// Minutes since local midnight.
+    pub minute: u32,
+}
+
+impl LocalTime {
+    /// Unix seconds seen at a UTC offset.
+    pub fn at(unix_secs: i64, utc_offset_secs: i32) -> LocalTime {
+        let secs = unix_secs + i64::from(utc_offset_secs);
+        let days = secs.div_euclid(86_400);
+        // 1970-01-01 was a Thursday (index 3, Monday first).
+        LocalTime {
+            weekday: (days + 3).rem_euclid(7) as usize,
+            minute: (secs.rem_euclid(86_400) / 60) as u32,
+        }
+    }
+}
+
+impl std::fmt::Display for LocalTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][self.weekday % 7];
+        write!(f, "{day} {:02}:{:02}", self.minute / 60, self.minute % 60)
+    }
+}
+
+/// The first rule open at `t` (its index), or `None`: the node's default.
+pub fn time_branch(rules: &[TimeRule], t: LocalTime) -> Option<usize> {
+    rules.iter().position(|r| r.days[t.weekday] && r.hours.iter().any(|&(a, b)| (a..b).contains(&t.minute)))
+}
+
+impl std::fmt::Display for TimeRule {
+    /// As a flow file writes it: `mon,tue 09:00-18:00`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        let days: Vec<&str> = names.iter().zip(self.days).filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+        let hhmm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+        let hours: Vec<String> =
+            self.hours.iter().map(|&(a, b)| format!("{}-{}", hhmm(a), hhmm(b))).collect();
+        let days = if days.len() == 7 { "every day".to_string() } else { days.join(",") };
+        write!(f, "{days} {}", hours.join(","))
+    }
+}
+
 /// An HTTP request to a business system.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpNode {

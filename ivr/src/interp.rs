@@ -766,16 +766,11 @@ impl Ivr {
                 let Some((at, unix, off)) = self.wall else {
                     return Some(rules.first().map_or(&default.node, |r| &r.next.node).clone());
                 };
-                let secs = unix
-                    + (now.as_micros() as i64 - at.as_micros() as i64).div_euclid(1_000_000)
-                    + i64::from(off);
-                let days = secs.div_euclid(86_400);
-                // 1970-01-01 was a Thursday (index 3, Monday first).
-                let weekday = (days + 3).rem_euclid(7) as usize;
-                let minute = (secs.rem_euclid(86_400) / 60) as u32;
-                let hit = rules
-                    .iter()
-                    .find(|r| r.days[weekday] && r.hours.iter().any(|&(a, b)| (a..b).contains(&minute)));
+                let t = crate::flow::LocalTime::at(
+                    unix + (now.as_micros() as i64 - at.as_micros() as i64).div_euclid(1_000_000),
+                    off,
+                );
+                let hit = crate::flow::time_branch(rules, t).map(|i| &rules[i]);
                 Some(hit.map_or(&default.node, |r| &r.next.node).clone())
             }
             NodeKind::Http(h) => {

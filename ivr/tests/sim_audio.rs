@@ -48,9 +48,18 @@ name = "support"
 [[queue]]
 name = "priority"
 
+[engine]
+utc_offset = "+08:00"
+
+[[schedule]]
+name = "office"
+days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+hours = ["07:00-21:00"]
+
 [[access_number]]
 dnis = "{ACCESS}"
-target = "ivr:main"
+target = "ivr:after_hours"
+route = [{{ schedule = "office", target = "ivr:main" }}]
 
 [[vip]]
 number = "{VIP}"
@@ -308,7 +317,6 @@ fn a_caller_presses_1_hears_the_repair_status_and_hangs_up() {
         path,
         [
             "welcome",
-            "hours",
             "menu",
             "ask_ticket",
             "lookup",
@@ -426,7 +434,7 @@ fn keys_pressed_during_the_welcome_stop_it_and_skip_the_menus_ahead() {
     assert_eq!(cut.count(), 2);
     // Type-ahead: the "1" already pressed chose from the menu without its prompt.
     assert!(!c.seen.played.contains(&"main_menu".to_string()), "{:?}", c.seen.played);
-    assert_eq!(&c.seen.nodes[..4], ["welcome", "hours", "menu", "ask_ticket"]);
+    assert_eq!(&c.seen.nodes[..3], ["welcome", "menu", "ask_ticket"]);
     assert_eq!(c.repair.requests(), vec!["GET /tickets/12345"]);
     assert!(c.seen.played.contains(&"status_in_progress".to_string()));
 }
@@ -435,10 +443,10 @@ fn keys_pressed_during_the_welcome_stop_it_and_skip_the_menus_ahead() {
 fn after_hours_callers_hear_the_message_and_leave_a_voicemail() {
     let mut c =
         Center::new("closed", &caller("13800138000", &["wait_prompt", "wait_prompt", "talk 3", "hang_up"]));
-    // Sunday 2026-03-08 22:00 Beijing time.
-    c.ivr.set_wall_clock(Instant::ZERO, 1_772_978_400, 8 * 3600);
+    // Sunday 2026-03-08 22:00 Beijing time: the access number's schedule is closed.
+    c.engine.set_wall_clock(Instant::ZERO, 1_772_978_400);
     c.run_until(Instant::from_secs(40));
-    assert_eq!(&c.seen.nodes[..3], ["welcome", "hours", "after_hours"]);
+    assert_eq!(c.seen.nodes, ["message", "voicemail"]);
     assert_eq!(c.seen.voicemail.len(), 1);
     assert_eq!(c.seen.voicemail[0].mailbox, "after-hours");
 }

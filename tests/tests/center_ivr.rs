@@ -20,7 +20,7 @@ use hotline_drivers::sim::SimCard;
 use hotline_drivers::{Card, CardEvent, Command, Instant};
 use hotline_recorder::{EndReason, RecorderEvent};
 
-/// Wednesday 2026-11-18 10:00 in Beijing: office hours in the demo flow.
+/// Wednesday 2026-11-18 10:00 in Beijing.
 const WALL_MS: i64 = 1_794_967_200_000;
 
 fn root() -> PathBuf {

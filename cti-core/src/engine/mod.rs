@@ -908,9 +908,31 @@ impl Engine {
 
     /// Resolve an access number's target for this moment (schedules, holidays).
     pub(crate) fn route_target(&self, access: usize) -> Target {
+        self.route_now(access).0
+    }
+
+    /// Each access number now: whether it is open and where its calls go (the terminal
+    /// summary and the wallboard show it).
+    pub fn access_now(&self) -> Vec<AccessNow> {
+        (0..self.cfg.access_numbers.len())
+            .map(|i| {
+                let (target, open) = self.route_now(i);
+                AccessNow {
+                    dnis: self.cfg.access_numbers[i].dnis.clone(),
+                    open,
+                    target: target_text(&self.cfg, &target),
+                }
+            })
+            .collect()
+    }
+
+    /// Where an access number's calls go now, and whether it is open: a number with
+    /// schedules is open while one of them is; on a holiday (with a holiday target) or
+    /// when no schedule is open it is closed; a number without schedules is always open.
+    fn route_now(&self, access: usize) -> (Target, bool) {
         let a = &self.cfg.access_numbers[access];
         let Some((at, unix)) = self.wall else {
-            return a.routes.first().map(|r| r.1.clone()).unwrap_or_else(|| a.target.clone());
+            return (a.routes.first().map(|r| r.1.clone()).unwrap_or_else(|| a.target.clone()), true);
         };
         let secs = unix
             + (self.now.as_micros() as i64 - at.as_micros() as i64) / 1_000_000
@@ -920,7 +942,7 @@ impl Engine {
         let date = civil_from_days(days);
         if let Some(t) = &a.holiday_target {
             if self.cfg.holidays.iter().any(|h| h.date == date) {
-                return t.clone();
+                return (t.clone(), false);
             }
         }
         // 1970-01-01 was a Thursday: Monday-first index 3.
@@ -928,10 +950,31 @@ impl Engine {
         for (si, t) in &a.routes {
             let s = &self.cfg.schedules[*si];
             if s.days[weekday] && s.hours.iter().any(|&(from, to)| (from..to).contains(&minute)) {
-                return t.clone();
+                return (t.clone(), true);
             }
         }
-        a.target.clone()
+        (a.target.clone(), a.routes.is_empty())
+    }
+}
+
+/// An access number at one moment ([`Engine::access_now`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AccessNow {
+    pub dnis: String,
+    pub open: bool,
+    /// Where its calls go now, as written in the configuration (`ivr:main`, `queue:billing`).
+    pub target: String,
+}
+
+/// A target as the configuration writes it.
+fn target_text(cfg: &Config, t: &Target) -> String {
+    match t {
+        Target::Queue(q) => format!("queue:{}", cfg.queues.get(*q).map_or("?", |q| q.name.as_str())),
+        Target::Ivr(f) => format!("ivr:{f}"),
+        Target::Voicemail(b) => format!("voicemail:{b}"),
+        Target::External(n) => format!("external:{n}"),
+        Target::HangUp(c) => format!("hangup:{}", c.0),
+        Target::Agent(a) => format!("agent:{a}"),
     }
 
     /// Is the access number open now: one of its schedules' hours (not a holiday with
