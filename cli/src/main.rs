@@ -3,10 +3,13 @@
 
 mod audio;
 mod cards;
+mod ctl;
 mod demo;
 mod dsp;
 mod exit_codes;
 mod flow;
+mod locate;
+mod logging;
 mod passwd;
 mod plan;
 mod prompt;
@@ -29,6 +32,10 @@ use crate::exit_codes::CliResult;
     about = "Hotline: an on-premise call center that drives telephony cards"
 )]
 struct Cli {
+    /// How log lines are written on standard error (default: $HOTLINE_LOG_FORMAT, else
+    /// text; colour only on a terminal).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,12 +83,24 @@ enum Command {
     Voicemail(voicemail::VoicemailCommand),
     /// Hash a password (read from standard input) for `password_hash` in the config.
     Passwd,
+    /// Talk to a running server over its control socket: status, agents, queues, calls,
+    /// kick, force, reload, drain, clock; with no command, an interactive shell.
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Report every problem in an installation file, with its line and what was expected.
-    Check { file: PathBuf },
+    Check {
+        /// The installation file (default: $HOTLINE_CONFIG, then /etc/hotline/hotline.toml).
+        file: Option<PathBuf>,
+    },
+    /// Say which installation file commands use without --config, and how it was found.
+    Path {
+        /// An installation file to check instead.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,7 +183,9 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Prompt(PromptCommand::Convert { input, output, encoding }) => {
             prompt::convert(&input, &output, encoding)
         }
-        Command::Config(ConfigCommand::Check { file }) => plan::config_check(&file),
+        Command::Config(ConfigCommand::Check { file }) => plan::config_check(&locate::config(file.as_deref())?.0),
+        Command::Config(ConfigCommand::Path { config }) => locate::config_path(config.as_deref()),
+        Command::Ctl(args) => ctl::run(args),
         Command::Sim(SimCommand::Card(args)) => demo::run(args).map(|()| String::new()),
         Command::Sim(SimCommand::Traffic(args)) => plan::traffic(args),
         Command::Flow(cmd) => flow::run(cmd),
@@ -175,7 +196,9 @@ fn run(cli: Cli) -> CliResult<String> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    logging::set_format(cli.log_format);
+    match run(cli) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS

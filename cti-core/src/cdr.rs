@@ -105,6 +105,11 @@ pub enum Missed {
     /// The caller hung up while waiting in the queue, with agents logged in, before any
     /// phone rang.
     Abandoned,
+    /// Out of hours: the IVR took a time node's default (closed) branch and the call
+    /// ended there without a message left.
+    AfterHours,
+    /// The server ended it unanswered while shutting down (the drain's limit passed).
+    Shutdown,
 }
 
 impl Missed {
@@ -114,6 +119,8 @@ impl Missed {
             Missed::NoAgent => "no_agent",
             Missed::NotAnswered => "not_answered",
             Missed::Abandoned => "abandoned",
+            Missed::AfterHours => "after_hours",
+            Missed::Shutdown => "shutdown",
         }
     }
     pub fn parse(s: &str) -> Option<Missed> {
@@ -122,6 +129,8 @@ impl Missed {
             "no_agent" => Missed::NoAgent,
             "not_answered" => Missed::NotAnswered,
             "abandoned" => Missed::Abandoned,
+            "after_hours" => Missed::AfterHours,
+            "shutdown" => Missed::Shutdown,
             _ => return None,
         })
     }
@@ -149,6 +158,20 @@ impl Side {
             Side::System => "system",
         }
     }
+}
+
+/// The default branch of every IVR time node, (flow, time node, default node), for
+/// [`CdrBuilder::set_closed_branches`].
+pub fn closed_branches(flows: &hotline_ivr::flow::Flows) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (name, flow) in &flows.flows {
+        for (id, node) in &flow.nodes {
+            if let hotline_ivr::flow::NodeKind::Time { default, .. } = &node.kind {
+                out.push((name.clone(), id.clone(), default.node.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// A call as first seen: written open so a crash leaves a trace of it.
@@ -325,6 +348,12 @@ struct Open {
     failed: bool,
     /// Agents who had a queue's call ringing and let it go.
     missed_once: bool,
+    /// The last IVR node entered (flow, node).
+    last_node: Option<(String, String)>,
+    /// The IVR took a time node's default branch: out of hours.
+    after_hours: bool,
+    /// Ended by the server's shutdown (the drain's limit).
+    shutdown: bool,
 }
 
 /// Builds [`StoreOp`]s for calls, agent states, IVR visits and voicemail. Sans-IO: it
@@ -345,6 +374,9 @@ pub struct CdrBuilder {
     /// Which agents serve which queue (from the configuration), to tell a queue with
     /// nobody logged in from one whose agents were busy.
     members: HashMap<String, Vec<String>>,
+    /// The default (out of hours) branch of each IVR time node: (flow, time node) →
+    /// the node it leads to.
+    closed_branches: HashMap<(String, String), String>,
 }
 
 impl CdrBuilder {
@@ -361,6 +393,21 @@ impl CdrBuilder {
             hints: HashMap::new(),
             logged_in: HashMap::new(),
             members: HashMap::new(),
+            closed_branches: HashMap::new(),
+        }
+    }
+
+    /// The IVR's time nodes and their default branches, (flow, time node, default
+    /// node): a call that goes from such a node to its default is out of hours.
+    pub fn set_closed_branches(&mut self, branches: impl IntoIterator<Item = (String, String, String)>) {
+        self.closed_branches = branches.into_iter().map(|(f, t, d)| ((f, t), d)).collect();
+    }
+
+    /// The server is ending this call while shutting down (the drain's limit passed):
+    /// unanswered, it is a missed call of kind `shutdown`.
+    pub fn shutdown(&mut self, call: u64) {
+        if let Some(o) = self.calls.get_mut(&CallId(call)) {
+            o.shutdown = true;
         }
     }
 
@@ -494,6 +541,9 @@ impl CdrBuilder {
                     voicemail: false,
                     failed: false,
                     missed_once: false,
+                    last_node: None,
+                    after_hours: false,
+                    shutdown: false,
                 },
             );
         }
@@ -1003,6 +1053,15 @@ impl CdrBuilder {
                 } else {
                     (Outcome::Missed, Some(Missed::NoAgent))
                 };
+                // Cut by the server: the shutdown, or out of hours in the IVR.
+                let unanswered = matches!(c.outcome, Outcome::Missed | Outcome::EndedInIvr | Outcome::Failed);
+                if c.direction == Direction::Inbound && unanswered && !o.failed {
+                    if o.shutdown {
+                        (c.outcome, c.missed) = (Outcome::Missed, Some(Missed::Shutdown));
+                    } else if o.after_hours && c.outcome != Outcome::Failed {
+                        (c.outcome, c.missed) = (Outcome::Missed, Some(Missed::AfterHours));
+                    }
+                }
                 let cdr = o.cdr;
                 self.out.push_back(StoreOp::Step(Step {
                     key: cdr.key,
@@ -1021,6 +1080,15 @@ impl CdrBuilder {
     pub fn ivr_node(&mut self, now: Instant, call: u64, flow: &str, node: &str) {
         let at = self.unix_ms(now);
         let key = self.key(CallId(call));
+        if let Some(o) = self.calls.get_mut(&CallId(call)) {
+            let closed = o
+                .last_node
+                .take()
+                .and_then(|prev| self.closed_branches.get(&prev))
+                .is_some_and(|d| d == node);
+            o.after_hours |= closed;
+            o.last_node = Some((flow.to_string(), node.to_string()));
+        }
         self.out.push_back(StoreOp::IvrVisit {
             key,
             at_ms: at,

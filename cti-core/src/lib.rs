@@ -76,6 +76,7 @@ pub mod cdr;
 pub mod center;
 pub mod config;
 pub mod coupled;
+pub mod ctl;
 pub mod csta;
 pub mod engine;
 pub mod install;
