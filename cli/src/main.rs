@@ -51,9 +51,9 @@ enum Command {
     Cards {
         #[command(subcommand)]
         action: Option<CardsAction>,
-        /// The installation file.
-        #[arg(long, default_value = "examples/hotline.toml")]
-        config: PathBuf,
+        /// The installation file (default: $HOTLINE_CONFIG, then /etc/hotline/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -159,8 +159,11 @@ enum DspCommand {
 enum PromptCommand {
     /// Convert any WAV to 8 kHz mono for cards, resampled properly.
     Convert {
+        /// The WAV file to convert (any rate, channels and encoding).
         input: PathBuf,
+        /// The file to write: an 8 kHz mono WAV.
         output: PathBuf,
+        /// The encoding of the file written.
         #[arg(long, value_enum, default_value = "alaw")]
         encoding: prompt::OutEncoding,
     },
@@ -171,7 +174,7 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Demo(args) => serve::demo(args).map(|()| String::new()),
         Command::Serve(args) => serve::serve(args).map(|()| String::new()),
         Command::Passwd => passwd::run(),
-        Command::Cards { action: None, config, json } => cards::run(&config, json),
+        Command::Cards { action: None, config, json } => cards::run(&locate::config(config.as_deref())?.0, json),
         Command::Cards { action: Some(CardsAction::Probe { config, root }), .. } => {
             cards::probe(&root, config.as_deref())
         }
@@ -217,5 +220,33 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every subcommand and every argument, at every depth, says what it is for.
+    #[test]
+    fn every_subcommand_and_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(p.clone());
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "hotline", &mut missing);
+        assert!(missing.is_empty(), "no help text for:\n  {}", missing.join("\n  "));
     }
 }

@@ -1000,15 +1000,16 @@ impl CdrBuilder {
                 let in_ivr = o.in_ivr.is_some();
                 let in_queue = o.in_queue.is_some();
                 let side = o.cdr.released_side;
-                leave_ivr(&mut o, ended_ms, if side == Side::Caller { "caller_gone" } else { "ended" });
+                let leaving = match (side, o.shutdown) {
+                    (Side::Caller, _) => ("caller_gone", "abandoned"),
+                    // The server stopping is not the IVR's or the queue's doing.
+                    (_, true) => ("shutdown", "shutdown"),
+                    _ => ("ended", "timed_out"),
+                };
+                leave_ivr(&mut o, ended_ms, leaving.0);
                 if let Some(q) = o.in_queue.take() {
-                    end_leg(
-                        &mut o,
-                        q,
-                        ended_ms,
-                        if side == Side::Caller { "abandoned" } else { "timed_out" },
-                    );
-                    if side != Side::Caller {
+                    end_leg(&mut o, q, ended_ms, leaving.1);
+                    if leaving.1 == "timed_out" {
                         o.cdr.timed_out = true;
                     }
                 }

@@ -243,6 +243,9 @@ impl Center {
         stereo: bool,
     ) -> Center {
         self.cdr = Some(cdr);
+        if let (Some(cdr), Some(ivr)) = (self.cdr.as_mut(), self.ivr.as_ref()) {
+            cdr.set_closed_branches(crate::cdr::closed_branches(ivr.flows()));
+        }
         self.policy = policy;
         self.record_stereo = stereo;
         self

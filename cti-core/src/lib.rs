@@ -83,6 +83,7 @@ pub mod install;
 pub mod link;
 pub mod recording;
 pub mod report;
+pub mod report_html;
 pub mod runtime;
 pub mod serve;
 pub mod sim_agents;

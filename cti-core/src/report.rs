@@ -907,6 +907,8 @@ pub struct IvrFigures {
     pub caller_hung_up: u64,
     /// The IVR ended the call.
     pub ended_by_ivr: u64,
+    /// The server ended it while shutting down.
+    pub shutdown: u64,
     pub avg_time_s: f64,
     /// Exits by the last node visited: `node=count` pairs.
     pub exits_by_node: String,
@@ -937,6 +939,7 @@ pub fn ivr_report(store: &Store, p: &Params) -> Result<Vec<IvrFigures>, StoreErr
         match l.outcome.as_str() {
             "caller_gone" => f.caller_hung_up += 1,
             "ended" => f.ended_by_ivr += 1,
+            "shutdown" => f.shutdown += 1,
             _ => f.left_onward += 1,
         }
         let node = last_node
