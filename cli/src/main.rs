@@ -3,10 +3,13 @@
 
 mod audio;
 mod cards;
+mod ctl;
 mod demo;
 mod dsp;
 mod exit_codes;
 mod flow;
+mod locate;
+mod logging;
 mod passwd;
 mod plan;
 mod prompt;
@@ -29,6 +32,10 @@ use crate::exit_codes::CliResult;
     about = "Hotline: an on-premise call center that drives telephony cards"
 )]
 struct Cli {
+    /// How log lines are written on standard error (default: $HOTLINE_LOG_FORMAT, else
+    /// text; colour only on a terminal).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,9 +51,9 @@ enum Command {
     Cards {
         #[command(subcommand)]
         action: Option<CardsAction>,
-        /// The installation file.
-        #[arg(long, default_value = "examples/hotline.toml")]
-        config: PathBuf,
+        /// The installation file (default: $HOTLINE_CONFIG, then /etc/hotline/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -76,12 +83,24 @@ enum Command {
     Voicemail(voicemail::VoicemailCommand),
     /// Hash a password (read from standard input) for `password_hash` in the config.
     Passwd,
+    /// Talk to a running server over its control socket: status, agents, queues, calls,
+    /// kick, force, reload, drain, clock; with no command, an interactive shell.
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Report every problem in an installation file, with its line and what was expected.
-    Check { file: PathBuf },
+    Check {
+        /// The installation file (default: $HOTLINE_CONFIG, then /etc/hotline/hotline.toml).
+        file: Option<PathBuf>,
+    },
+    /// Say which installation file commands use without --config, and how it was found.
+    Path {
+        /// An installation file to check instead.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,8 +159,11 @@ enum DspCommand {
 enum PromptCommand {
     /// Convert any WAV to 8 kHz mono for cards, resampled properly.
     Convert {
+        /// The WAV file to convert (any rate, channels and encoding).
         input: PathBuf,
+        /// The file to write: an 8 kHz mono WAV.
         output: PathBuf,
+        /// The encoding of the file written.
         #[arg(long, value_enum, default_value = "alaw")]
         encoding: prompt::OutEncoding,
     },
@@ -152,7 +174,7 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Demo(args) => serve::demo(args).map(|()| String::new()),
         Command::Serve(args) => serve::serve(args).map(|()| String::new()),
         Command::Passwd => passwd::run(),
-        Command::Cards { action: None, config, json } => cards::run(&config, json),
+        Command::Cards { action: None, config, json } => cards::run(&locate::config(config.as_deref())?.0, json),
         Command::Cards { action: Some(CardsAction::Probe { config, root }), .. } => {
             cards::probe(&root, config.as_deref())
         }
@@ -164,7 +186,9 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Prompt(PromptCommand::Convert { input, output, encoding }) => {
             prompt::convert(&input, &output, encoding)
         }
-        Command::Config(ConfigCommand::Check { file }) => plan::config_check(&file),
+        Command::Config(ConfigCommand::Check { file }) => plan::config_check(&locate::config(file.as_deref())?.0),
+        Command::Config(ConfigCommand::Path { config }) => locate::config_path(config.as_deref()),
+        Command::Ctl(args) => ctl::run(args),
         Command::Sim(SimCommand::Card(args)) => demo::run(args).map(|()| String::new()),
         Command::Sim(SimCommand::Traffic(args)) => plan::traffic(args),
         Command::Flow(cmd) => flow::run(cmd),
@@ -175,7 +199,9 @@ fn run(cli: Cli) -> CliResult<String> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    logging::set_format(cli.log_format);
+    match run(cli) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -194,5 +220,33 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Every subcommand and every argument, at every depth, says what it is for.
+    #[test]
+    fn every_subcommand_and_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} <{id}>"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(p.clone());
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut cmd = super::Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "hotline", &mut missing);
+        assert!(missing.is_empty(), "no help text for:\n  {}", missing.join("\n  "));
     }
 }

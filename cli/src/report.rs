@@ -16,7 +16,8 @@ pub struct StoreArgs {
     /// The store file.
     #[arg(long, conflicts_with = "config")]
     pub db: Option<PathBuf>,
-    /// The installation file: its `[store] path`, time zone and agent groups.
+    /// The installation file: its `[store] path`, time zone and agent groups (default:
+    /// $HOTLINE_CONFIG, then /etc/hotline/hotline.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -29,9 +30,12 @@ pub struct Opened {
 
 impl StoreArgs {
     pub fn open(&self) -> CliResult<Opened> {
-        let (path, cfg) = match (&self.db, &self.config) {
-            (Some(db), _) => (db.clone(), None),
-            (None, Some(file)) => {
+        let (path, cfg) = match &self.db {
+            Some(db) => (db.clone(), None),
+            None => {
+                let (file, _) = crate::locate::config(self.config.as_deref())
+                    .map_err(|e| CliError::input(format!("say which store: --db FILE or --config FILE ({})", e.message)))?;
+                let file = &file;
                 let text = std::fs::read_to_string(file)
                     .map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
                 let sc = StoreConfig::from_toml(&text, file).map_err(CliError::input)?;
@@ -39,7 +43,6 @@ impl StoreArgs {
                     .map_err(|problems| CliError::input(hotline_cti::config::problem_lines(&problems)))?;
                 (sc.path, Some(cfg))
             }
-            (None, None) => return Err(CliError::input("say which store: --db FILE or --config FILE")),
         };
         if !path.exists() {
             return Err(CliError::input(format!("{}: no such store", path.display())));
@@ -100,9 +103,14 @@ impl RangeArgs {
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Aligned columns for people: durations m:ss, rates in percent.
     Table,
+    /// CSV with a header line: durations in seconds, rates in percent.
     Csv,
+    /// A JSON array of objects, keys as in CSV.
     Json,
+    /// One self-contained HTML page (inline CSS and SVG charts, no scripts).
+    Html,
 }
 
 pub fn render(t: &report::Table, f: Format) -> String {
@@ -110,6 +118,7 @@ pub fn render(t: &report::Table, f: Format) -> String {
         Format::Table => t.to_text(),
         Format::Csv => t.to_csv(),
         Format::Json => t.to_json(),
+        Format::Html => hotline_cti::report_html::table_page("Hotline", t),
     }
 }
 
@@ -130,6 +139,7 @@ pub enum ReportKind {
     Current,
     /// Missed calls by kind (with --by: counts per period).
     Missed,
+    /// Voicemail messages left: caller, mailbox, length, listened to.
     Voicemail,
     /// Calls handled, talk/hold/wrap-up time, time per state.
     Agent,
@@ -145,6 +155,7 @@ pub enum ReportKind {
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
+    /// Which report.
     #[arg(value_enum)]
     kind: ReportKind,
     #[command(flatten)]
@@ -152,13 +163,23 @@ pub struct ReportArgs {
     /// Figures per period.
     #[arg(long, value_enum)]
     by: Option<Period>,
+    /// Only this agent's calls and figures.
     #[arg(long)]
     agent: Option<String>,
+    /// Only this queue's calls and figures.
     #[arg(long)]
     queue: Option<String>,
     /// Service level threshold in seconds.
     #[arg(long, default_value_t = 20)]
     service_level: u32,
+    /// Service level target in percent, drawn on the HTML page's chart.
+    #[arg(long, default_value_t = 80.0)]
+    target: f64,
+    /// The HTML page's heading.
+    #[arg(long)]
+    title: Option<String>,
+    /// How to print: a table for people, CSV or JSON for programs (durations in seconds,
+    /// rates as percentages), or one HTML page with charts.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     #[command(flatten)]
@@ -200,6 +221,13 @@ pub fn run(a: ReportArgs) -> CliResult<String> {
             .iter()
             .map(|g| (g.name.clone(), g.agents.iter().map(|&i| cfg.agents[i].id.clone()).collect()))
             .collect();
+    }
+    if a.format == Format::Html {
+        let page = hotline_cti::report_html::Page {
+            title: a.title.unwrap_or_else(|| "Hotline call center report".into()),
+            target_pct: a.target,
+        };
+        return hotline_cti::report_html::page(&store, kind, &p, &page).map_err(|e| CliError::failure(e.to_string()));
     }
     let table = report::run(&store, kind, &p).map_err(|e| CliError::failure(e.to_string()))?;
     Ok(render(&table, a.format))

@@ -15,7 +15,7 @@ use hotline_cti::serve::{self, Running, ServeOptions};
 use crate::exit_codes::{CliError, CliResult};
 
 /// The demo installation, built in so `hotline demo` needs no file.
-const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
+pub(crate) const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
 
 /// The demo's agents kept for people: the simulated agents leave them alone. They log
 /// in from the browser at the headset stations (examples/demo.toml).
@@ -26,9 +26,9 @@ mod demo_day;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The installation file.
+    /// The installation file (default: $HOTLINE_CONFIG, then /etc/hotline/hotline.toml).
     #[arg(long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// On SIGTERM, how long calls in progress may continue before they are released.
     #[arg(long, default_value_t = 300)]
     drain_limit: u64,
@@ -82,12 +82,14 @@ fn signals() -> CliResult<Signals> {
 }
 
 pub fn serve(args: ServeArgs) -> CliResult {
-    let text = std::fs::read_to_string(&args.config)
-        .map_err(|e| CliError::input(format!("cannot read {}: {e}", args.config.display())))?;
-    let origin = args.config.display().to_string();
+    let (config, _) = crate::locate::config(args.config.as_deref())?;
+    let text = std::fs::read_to_string(&config)
+        .map_err(|e| CliError::input(format!("cannot read {}: {e}", config.display())))?;
+    let origin = config.display().to_string();
     init_logging(false);
-    let running = serve::start(ServeOptions::new(text, origin.clone(), hotline_cti::link::now_unix_ms()))
-        .map_err(CliError::input)?;
+    let mut opts = ServeOptions::new(text, origin.clone(), hotline_cti::link::now_unix_ms());
+    opts.config_path = Some(config.clone());
+    let running = serve::start(opts).map_err(CliError::input)?;
     let addrs = running.link.addrs();
     tracing::info!(
         "serving {origin}: CTI link on {}, web pages on {}",
@@ -95,7 +97,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
         addrs.http.map_or("-".into(), |a| format!("http://{a}/"))
     );
     let summary = args.summary || std::io::stdout().is_terminal();
-    run_until_stopped(running, None, Duration::from_secs(args.drain_limit), summary, Some(&args.config), "")
+    run_until_stopped(running, None, Duration::from_secs(args.drain_limit), summary, Some(&config), "")
 }
 
 pub fn demo(args: DemoArgs) -> CliResult {
@@ -117,6 +119,7 @@ pub fn demo(args: DemoArgs) -> CliResult {
     opts.sim_agents = true;
     opts.people = people;
     opts.any_port_if_busy = true;
+    opts.config_path = args.config.clone();
     let running = serve::start(opts).map_err(CliError::input)?;
     println!("Hotline demo: a simulated call center ({origin}). Ctrl-C stops it.");
     print_urls(&running);
@@ -135,12 +138,7 @@ pub fn demo(args: DemoArgs) -> CliResult {
 }
 
 fn init_logging(quiet: bool) {
-    let filter =
-        std::env::var("HOTLINE_LOG").unwrap_or_else(|_| if quiet { "warn".into() } else { "info".into() });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(quiet);
 }
 
 fn run_until_stopped(
@@ -183,7 +181,8 @@ fn run_until_stopped(
             tracing::info!("draining: no new calls; calls in progress have {} s", drain_limit.as_secs());
             running.drain(drain_limit);
         }
-        if draining && running.drained.try_recv().is_ok() {
+        // A drain ends the run, whether a signal or `hotline ctl drain` began it.
+        if running.drained.try_recv().is_ok() {
             break;
         }
         if sig.hup.swap(false, Ordering::SeqCst) {
@@ -209,6 +208,9 @@ fn print_urls(running: &Running) {
     }
     if let Some(a) = addrs.tcp {
         println!("  CTI link (JSON lines, docs/protocol.md): {a}");
+    }
+    if let Some(p) = running.control_socket() {
+        println!("  control: hotline ctl status (socket {})", p.display());
     }
 }
 

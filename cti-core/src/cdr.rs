@@ -109,6 +109,11 @@ pub enum Missed {
     /// The caller hung up while waiting in the queue, with agents logged in, before any
     /// phone rang.
     Abandoned,
+    /// Out of hours: the IVR took a time node's default (closed) branch and the call
+    /// ended there without a message left.
+    AfterHours,
+    /// The server ended it unanswered while shutting down (the drain's limit passed).
+    Shutdown,
 }
 
 impl Missed {
@@ -118,6 +123,8 @@ impl Missed {
             Missed::NoAgent => "no_agent",
             Missed::NotAnswered => "not_answered",
             Missed::Abandoned => "abandoned",
+            Missed::AfterHours => "after_hours",
+            Missed::Shutdown => "shutdown",
         }
     }
     pub fn parse(s: &str) -> Option<Missed> {
@@ -126,6 +133,8 @@ impl Missed {
             "no_agent" => Missed::NoAgent,
             "not_answered" => Missed::NotAnswered,
             "abandoned" => Missed::Abandoned,
+            "after_hours" => Missed::AfterHours,
+            "shutdown" => Missed::Shutdown,
             _ => return None,
         })
     }
@@ -153,6 +162,20 @@ impl Side {
             Side::System => "system",
         }
     }
+}
+
+/// The default branch of every IVR time node, (flow, time node, default node), for
+/// [`CdrBuilder::set_closed_branches`].
+pub fn closed_branches(flows: &hotline_ivr::flow::Flows) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (name, flow) in &flows.flows {
+        for (id, node) in &flow.nodes {
+            if let hotline_ivr::flow::NodeKind::Time { default, .. } = &node.kind {
+                out.push((name.clone(), id.clone(), default.node.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// A call as first seen: written open so a crash leaves a trace of it.
@@ -331,6 +354,12 @@ struct Open {
     missed_once: bool,
     /// A queue limit diverted it to an outside number.
     diverted_out: bool,
+    /// The last IVR node entered (flow, node).
+    last_node: Option<(String, String)>,
+    /// The IVR took a time node's default branch: out of hours.
+    after_hours: bool,
+    /// Ended by the server's shutdown (the drain's limit).
+    shutdown: bool,
 }
 
 /// Builds [`StoreOp`]s for calls, agent states, IVR visits and voicemail. Sans-IO: it
@@ -355,6 +384,9 @@ pub struct CdrBuilder {
     /// comes when the recording ends, often after the call closed. Oldest first,
     /// bounded.
     voicemail_queue: VecDeque<(CallId, Option<String>)>,
+    /// The default (out of hours) branch of each IVR time node: (flow, time node) →
+    /// the node it leads to.
+    closed_branches: HashMap<(String, String), String>,
 }
 
 /// How many closed calls' queues are kept for voicemail rows still to come.
@@ -375,6 +407,21 @@ impl CdrBuilder {
             logged_in: HashMap::new(),
             members: HashMap::new(),
             voicemail_queue: VecDeque::new(),
+            closed_branches: HashMap::new(),
+        }
+    }
+
+    /// The IVR's time nodes and their default branches, (flow, time node, default
+    /// node): a call that goes from such a node to its default is out of hours.
+    pub fn set_closed_branches(&mut self, branches: impl IntoIterator<Item = (String, String, String)>) {
+        self.closed_branches = branches.into_iter().map(|(f, t, d)| ((f, t), d)).collect();
+    }
+
+    /// The server is ending this call while shutting down (the drain's limit passed):
+    /// unanswered, it is a missed call of kind `shutdown`.
+    pub fn shutdown(&mut self, call: u64) {
+        if let Some(o) = self.calls.get_mut(&CallId(call)) {
+            o.shutdown = true;
         }
     }
 
@@ -509,6 +556,9 @@ impl CdrBuilder {
                     failed: false,
                     missed_once: false,
                     diverted_out: false,
+                    last_node: None,
+                    after_hours: false,
+                    shutdown: false,
                 },
             );
         }
@@ -975,15 +1025,16 @@ impl CdrBuilder {
                 let in_ivr = o.in_ivr.is_some();
                 let in_queue = o.in_queue.is_some();
                 let side = o.cdr.released_side;
-                leave_ivr(&mut o, ended_ms, if side == Side::Caller { "caller_gone" } else { "ended" });
+                let leaving = match (side, o.shutdown) {
+                    (Side::Caller, _) => ("caller_gone", "abandoned"),
+                    // The server stopping is not the IVR's or the queue's doing.
+                    (_, true) => ("shutdown", "shutdown"),
+                    _ => ("ended", "timed_out"),
+                };
+                leave_ivr(&mut o, ended_ms, leaving.0);
                 if let Some(q) = o.in_queue.take() {
-                    end_leg(
-                        &mut o,
-                        q,
-                        ended_ms,
-                        if side == Side::Caller { "abandoned" } else { "timed_out" },
-                    );
-                    if side != Side::Caller {
+                    end_leg(&mut o, q, ended_ms, leaving.1);
+                    if leaving.1 == "timed_out" {
                         o.cdr.timed_out = true;
                     }
                 }
@@ -1036,6 +1087,15 @@ impl CdrBuilder {
                     }
                     self.voicemail_queue.push_back((*call, o.cdr.queue.clone()));
                 }
+                // Cut by the server: the shutdown, or out of hours in the IVR.
+                let unanswered = matches!(c.outcome, Outcome::Missed | Outcome::EndedInIvr | Outcome::Failed);
+                if c.direction == Direction::Inbound && unanswered && !o.failed {
+                    if o.shutdown {
+                        (c.outcome, c.missed) = (Outcome::Missed, Some(Missed::Shutdown));
+                    } else if o.after_hours && c.outcome != Outcome::Failed {
+                        (c.outcome, c.missed) = (Outcome::Missed, Some(Missed::AfterHours));
+                    }
+                }
                 let cdr = o.cdr;
                 self.out.push_back(StoreOp::Step(Step {
                     key: cdr.key,
@@ -1054,6 +1114,15 @@ impl CdrBuilder {
     pub fn ivr_node(&mut self, now: Instant, call: u64, flow: &str, node: &str) {
         let at = self.unix_ms(now);
         let key = self.key(CallId(call));
+        if let Some(o) = self.calls.get_mut(&CallId(call)) {
+            let closed = o
+                .last_node
+                .take()
+                .and_then(|prev| self.closed_branches.get(&prev))
+                .is_some_and(|d| d == node);
+            o.after_hours |= closed;
+            o.last_node = Some((flow.to_string(), node.to_string()));
+        }
         self.out.push_back(StoreOp::IvrVisit {
             key,
             at_ms: at,

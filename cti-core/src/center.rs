@@ -321,6 +321,9 @@ impl Center {
         stereo: bool,
     ) -> Center {
         self.cdr = Some(cdr);
+        if let (Some(cdr), Some(ivr)) = (self.cdr.as_mut(), self.ivr.as_ref()) {
+            cdr.set_closed_branches(crate::cdr::closed_branches(ivr.flows()));
+        }
         self.policy = policy;
         self.record_stereo = stereo;
         self
@@ -356,6 +359,9 @@ impl Center {
     pub fn with_ivr(mut self, mut ivr: Ivr, vars: BTreeMap<String, String>) -> Center {
         let offset = self.engine.config().utc_offset_secs;
         ivr.set_wall_clock(Instant::ZERO, self.wall_base_ms.div_euclid(1000), offset);
+        if let Some(cdr) = self.cdr.as_mut() {
+            cdr.set_closed_branches(crate::cdr::closed_branches(ivr.flows()));
+        }
         self.ivr = Some(ivr);
         self.ivr_vars = vars;
         self
@@ -581,6 +587,9 @@ impl Center {
                 if self.engine.call_count() > 0 {
                     let calls: Vec<CallId> = self.calls.keys().copied().collect();
                     for call in calls {
+                        if let Some(cdr) = self.cdr.as_mut() {
+                            cdr.shutdown(call.0);
+                        }
                         self.engine.handle(
                             self.now,
                             Input::Request {

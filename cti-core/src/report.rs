@@ -160,10 +160,70 @@ fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
 }
 
 /// A printable report: named columns and rows of JSON values.
+///
+/// A column's key says its unit, the same in every report: `…_s` is a duration in
+/// seconds (`m:ss`, or `h:mm:ss` from an hour, in tables; seconds in CSV and JSON),
+/// `…_pct` a percentage (`85.0%` in tables, `85.0` in CSV and JSON). Tables head
+/// their columns in words (`avg_wait_s` → "Average wait"); CSV and JSON keep the keys.
+/// The `run` column (which server run a call number belongs to) is left out of tables.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Table {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
+}
+
+/// How a column's values read, from its key.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A duration in seconds (`_s`).
+    Seconds,
+    /// A percentage (`_pct`).
+    Percent,
+    /// Anything else: counts, names, times of day.
+    Plain,
+}
+
+impl Unit {
+    pub fn of(key: &str) -> Unit {
+        if key.ends_with("_s") {
+            Unit::Seconds
+        } else if key.ends_with("_pct") {
+            Unit::Percent
+        } else {
+            Unit::Plain
+        }
+    }
+}
+
+/// A column's heading in words: `avg_wait_s` → "Average wait", `service_level_pct` →
+/// "Service level".
+pub fn heading(key: &str) -> String {
+    let base = key.strip_suffix("_pct").or_else(|| key.strip_suffix("_s")).unwrap_or(key);
+    let words: Vec<&str> = base
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| match w {
+            "avg" => "average",
+            "ivr" => "IVR",
+            "asa" => "ASA",
+            other => other,
+        })
+        .collect();
+    let out = words.join(" ");
+    match out.get(0..1) {
+        Some(first) => first.to_uppercase() + &out[1..],
+        None => out,
+    }
+}
+
+/// Seconds as `m:ss`, or `h:mm:ss` from an hour (rounded to the second).
+pub fn clock_duration(secs: f64) -> String {
+    let t = secs.max(0.0).round() as u64;
+    if t >= 3600 {
+        format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)
+    } else {
+        format!("{}:{:02}", t / 60, t % 60)
+    }
 }
 
 impl Table {
@@ -182,35 +242,69 @@ impl Table {
         t
     }
 
-    fn cell(v: &Value) -> String {
+    /// A value as CSV carries it: seconds to the millisecond, percentages to 0.1.
+    fn cell(key: &str, v: &Value) -> String {
         match v {
             Value::Null => String::new(),
             Value::String(s) => s.clone(),
-            Value::Number(n) => match n.as_f64() {
-                Some(f) if n.is_f64() => format!("{f:.2}"),
+            Value::Number(n) => match (n.as_f64(), Unit::of(key)) {
+                (Some(f), Unit::Percent) => format!("{f:.1}"),
+                (Some(f), _) if n.is_f64() => {
+                    let t = format!("{f:.3}");
+                    t.trim_end_matches('0').trim_end_matches('.').to_string()
+                }
                 _ => n.to_string(),
             },
             other => other.to_string(),
         }
     }
 
-    /// Aligned columns for a terminal.
+    /// A value as a person reads it: durations `m:ss`, percentages with `%`, yes/no.
+    pub fn display_cell(key: &str, v: &Value) -> String {
+        match (v, Unit::of(key)) {
+            (Value::Number(n), Unit::Seconds) => clock_duration(n.as_f64().unwrap_or(0.0)),
+            (Value::Number(n), Unit::Percent) => format!("{:.1}%", n.as_f64().unwrap_or(0.0)),
+            (Value::Bool(b), _) => if *b { "yes" } else { "no" }.into(),
+            _ => Self::cell(key, v),
+        }
+    }
+
+    /// The columns a table for people shows (all but `run`).
+    pub fn shown(&self) -> Vec<usize> {
+        (0..self.columns.len()).filter(|&i| self.columns[i] != "run").collect()
+    }
+
+    /// Aligned columns for a terminal, headed in words; numbers and durations to the
+    /// right.
     pub fn to_text(&self) -> String {
         if self.rows.is_empty() {
             return "(no rows)\n".into();
         }
-        let cells: Vec<Vec<String>> = self.rows.iter().map(|r| r.iter().map(Self::cell).collect()).collect();
-        let widths: Vec<usize> = (0..self.columns.len())
-            .map(|i| {
-                cells.iter().map(|r| r[i].chars().count()).chain([self.columns[i].len()]).max().unwrap_or(0)
-            })
+        let shown = self.shown();
+        let heads: Vec<String> = shown.iter().map(|&i| heading(&self.columns[i])).collect();
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| shown.iter().map(|&i| Self::display_cell(&self.columns[i], &r[i])).collect())
+            .collect();
+        let right: Vec<bool> = shown
+            .iter()
+            .map(|&i| self.rows.iter().all(|r| matches!(r[i], Value::Number(_) | Value::Null)))
+            .collect();
+        let widths: Vec<usize> = (0..shown.len())
+            .map(|i| cells.iter().map(|r| r[i].chars().count()).chain([heads[i].chars().count()]).max().unwrap_or(0))
             .collect();
         let mut out = String::new();
         let line = |out: &mut String, vals: Vec<&str>| {
-            let parts: Vec<String> = vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+            let parts: Vec<String> = vals
+                .iter()
+                .zip(&widths)
+                .zip(&right)
+                .map(|((v, w), r)| if *r { format!("{v:>w$}") } else { format!("{v:<w$}") })
+                .collect();
             let _ = writeln!(out, "{}", parts.join("  ").trim_end());
         };
-        line(&mut out, self.columns.iter().map(String::as_str).collect());
+        line(&mut out, heads.iter().map(String::as_str).collect());
         for r in &cells {
             line(&mut out, r.iter().map(String::as_str).collect());
         }
@@ -229,14 +323,15 @@ impl Table {
         let mut out = self.columns.iter().map(|c| esc(c.clone())).collect::<Vec<_>>().join(",");
         out.push_str("\r\n");
         for r in &self.rows {
-            out.push_str(&r.iter().map(|v| esc(Self::cell(v))).collect::<Vec<_>>().join(","));
+            let cells = self.columns.iter().zip(r).map(|(k, v)| esc(Self::cell(k, v)));
+            out.push_str(&cells.collect::<Vec<_>>().join(","));
             out.push_str("\r\n");
         }
         out
     }
 
-    /// A JSON array of objects, fields in column order, seconds and rates to the
-    /// millisecond.
+    /// A JSON array of objects, fields in column order, seconds to the millisecond and
+    /// percentages to 0.001.
     pub fn to_json(&self) -> String {
         let mut out = String::from("[");
         for (i, r) in self.rows.iter().enumerate() {
@@ -286,18 +381,31 @@ fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-fn ratio(n: u64, d: u64) -> f64 {
+/// `n / d` as a percentage (0 when `d` is 0).
+fn pct(n: u64, d: u64) -> f64 {
     if d == 0 {
         0.0
     } else {
-        n as f64 / d as f64
+        100.0 * n as f64 / d as f64
     }
+}
+
+/// The missed kind of a call: its record's, or `shutdown` for an unanswered inbound
+/// call cut when the server stopped without closing it (found open at the next start).
+fn missed_kind(c: &crate::store::CallRow) -> Option<String> {
+    c.missed.clone().or_else(|| {
+        (c.outcome.as_deref() == Some("cut") && c.answered_ms.is_none() && c.direction == "inbound")
+            .then(|| "shutdown".to_string())
+    })
 }
 
 /// A line of the call detail list.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CallDetail {
-    pub call: String,
+    /// The call number the wallboard and the CTI link show.
+    pub call: u64,
+    /// The server run it belongs to (Unix ms of the start); numbers restart each run.
+    pub run: i64,
     pub arrived: String,
     pub direction: String,
     pub caller: String,
@@ -314,6 +422,8 @@ pub struct CallDetail {
     pub released_by: String,
     pub cause: Option<u8>,
     pub state: String,
+    /// The IVR nodes the call went through, in order: `flow: node > node`.
+    pub ivr_path: String,
 }
 
 fn call_filter(p: &Params) -> CallFilter {
@@ -326,10 +436,31 @@ fn call_filter(p: &Params) -> CallFilter {
     }
 }
 
-fn detail(p: &Params, c: &crate::store::CallRow) -> CallDetail {
+/// Each call's IVR path (`flow: node > node`), for calls that arrived in `[from, to)`
+/// (visits up to a day later).
+fn ivr_paths(store: &Store, from_ms: i64, to_ms: i64) -> Result<BTreeMap<(i64, u64), String>, StoreError> {
+    let mut paths: BTreeMap<(i64, u64), (Option<String>, String)> = BTreeMap::new();
+    for v in store.ivr_visits(from_ms, to_ms.saturating_add(86_400_000))? {
+        let (flow, path) = paths.entry((v.run, v.call)).or_default();
+        if v.flow.is_some() && *flow != v.flow {
+            if !path.is_empty() {
+                path.push_str("; ");
+            }
+            let _ = write!(path, "{}: ", v.flow.as_deref().unwrap_or_default());
+            *flow = v.flow.clone();
+        } else if !path.is_empty() {
+            path.push_str(" > ");
+        }
+        path.push_str(&v.node);
+    }
+    Ok(paths.into_iter().map(|(k, (_, p))| (k, p)).collect())
+}
+
+fn detail(p: &Params, c: &crate::store::CallRow, paths: &BTreeMap<(i64, u64), String>) -> CallDetail {
     let end = c.ended_ms.unwrap_or(p.now_ms);
     CallDetail {
-        call: format!("{}-{}", c.run, c.call),
+        call: c.call,
+        run: c.run,
         arrived: p.local(c.arrived_ms),
         direction: c.direction.clone(),
         caller: c.caller.clone().unwrap_or_default(),
@@ -340,16 +471,18 @@ fn detail(p: &Params, c: &crate::store::CallRow) -> CallDetail {
         talk_s: c.answered_ms.map_or(0.0, |a| secs(end - a)),
         hold_s: secs(c.hold_ms),
         outcome: c.outcome.clone().unwrap_or_default(),
-        missed: c.missed.clone().unwrap_or_default(),
+        missed: missed_kind(c).unwrap_or_default(),
         released_by: c.released_side.clone().unwrap_or_default(),
         cause: c.cause,
         state: c.state.clone(),
+        ivr_path: paths.get(&(c.run, c.call)).cloned().unwrap_or_default(),
     }
 }
 
 /// Every call that arrived in the range.
 pub fn call_detail(store: &Store, p: &Params) -> Result<Vec<CallDetail>, StoreError> {
-    Ok(store.calls(&call_filter(p))?.iter().map(|c| detail(p, c)).collect())
+    let paths = ivr_paths(store, p.from_ms, p.to_ms)?;
+    Ok(store.calls(&call_filter(p))?.iter().map(|c| detail(p, c, &paths)).collect())
 }
 
 /// Calls in progress now (open in the store), whatever the range.
@@ -360,18 +493,24 @@ pub fn current_calls(store: &Store, p: &Params) -> Result<Vec<CallDetail>, Store
         queue: p.queue.clone(),
         ..Default::default()
     };
-    Ok(store.calls(&f)?.iter().map(|c| detail(p, c)).collect())
+    let calls = store.calls(&f)?;
+    let from = calls.iter().map(|c| c.arrived_ms).min().unwrap_or(p.now_ms);
+    let paths = ivr_paths(store, from, p.now_ms.max(from + 1))?;
+    Ok(calls.iter().map(|c| detail(p, c, &paths)).collect())
 }
 
 /// A missed call.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MissedCall {
-    pub call: String,
+    /// The call number the wallboard and the CTI link show.
+    pub call: u64,
+    /// The server run it belongs to (Unix ms of the start).
+    pub run: i64,
     pub arrived: String,
     pub caller: String,
     pub called: String,
     pub queue: String,
-    /// `in_ivr`, `no_agent`, `not_answered`, `abandoned`.
+    /// `in_ivr`, `no_agent`, `not_answered`, `abandoned`, `after_hours`, `shutdown`.
     pub kind: String,
     /// Seconds from arrival to the end.
     pub waited_s: f64,
@@ -387,6 +526,8 @@ pub struct MissedCounts {
     pub no_agent: u64,
     pub not_answered: u64,
     pub abandoned: u64,
+    pub after_hours: u64,
+    pub shutdown: u64,
     pub total: u64,
 }
 
@@ -406,9 +547,10 @@ pub fn missed_calls(store: &Store, p: &Params) -> Result<Vec<MissedCall>, StoreE
         .calls(&call_filter(p))?
         .into_iter()
         .filter_map(|c| {
-            let kind = c.missed.clone()?;
+            let kind = missed_kind(&c)?;
             Some(MissedCall {
-                call: format!("{}-{}", c.run, c.call),
+                call: c.call,
+                run: c.run,
                 arrived: p.local(c.arrived_ms),
                 caller: c.caller.clone().unwrap_or_default(),
                 called: c.called.clone().unwrap_or_default(),
@@ -425,15 +567,17 @@ pub fn missed_calls(store: &Store, p: &Params) -> Result<Vec<MissedCall>, StoreE
 pub fn missed_counts(store: &Store, p: &Params) -> Result<Vec<MissedCounts>, StoreError> {
     let mut by: BTreeMap<i64, MissedCounts> = BTreeMap::new();
     for c in store.calls(&call_filter(p))? {
-        let Some(kind) = c.missed.as_deref() else { continue };
+        let Some(kind) = missed_kind(&c) else { continue };
         let period = p.period_of(c.arrived_ms);
         let m = by
             .entry(period)
             .or_insert_with(|| MissedCounts { period: p.local(period), ..Default::default() });
-        match kind {
+        match kind.as_str() {
             "in_ivr" => m.in_ivr += 1,
             "no_agent" => m.no_agent += 1,
             "not_answered" => m.not_answered += 1,
+            "after_hours" => m.after_hours += 1,
+            "shutdown" => m.shutdown += 1,
             _ => m.abandoned += 1,
         }
         m.total += 1;
@@ -495,12 +639,16 @@ pub struct QueueFigures {
     pub avg_wait_s: f64,
     /// Longest wait of any call, answered or not (seconds).
     pub longest_wait_s: f64,
-    /// Average talk time of answered calls (seconds), answer to call end.
+    /// Talk time of the answered calls (seconds), answer to call end, summed.
+    pub talk_s: f64,
+    /// Average talk time of answered calls (seconds).
     pub avg_talk_s: f64,
-    /// Answered within the threshold, over offered.
-    pub service_level: f64,
-    /// Abandoned over offered.
-    pub abandon_rate: f64,
+    /// Answered within the threshold, over offered (percent).
+    pub service_level_pct: f64,
+    /// Abandoned over offered (percent).
+    pub abandon_rate_pct: f64,
+    /// Timed out over offered (percent): sent away by a queue limit, no answer.
+    pub timeout_rate_pct: f64,
     #[serde(skip)]
     pub period_ms: i64,
     #[serde(skip)]
@@ -550,9 +698,11 @@ pub fn queue_report(store: &Store, p: &Params) -> Result<Vec<QueueFigures>, Stor
         .into_values()
         .map(|mut f| {
             f.avg_wait_s = if f.answered == 0 { 0.0 } else { secs(f.wait_sum_ms) / f.answered as f64 };
+            f.talk_s = secs(f.talk_sum_ms);
             f.avg_talk_s = if f.answered == 0 { 0.0 } else { secs(f.talk_sum_ms) / f.answered as f64 };
-            f.service_level = ratio(f.within, f.offered);
-            f.abandon_rate = ratio(f.abandoned, f.offered);
+            f.service_level_pct = pct(f.within, f.offered);
+            f.abandon_rate_pct = pct(f.abandoned, f.offered);
+            f.timeout_rate_pct = pct(f.timed_out, f.offered);
             f
         })
         .collect())
@@ -569,7 +719,11 @@ pub struct AgentFigures {
     pub handled: u64,
     /// Rung and not answered by the agent (rang out, refused).
     pub not_answered: u64,
+    /// Not answered over offered (percent): the ring-no-answer rate.
+    pub no_answer_rate_pct: f64,
     pub talk_s: f64,
+    /// Talk time per handled call.
+    pub avg_talk_s: f64,
     pub hold_s: f64,
     pub wrap_up_s: f64,
     pub ready_s: f64,
@@ -578,8 +732,22 @@ pub struct AgentFigures {
     pub busy_s: f64,
     /// Time logged in (every state but logged out).
     pub logged_in_s: f64,
+    /// Time with calls (ringing, busy, wrap-up) over that plus ready time (percent).
+    pub occupancy_pct: f64,
     #[serde(skip)]
     pub period_ms: i64,
+}
+
+impl AgentFigures {
+    /// The figures derived from the sums (rates, averages).
+    fn finish(mut self) -> AgentFigures {
+        self.no_answer_rate_pct = pct(self.not_answered, self.offered);
+        self.avg_talk_s = if self.handled == 0 { 0.0 } else { self.talk_s / self.handled as f64 };
+        let working = self.ringing_s + self.busy_s + self.wrap_up_s;
+        let available = working + self.ready_s;
+        self.occupancy_pct = if available > 0.0 { 100.0 * working / available } else { 0.0 };
+        self
+    }
 }
 
 /// Time an interval spends in `[from, to)`.
@@ -670,7 +838,7 @@ pub fn agent_report(store: &Store, p: &Params) -> Result<Vec<AgentFigures>, Stor
             }
         });
     }
-    Ok(by.into_values().collect())
+    Ok(by.into_values().map(AgentFigures::finish).collect())
 }
 
 /// Agent group report: the agent figures summed over each configured group.
@@ -698,7 +866,7 @@ pub fn agent_group_report(store: &Store, p: &Params) -> Result<Vec<AgentFigures>
             g.logged_in_s += a.logged_in_s;
         }
     }
-    Ok(by.into_values().collect())
+    Ok(by.into_values().map(AgentFigures::finish).collect())
 }
 
 /// One agent state interval (the agent report's state detail).
@@ -709,7 +877,7 @@ pub struct StateDetail {
     pub reason: String,
     pub from: String,
     pub to: String,
-    pub seconds: f64,
+    pub duration_s: f64,
 }
 
 pub fn agent_state_detail(store: &Store, p: &Params) -> Result<Vec<StateDetail>, StoreError> {
@@ -717,7 +885,7 @@ pub fn agent_state_detail(store: &Store, p: &Params) -> Result<Vec<StateDetail>,
         .agent_intervals(p.from_ms, p.to_ms, p.agent.as_deref())?
         .into_iter()
         .map(|i| StateDetail {
-            seconds: secs(i.to_ms.unwrap_or(p.now_ms) - i.from_ms),
+            duration_s: secs(i.to_ms.unwrap_or(p.now_ms) - i.from_ms),
             agent: i.agent,
             state: i.state,
             reason: i.reason.unwrap_or_default(),
@@ -739,6 +907,8 @@ pub struct IvrFigures {
     pub caller_hung_up: u64,
     /// The IVR ended the call.
     pub ended_by_ivr: u64,
+    /// The server ended it while shutting down.
+    pub shutdown: u64,
     pub avg_time_s: f64,
     /// Exits by the last node visited: `node=count` pairs.
     pub exits_by_node: String,
@@ -769,6 +939,7 @@ pub fn ivr_report(store: &Store, p: &Params) -> Result<Vec<IvrFigures>, StoreErr
         match l.outcome.as_str() {
             "caller_gone" => f.caller_hung_up += 1,
             "ended" => f.ended_by_ivr += 1,
+            "shutdown" => f.shutdown += 1,
             _ => f.left_onward += 1,
         }
         let node = last_node

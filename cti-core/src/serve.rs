@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub link_override: Option<fn(&mut LinkConfig)>,
     /// Tests: while set, every store commit fails as on a full disk.
     pub store_fault: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The installation file itself, for `hotline ctl reload` (none: the built-in demo).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -72,6 +74,7 @@ impl ServeOptions {
             any_port_if_busy: false,
             link_override: None,
             store_fault: None,
+            config_path: None,
         }
     }
 }
@@ -85,6 +88,9 @@ pub enum EngineMsg {
     Reload(Box<Config>, Vec<(String, i64, i64)>, Sender<Result<Vec<String>, String>>),
     /// Stop now (after a drain, or on a second Ctrl-C).
     Stop,
+    /// A question from the control socket (`hotline ctl`), answered from the engine
+    /// thread's state.
+    Ctl(crate::ctl::Query, Sender<crate::ctl::Answer>),
 }
 
 /// What other threads see of a running installation.
@@ -110,6 +116,7 @@ pub struct Running {
     /// One process per store: held until the store is closed.
     lock: Option<crate::store::StoreLock>,
     retention: Option<(Sender<()>, JoinHandle<()>)>,
+    ctl: Option<crate::ctl::CtlHandle>,
 }
 
 /// A caller to make arrive on a simulated card now (`Running::simulate_call`).
@@ -154,23 +161,21 @@ impl Running {
     /// dropping calls (see `Engine::reload` for what can change). Card tables are not
     /// reloaded.
     pub fn reload(&self, text: &str, origin: &str) -> Result<Vec<String>, String> {
-        let cfg = Config::parse(text, origin).map_err(|problems| problem_lines(&problems))?;
-        // Recording schedules added from the CLI since the start come with it.
-        let schedules = crate::store::Store::open(&self.store_path)
-            .and_then(|s| s.schedules())
-            .map_err(|e| format!("recording schedules: {e}"))?
-            .into_iter()
-            .map(|s| (s.agent, s.from_ms, s.from_ms + s.duration_ms))
-            .collect();
-        let (tx, rx) = bounded(1);
-        self.to_engine
-            .send(EngineMsg::Reload(Box::new(cfg), schedules, tx))
-            .map_err(|_| "the engine thread has stopped".to_string())?;
+        let (msg, rx) = reload_message(text, origin, &self.store_path)?;
+        self.to_engine.send(msg).map_err(|_| "the engine thread has stopped".to_string())?;
         rx.recv_timeout(Duration::from_secs(5)).map_err(|_| "the engine thread did not answer".to_string())?
+    }
+
+    /// The control socket (`hotline ctl`), when it could be opened.
+    pub fn control_socket(&self) -> Option<&std::path::Path> {
+        self.ctl.as_ref().map(|c| c.path.as_path())
     }
 
     /// Stop the threads and wait for them. Returns the engine (for a final report).
     pub fn stop(mut self) -> Result<Engine, String> {
+        if let Some(mut c) = self.ctl.take() {
+            c.shutdown();
+        }
         let _ = self.to_engine.send(EngineMsg::Stop);
         self.link.shutdown();
         let engine =
@@ -199,6 +204,26 @@ impl Running {
             None => Err("already stopped".into()),
         }
     }
+}
+
+/// A reload for the engine thread from an installation file's text, and where its
+/// answer comes (SIGHUP, `hotline ctl reload`).
+#[allow(clippy::type_complexity)]
+pub(crate) fn reload_message(
+    text: &str,
+    origin: &str,
+    store_path: &std::path::Path,
+) -> Result<(EngineMsg, Receiver<Result<Vec<String>, String>>), String> {
+    let cfg = Config::parse(text, origin).map_err(|problems| problem_lines(&problems))?;
+    // Recording schedules added from the CLI since the start come with it.
+    let schedules = crate::store::Store::open(store_path)
+        .and_then(|s| s.schedules())
+        .map_err(|e| format!("recording schedules: {e}"))?
+        .into_iter()
+        .map(|s| (s.agent, s.from_ms, s.from_ms + s.duration_ms))
+        .collect();
+    let (tx, rx) = bounded(1);
+    Ok((EngineMsg::Reload(Box::new(cfg), schedules, tx), rx))
 }
 
 /// Start the card and engine threads for an installation file.
@@ -422,6 +447,23 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
             .map_err(|e| format!("cannot start the engine thread: {e}"))?
     };
     drop(to_card);
+    // The control socket beside the store (`hotline ctl`); a server runs without one
+    // when it cannot be made, and says so.
+    let ctl_ctx = crate::ctl::Context {
+        to_engine: to_engine.clone(),
+        config_path: opts.config_path.clone(),
+        origin: opts.origin.clone(),
+        store_path: store_cfg.path.clone(),
+        recordings_dir: rec_cfg.dir.clone(),
+        dropped: dropped.clone(),
+    };
+    let ctl = match crate::ctl::spawn(crate::ctl::socket_path(&store_cfg.path), ctl_ctx) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("no control socket: {e}");
+            None
+        }
+    };
     Ok(Running {
         stats,
         link,
@@ -437,6 +479,7 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         alarms,
         lock: Some(lock),
         retention: Some((retention_stop, retention)),
+        ctl,
     })
 }
 
@@ -559,6 +602,9 @@ fn engine_thread(
                 Ok(EngineMsg::Reload(cfg, schedules, reply)) => {
                     center.set_recording_schedules(schedules);
                     let _ = reply.send(center.reload(*cfg));
+                }
+                Ok(EngineMsg::Ctl(q, reply)) => {
+                    let _ = reply.try_send(crate::ctl::answer(&mut center, clock.now(), q));
                 }
                 Ok(EngineMsg::Stop) | Err(_) => break,
             },

@@ -387,8 +387,10 @@ fn the_queue_report_agrees_with_what_the_callers_went_through() {
     assert!(close(s.longest_wait_s, longest), "{s:?} vs {longest}");
     assert!(close(s.avg_talk_s, talk.iter().sum::<f64>() / talk.len() as f64), "{s:?}");
     let within = waits.iter().filter(|&&w| w <= 20.0).count();
-    assert!(close(s.service_level, within as f64 / sales.len() as f64), "{s:?}");
-    assert!(close(s.abandon_rate, (sales.len() - answered.len()) as f64 / sales.len() as f64));
+    assert!(close(s.service_level_pct, 100.0 * within as f64 / sales.len() as f64), "{s:?}");
+    assert!(close(s.abandon_rate_pct, 100.0 * (sales.len() - answered.len()) as f64 / sales.len() as f64));
+    assert!(close(s.talk_s, talk.iter().sum::<f64>()), "{s:?}");
+    assert_eq!(s.timeout_rate_pct, 0.0);
 
     // Support: nobody answers, every caller gives up.
     let support = row("support");
@@ -397,6 +399,7 @@ fn the_queue_report_agrees_with_what_the_callers_went_through() {
     let closed = row("closed");
     assert_eq!((closed.offered, closed.answered, closed.abandoned, closed.timed_out), (8, 0, 4, 4));
     assert!(close(closed.longest_wait_s, 30.0), "{closed:?}");
+    assert!(close(closed.timeout_rate_pct, 50.0), "{closed:?}");
 
     // By hour: the periods add up to the whole.
     let by_hour = report::queue_report(&store, &Params { by: Some(By::Hour), ..p.clone() }).unwrap();
@@ -498,6 +501,21 @@ fn agent_and_ivr_reports_add_up() {
     let t = report::run(&store, report::Kind::Queue, &p).unwrap();
     assert_eq!(t.rows.len(), 3);
     assert!(t.to_csv().starts_with("period,queue,offered,answered,abandoned,timed_out"));
+    assert!(t.to_csv().contains(",service_level_pct,abandon_rate_pct,timeout_rate_pct"));
+    // Tables for people: headings in words, durations m:ss, rates as percentages.
+    let text = t.to_text();
+    let head = text.lines().next().unwrap();
+    assert!(head.contains("Average wait") && head.contains("Service level") && head.contains("Timeout rate"), "{head}");
+    let sales_line = text.lines().find(|l| l.contains("sales")).unwrap();
+    let queues = report::queue_report(&store, &p).unwrap();
+    let sales = queues.iter().find(|r| r.queue == "sales").unwrap();
+    let sl = format!("{:.1}%", sales.service_level_pct);
+    assert!(sales_line.contains(&sl), "{sales_line} lacks {sl}");
+    let wait = report::clock_duration(sales.avg_wait_s);
+    assert!(wait.contains(':') && sales_line.contains(&wait), "{sales_line} lacks {wait}");
+    for cell in sales_line.split_whitespace() {
+        assert!(!cell.contains('.') || cell.ends_with('%'), "a raw number of seconds in {sales_line}");
+    }
     let json: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
     std::fs::remove_file(&day.store).ok();

@@ -127,6 +127,11 @@ struct Rig {
 
 impl Rig {
     fn new(name: &str, callers: &str) -> Rig {
+        Rig::at(name, callers, WALL_MS)
+    }
+
+    /// A rig whose engine time zero is `wall_ms` (Unix ms).
+    fn at(name: &str, callers: &str, wall_ms: i64) -> Rig {
         let dir = std::env::temp_dir().join(format!("hotline-center-ivr-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let text = installation(&dir, callers);
@@ -137,19 +142,19 @@ impl Rig {
         let setup =
             hotline_cti::install::ivr_setup(&text, "center.toml").expect("valid [ivr]").expect("an [ivr]");
         let (ivr, vars) = setup.build().expect("the IVR starts");
-        let cdr = hotline_cti::cdr::CdrBuilder::new(WALL_MS).with_config(&cfg);
+        let cdr = hotline_cti::cdr::CdrBuilder::new(wall_ms).with_config(&cfg);
         let policy = hotline_cti::recording::RecordingPolicy::new(
             &cfg,
             hotline_cti::recording::PolicySettings {
                 dir: dir.join("recordings").display().to_string(),
                 format: "wav-pcm16".into(),
                 retention: "normal".into(),
-                wall_base: WALL_MS,
+                wall_base: wall_ms,
                 first_id: 1,
             },
         );
         let center =
-            Center::new(Engine::new(cfg), WALL_MS).with_ivr(ivr, vars).with_records(cdr, Some(policy), true);
+            Center::new(Engine::new(cfg), wall_ms).with_ivr(ivr, vars).with_records(cdr, Some(policy), true);
         let mut rig = Rig {
             center,
             card,
@@ -363,4 +368,46 @@ fn a_caller_who_checks_a_repair_ticket_goes_through_the_http_lookup() {
     assert!(!rig.nodes.iter().any(|n| n == "lookup_failed"), "{:?}", rig.nodes);
     assert!(rig.store.iter().any(|op| matches!(op, StoreOp::IvrVisit { node, .. } if node == "lookup")));
     assert_eq!(rig.closed().len(), 1);
+}
+
+#[test]
+fn a_caller_who_hangs_up_on_the_after_hours_message_is_a_missed_call_of_kind_after_hours() {
+    // 23:30 in Beijing: the flow's time node takes its default branch.
+    let callers = caller(1, "13500135000", &["wait_prompt", "wait 1", "hang_up"]);
+    let mut rig = Rig::at("after-hours", &callers, WALL_MS + 13 * 3_600_000 + 1_800_000);
+    rig.run_until(40);
+
+    assert!(rig.nodes.iter().any(|n| n == "after_hours"), "{:?}", rig.nodes);
+    assert!(!rig.nodes.iter().any(|n| n == "menu"), "{:?}", rig.nodes);
+    let closed = rig.closed();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].outcome, Outcome::Missed, "{:#?}", closed[0]);
+    assert_eq!(closed[0].missed, Some(hotline_cti::cdr::Missed::AfterHours));
+}
+
+#[test]
+fn a_caller_still_waiting_when_the_drain_ends_is_a_missed_call_of_kind_shutdown() {
+    // The first caller takes the only agent; the second waits in the queue until the
+    // server drains with no time allowed.
+    let callers = [
+        caller(1, "13800138000", &["wait_prompt", "press 2", "wait_agent", "talk 60", "hang_up"]),
+        caller(2, "13800138001", &["wait_prompt", "press 2", "wait_agent", "talk 5", "hang_up"]),
+    ]
+    .concat();
+    let mut rig = Rig::new("shutdown", &callers);
+    rig.run_until(25);
+    rig.center.handle(rig.now, CenterInput::Drain { limit: Duration::ZERO });
+    rig.carry();
+    rig.run_until(30);
+
+    let closed = rig.closed();
+    assert_eq!(closed.len(), 2, "{closed:#?}");
+    let answered = closed.iter().find(|c| c.caller.as_deref() == Some("13800138000")).unwrap();
+    assert_eq!(answered.outcome, Outcome::Answered, "an answered call is not missed: {answered:#?}");
+    let waiting = closed.iter().find(|c| c.caller.as_deref() == Some("13800138001")).unwrap();
+    assert_eq!(waiting.outcome, Outcome::Missed, "{waiting:#?}");
+    assert_eq!(waiting.missed, Some(hotline_cti::cdr::Missed::Shutdown));
+    let queue_leg = waiting.legs.iter().find(|l| l.device == "queue:support").expect("a queue leg");
+    assert_eq!(queue_leg.outcome, "shutdown", "not the queue's time-out: {queue_leg:?}");
+    assert!(!waiting.timed_out);
 }
