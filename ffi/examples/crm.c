@@ -6,7 +6,7 @@
  * established at the station.
  *
  *   cc -Wall -Wextra -Iffi/include ffi/examples/crm.c -Ltarget/debug -lhotline -lpthread
- *   ./a.out 127.0.0.1 7001 1001 secret 2001
+ *   ./a.out 127.0.0.1 7001 1001 secret 2001 [--poll]
  *
  * against `hotline serve --config ffi/examples/center.toml` (a simulated call center
  * with one scripted caller; docs/c-api.md, "Running crm.c against hotline serve").
@@ -14,6 +14,10 @@
  * The callback runs on libhotline's callback thread, so it only copies what it needs
  * under a mutex and wakes the main thread, which does the requests. (Requests from
  * the callback are allowed too; see docs/c-api.md.)
+ *
+ * With --poll it runs single-threaded instead, as a CRM with its own event loop would:
+ * the callback is called from hotline_dispatch on the main thread whenever select()
+ * says the library's event descriptor is readable.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <time.h>
 
 #include "hotline.h"
@@ -33,6 +38,8 @@ struct crm {
     uint64_t popped_call;  /* the call of the first screen pop, 0 before */
     uint64_t answered_call;
     int disconnected;
+    hotline_conn *conn;    /* set in poll mode: wait_for dispatches events itself */
+    int fd;
 };
 
 static void on_event(void *user_data, const hotline_event *ev) {
@@ -84,8 +91,31 @@ static int fail(hotline_conn *conn, const char *what, hotline_result r) {
     return 1;
 }
 
+/* Poll mode: select() on the library's descriptor and dispatch what waits, until
+ * *field is set, the connection ends or `seconds` pass. */
+static int pump_for(struct crm *crm, uint64_t *field, int seconds) {
+    time_t until = time(NULL) + seconds;
+    while (*field == 0 && !crm->disconnected && time(NULL) < until) {
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(crm->fd, &set);
+        struct timeval tv = {1, 0};
+        if (select(crm->fd + 1, &set, NULL, NULL, &tv) > 0) {
+            hotline_result r = hotline_dispatch(crm->conn, 0, NULL);
+            if (r != HOTLINE_RESULT_OK) {
+                fail(crm->conn, "dispatch", r);
+                return 0;
+            }
+        }
+    }
+    return *field != 0;
+}
+
 /* Wait until *field is set (or the connection ends), at most `seconds`. */
 static int wait_for(struct crm *crm, uint64_t *field, int seconds) {
+    if (crm->conn) {
+        return pump_for(crm, field, seconds);
+    }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += seconds;
@@ -100,8 +130,14 @@ static int wait_for(struct crm *crm, uint64_t *field, int seconds) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s HOST PORT AGENT PASSWORD STATION\n", argv[0]);
+    int poll_mode = argc == 7 && strcmp(argv[6], "--poll") == 0;
+    if (argc != 6 && !poll_mode) {
+        fprintf(stderr, "usage: %s HOST PORT AGENT PASSWORD STATION [--poll]\n", argv[0]);
+        return 2;
+    }
+    if (hotline_abi_version() != HOTLINE_ABI_VERSION) {
+        fprintf(stderr, "crm: built for libhotline ABI %u, found %u\n", HOTLINE_ABI_VERSION,
+                hotline_abi_version());
         return 2;
     }
     const char *host = argv[1], *agent = argv[3], *password = argv[4], *ext = argv[5];
@@ -124,6 +160,15 @@ int main(int argc, char **argv) {
     printf("connected to %s:%ld (libhotline %s)\n", host, port, hotline_version());
 
     int status = 1;
+    if (poll_mode) {
+        /* Before the login, so that every event waits for hotline_dispatch. */
+        if ((r = hotline_event_fd(conn, &crm.fd)) != HOTLINE_RESULT_OK) {
+            fail(conn, "event fd", r);
+            hotline_free(conn);
+            return 1;
+        }
+        crm.conn = conn;
+    }
     /* Set the callback before logging in so that no event is missed. */
     if ((r = hotline_set_callback(conn, on_event, &crm)) != HOTLINE_RESULT_OK) {
         fail(conn, "set callback", r);

@@ -71,10 +71,18 @@ pub enum hotline_event_kind {
     Error = 41,
     /// The connection ended; `reason` says why. Always the last event of a connection.
     Disconnected = 42,
+    /// Reconnect is on and the connection was lost: `reason` says why; requests return
+    /// `Closed` until `Reconnected`.
+    Reconnecting = 43,
+    /// The connection is back, logged in again with the same user and station, and the
+    /// monitors made with `hotline_monitor` are made again; `json` lists them:
+    /// `{"monitors":[{"monitor":NEW,"was":OLD,"target":..,"snapshot":..}]}`.
+    Reconnected = 44,
 }
 
 impl hotline_event_kind {
-    fn from_name(name: &str) -> hotline_event_kind {
+    /// The kind of a server event by its name (`Other` for names not listed).
+    pub fn from_name(name: &str) -> hotline_event_kind {
         use hotline_event_kind as K;
         match name {
             "ServiceInitiated" => K::ServiceInitiated,
@@ -183,8 +191,9 @@ pub struct Event {
 /// Fields that name the device an event is about, in the order they are looked for
 /// (the CSTA events each name theirs: alerting, answering, releasing, ...), with the
 /// prefix that makes a bare name a device ("queue": "sales" is "queue:sales").
-const DEVICE_FIELDS: [(&str, &str); 12] = [
+const DEVICE_FIELDS: [(&str, &str); 13] = [
     ("device", ""),
+    ("originating", ""),
     ("alerting", ""),
     ("answering", ""),
     ("releasing", ""),
@@ -249,11 +258,15 @@ impl Event {
             0 => number(obj, "primary"),
             n => n,
         };
-        let device = DEVICE_FIELDS.iter().find_map(|(k, prefix)| match obj.get(*k) {
+        let mut device = DEVICE_FIELDS.iter().find_map(|(k, prefix)| match obj.get(*k) {
             Some(Value::String(s)) if s.starts_with(prefix) => Some(cstring(s)),
             Some(Value::String(s)) => Some(cstring(&format!("{prefix}{s}"))),
             _ => None,
         });
+        // Originated: the calling party is the originating device ("station:2001").
+        if kind == hotline_event_kind::Originated && device.is_none() {
+            device = field(obj, "calling");
+        }
         let reason = obj
             .get("reason")
             .and_then(text)
@@ -284,6 +297,22 @@ impl Event {
             crm_json: json_field(obj, "crm"),
             json: Some(cstring(&Value::Object(obj.clone()).to_string())),
         }
+    }
+
+    /// An event the library makes itself (Reconnecting, Reconnected), with `fields`.
+    pub fn local(name: &str, fields: Value) -> Event {
+        let mut obj = match fields {
+            Value::Object(o) => o,
+            _ => Map::new(),
+        };
+        obj.insert("event".into(), Value::String(name.into()));
+        let mut ev = Event::from_json(&obj);
+        ev.kind = match name {
+            "Reconnecting" => hotline_event_kind::Reconnecting,
+            "Reconnected" => hotline_event_kind::Reconnected,
+            _ => hotline_event_kind::Other,
+        };
+        ev
     }
 
     /// The last event of a connection.

@@ -9,6 +9,7 @@
 //! - [`client`]: the protocol client in safe Rust (threads, requests, events).
 //! - [`event`]: `hotline_event`, the flat C view of one event.
 //! - [`error`]: `hotline_result`, numbered result codes and their messages.
+//! - [`log`]: the library's own log, to a callback the program sets.
 //! - [`ffi`]: the exported `hotline_*` functions: pointer checks, the registry of
 //!   live handles, `catch_unwind` on every entry point.
 //!
@@ -19,6 +20,7 @@ pub mod client;
 pub mod error;
 pub mod event;
 pub mod ffi;
+pub mod log;
 
 pub use client::{Client, Session};
 pub use error::{hotline_result, Error};

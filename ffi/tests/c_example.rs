@@ -1,6 +1,7 @@
-//! The example CRM in C (ffi/examples/crm.c) and the C-level handle checks
-//! (ffi/tests/c/checks.c), built with gcc -Wall -Wextra -Werror under AddressSanitizer
-//! and UBSan against libhotline.so, run against a running `hotline serve`: the
+//! The example CRM in C (ffi/examples/crm.c, with callbacks and in poll mode), the
+//! C-level handle checks (ffi/tests/c/checks.c) and the thread race (ffi/tests/c/race.c),
+//! built with gcc -Wall -Wextra -Werror under AddressSanitizer and UBSan, and under
+//! ThreadSanitizer, against libhotline.so, run against a running `hotline serve`: the
 //! `hotline` binary as a child process, on ffi/examples/center.toml copied to a temp dir
 //! (the card simulator in signalling mode, a headset station, a scripted caller who
 //! waits for an agent), its CTI link on a loopback port.
@@ -18,16 +19,32 @@ fn target_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
 }
 
-/// Build a C program against the cdylib with warnings as errors and the sanitizers.
+/// Which sanitizer a C program is built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum San {
+    /// AddressSanitizer and UBSan.
+    Address,
+    /// ThreadSanitizer (the C side; libhotline itself is not instrumented).
+    Thread,
+}
+
+/// Build a C program against the cdylib with warnings as errors and a sanitizer.
 fn build_c(source: &str, name: &str) -> PathBuf {
+    build_c_with(source, name, San::Address)
+}
+
+fn build_c_with(source: &str, name: &str, san: San) -> PathBuf {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib_dir = cdylib_dir();
     assert!(lib_dir.join("libhotline.so").exists(), "{} has no libhotline.so", lib_dir.display());
-    let out = lib_dir.join(format!("c-{name}"));
-    let status = Command::new("gcc")
-        .args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-g"])
-        .arg("-fsanitize=address,undefined")
-        .arg("-fno-sanitize-recover=undefined")
+    let out = lib_dir.join(format!("c-{name}-{san:?}").to_lowercase());
+    let mut cmd = Command::new("gcc");
+    cmd.args(["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-g"]);
+    match san {
+        San::Address => cmd.args(["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]),
+        San::Thread => cmd.args(["-fsanitize=thread"]),
+    };
+    let status = cmd
         .arg("-I")
         .arg(crate_dir.join("include"))
         .arg(crate_dir.join(source))
@@ -39,7 +56,7 @@ fn build_c(source: &str, name: &str) -> PathBuf {
         .args(["-lhotline", "-lpthread"])
         .status()
         .expect("gcc runs (install gcc)");
-    assert!(status.success(), "gcc failed on {source}");
+    assert!(status.success(), "gcc failed on {source} ({san:?})");
     out
 }
 
@@ -251,16 +268,21 @@ impl Drop for Serve {
     }
 }
 
-#[test]
-fn the_c_crm_gets_the_scripted_callers_pop_from_hotline_serve_and_answers_the_call() {
-    let exe = build_c("examples/crm.c", "crm");
-    let mut serve = Serve::start("crm");
-    let mut child = Command::new(&exe)
-        .args(["127.0.0.1", &serve.addr.port().to_string(), "1001", "secret", "2001"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the C example");
+/// Run crm.c (built with `san`, in callback or poll mode) against its own `hotline
+/// serve`: it gets the scripted caller's pop and answers; serve stops cleanly and its
+/// store has the call, taken by agent 1001.
+fn run_crm(san: San, poll: bool) {
+    let exe = build_c_with("examples/crm.c", "crm", san);
+    let mut serve = Serve::start(&format!("crm-{san:?}-{poll}"));
+    let mut cmd = Command::new(&exe);
+    cmd.args(["127.0.0.1", &serve.addr.port().to_string(), "1001", "secret", "2001"]);
+    if poll {
+        cmd.arg("--poll");
+    }
+    if san == San::Thread {
+        cmd.env("TSAN_OPTIONS", "halt_on_error=1 exitcode=66");
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run the C example");
     let rx = lines(&mut child);
     let mut seen = Vec::new();
     assert!(wait_line(&rx, "connected to 127.0.0.1:", &mut seen).contains("libhotline 0.1.0"));
@@ -288,6 +310,79 @@ fn the_c_crm_gets_the_scripted_callers_pop_from_hotline_serve_and_answers_the_ca
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert_eq!(contacts[0].call, call);
     assert_eq!(contacts[0].agent.as_deref(), Some("1001"), "{contacts:?}");
+}
+
+#[test]
+fn the_c_crm_gets_the_scripted_callers_pop_from_hotline_serve_and_answers_the_call() {
+    run_crm(San::Address, false);
+}
+
+#[test]
+fn p12_8_the_c_crm_runs_under_threadsanitizer() {
+    run_crm(San::Thread, false);
+}
+
+#[test]
+fn p12_8_the_c_crm_in_poll_mode_runs_single_threaded_under_both_sanitizers() {
+    run_crm(San::Address, true);
+    run_crm(San::Thread, true);
+}
+
+/// race.c against its own `hotline serve`, built with `san`.
+fn run_race(san: San) {
+    let exe = build_c_with("tests/c/race.c", "race", san);
+    let mut serve = Serve::start(&format!("race-{san:?}"));
+    let mut cmd = Command::new(&exe);
+    cmd.args(["127.0.0.1", &serve.addr.port().to_string(), "1001", "secret", "2001"]);
+    if san == San::Thread {
+        cmd.env("TSAN_OPTIONS", "halt_on_error=1 exitcode=66");
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run race.c");
+    let rx = lines(&mut child);
+    let mut seen = Vec::new();
+    wait_line(&rx, "phase 1:", &mut seen);
+    wait_line(&rx, "phase 2: every thread got CLOSED", &mut seen);
+    wait_line(&rx, "phase 3:", &mut seen);
+    wait_line(&rx, "race: ok", &mut seen);
+    finish(child, seen);
+    let (status, out) = serve.stop();
+    assert!(status.success(), "serve exited with {status}; stdout {out}\nlog: {:#?}", serve.log());
+}
+
+#[test]
+fn p12_8_threads_racing_on_one_connection_under_addresssanitizer() {
+    run_race(San::Address);
+}
+
+#[test]
+fn p12_8_threads_racing_on_one_connection_under_threadsanitizer() {
+    run_race(San::Thread);
+}
+
+/// The header is C99: a file that includes it compiles with -std=c99 -pedantic-errors,
+/// and C++ (the header's `extern "C"`) too when g++ is there.
+#[test]
+fn p12_8_the_header_is_c99() {
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    let dir = std::env::temp_dir().join(format!("hotline-c99-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let src = dir.join("c99.c");
+    std::fs::write(
+        &src,
+        "#include \"hotline.h\"\n\
+         #if HOTLINE_ABI_VERSION < 1\n#error no ABI version\n#endif\n\
+         int main(void) { hotline_event ev; ev.kind = HOTLINE_EVENT_KIND_RECONNECTED; \
+         return (int)ev.kind == 44 && HOTLINE_MAX_NAME == 256 ? 0 : 1; }\n",
+    )
+    .expect("write");
+    let status = Command::new("gcc")
+        .args(["-std=c99", "-pedantic-errors", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I"])
+        .arg(&include)
+        .arg(&src)
+        .status()
+        .expect("gcc runs");
+    assert!(status.success(), "the header is not C99");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -305,11 +305,14 @@ fn the_server_hanging_up_fails_the_waiting_request_and_ends_with_disconnected() 
     let conn = connect(port);
     let log = Log::leak();
     set_callback(conn, log);
-    assert_eq!(login(conn), Res::Closed);
+    // The junk line fails the waiting Login at once (point 12.7), before the close.
+    assert_eq!(login(conn), Res::Protocol);
+    assert!(last_error(conn).contains("server line 1"), "{}", last_error(conn));
     let (_, _, _, reason, _) = log.wait_for(K::Disconnected);
     assert_eq!(reason.as_deref(), Some("closed by the server"));
     assert_eq!(log.events.lock().expect("lock").len(), 1, "the bad line is no event");
-    assert_eq!(unsafe { hotline_hold(conn, 1, ptr::null()) }, Res::NotLoggedIn);
+    // Closed, not NotLoggedIn, also where a default would need the login.
+    assert_eq!(unsafe { hotline_hold(conn, 1, ptr::null()) }, Res::Closed);
     let dev = c("station:2001");
     assert_eq!(unsafe { hotline_hold(conn, 1, dev.as_ptr()) }, Res::Closed);
     // The handle stays valid until freed.
@@ -562,6 +565,479 @@ fn conference_single_step_transfer_make_call_and_hang_up_send_the_protocols_fiel
     assert_eq!(unsafe { hotline_make_call(conn, ptr::null(), number.as_ptr(), &mut call) }, Res::Ok);
     assert_eq!(call, 14);
     assert_eq!(unsafe { hotline_hangup(conn, call, ptr::null()) }, Res::Ok);
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+// ---- Issue 12, point 7: every argument checked, the right code at once ----
+
+/// A server that accepts the login, then expects `want` as the very next request
+/// (proof that nothing before it was sent), answers it and waits for the close.
+fn expect_next(want: &'static str) -> (u16, JoinHandle<()>) {
+    server(move |p| {
+        p.accept_login();
+        let req = p.recv();
+        assert_eq!(req["service"], want, "something refused was sent: {req}");
+        p.send(json!({"invoke": req["invoke"], "result": {}}));
+        p.wait_close();
+    })
+}
+
+#[test]
+fn p12_7_empty_overlong_nul_and_bad_digit_strings_are_refused_before_sending() {
+    let (port, t) = expect_next("Ping");
+    let conn = connect(port);
+    // Login's own arguments, before anything is sent.
+    let (empty, user, pass, ext) = (c(""), c("1001"), c("secret"), c("2001"));
+    assert_eq!(unsafe { hotline_login(conn, empty.as_ptr(), pass.as_ptr(), ext.as_ptr()) }, Res::InvalidArgument);
+    assert!(last_error(conn).starts_with("user is empty"), "{}", last_error(conn));
+    assert_eq!(unsafe { hotline_login(conn, user.as_ptr(), empty.as_ptr(), ext.as_ptr()) }, Res::InvalidArgument);
+    assert_eq!(unsafe { hotline_login(conn, user.as_ptr(), pass.as_ptr(), empty.as_ptr()) }, Res::InvalidArgument);
+    assert_eq!(login(conn), Res::Ok);
+
+    let long = c(&"1".repeat(HOTLINE_MAX_NAME + 1));
+    let just_right = c(&"1".repeat(HOTLINE_MAX_NAME));
+    let cases: Vec<(&str, Res, Box<dyn Fn() -> Res>)> = vec![
+        ("empty device", Res::InvalidArgument, Box::new(move || unsafe { hotline_answer(conn, 3, c("").as_ptr()) })),
+        ("device without kind", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_hold(conn, 3, c("2001").as_ptr())
+        })),
+        ("lowercase digits", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_send_digits(conn, 3, ptr::null(), c("12a").as_ptr())
+        })),
+        ("invalid digits", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_send_digits(conn, 3, ptr::null(), c("1 2").as_ptr())
+        })),
+        ("empty digits", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_send_digits(conn, 3, ptr::null(), c("").as_ptr())
+        })),
+        ("empty to", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_transfer_single_step(conn, 3, ptr::null(), c("").as_ptr())
+        })),
+        ("over-long called", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_make_call(conn, ptr::null(), long.as_ptr(), ptr::null_mut())
+        })),
+        ("control character", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_deflect(conn, 3, ptr::null(), c("20\n02").as_ptr())
+        })),
+        ("empty reason", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_set_agent_state(conn, ptr::null(), 2, c("").as_ptr())
+        })),
+        ("empty call data key", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_set_call_data(conn, 3, c("").as_ptr(), c("v").as_ptr())
+        })),
+        ("over-long call data", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_set_call_data(conn, 3, c("k").as_ptr(), c(&"v".repeat(HOTLINE_MAX_TEXT + 1)).as_ptr())
+        })),
+        ("NUL inside a JSON string", Res::InvalidArgument, Box::new(move || unsafe {
+            let mut buf = [0 as c_char; 64];
+            hotline_request(conn, c("SetCallData").as_ptr(), c(r#"{"call":3,"key":"a\u0000b","value":"v"}"#).as_ptr(),
+                buf.as_mut_ptr(), buf.len(), ptr::null_mut())
+        })),
+        ("over-long request", Res::InvalidArgument, Box::new(move || unsafe {
+            let mut buf = [0 as c_char; 64];
+            let big = format!(r#"{{"call":3,"key":"k","value":"{}"}}"#, "v".repeat(HOTLINE_MAX_REQUEST));
+            hotline_request(conn, c("SetCallData").as_ptr(), c(&big).as_ptr(), buf.as_mut_ptr(), 64, ptr::null_mut())
+        })),
+        ("bad service name", Res::InvalidArgument, Box::new(move || unsafe {
+            let mut buf = [0 as c_char; 64];
+            hotline_request(conn, c("Snapshot Call").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut())
+        })),
+        ("zero call", Res::InvalidArgument, Box::new(move || unsafe { hotline_clear_call(conn, 0) })),
+        ("supervision mode", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_supervise(conn, c("1001").as_ptr(), 7)
+        })),
+        ("monitor name empty", Res::InvalidArgument, Box::new(move || unsafe {
+            hotline_monitor(conn, hotline_monitor_target::Queue as u32, c("").as_ptr(), ptr::null_mut())
+        })),
+        ("monitor 0", Res::InvalidArgument, Box::new(move || unsafe { hotline_monitor_stop(conn, 0) })),
+        ("NULL digits", Res::NullParameter, Box::new(move || unsafe {
+            hotline_send_digits(conn, 3, ptr::null(), ptr::null())
+        })),
+        ("snapshot into NULL", Res::NullParameter, Box::new(move || unsafe {
+            hotline_snapshot_call(conn, 3, ptr::null_mut(), 10, ptr::null_mut())
+        })),
+    ];
+    for (what, want, call) in &cases {
+        assert_eq!(call(), *want, "{what}");
+        assert!(!last_error(conn).is_empty(), "{what}: the refusal says why");
+    }
+    assert!(just_right.as_bytes().len() == HOTLINE_MAX_NAME);
+    // Only now does anything go out.
+    let mut buf = [0 as c_char; 64];
+    let r = unsafe { hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut()) };
+    assert_eq!(r, Res::Ok);
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+#[test]
+fn p12_7_a_refusal_says_which_argument_and_why() {
+    let (port, t) = expect_next("Ping");
+    let conn = connect(port);
+    assert_eq!(login(conn), Res::Ok);
+    let r = unsafe { hotline_send_digits(conn, 3, ptr::null(), c("12a").as_ptr()) };
+    assert_eq!(r, Res::InvalidArgument);
+    assert!(last_error(conn).contains("'a' at byte 2"), "{}", last_error(conn));
+    let r = unsafe { hotline_answer(conn, 0, ptr::null()) };
+    assert_eq!(r, Res::InvalidArgument);
+    assert_eq!(last_error(conn), "call is 0, which is no call");
+    let mut buf = [0 as c_char; 64];
+    let r = unsafe { hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut()) };
+    assert_eq!(r, Res::Ok);
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+#[test]
+fn p12_7_after_a_disconnect_every_call_says_closed() {
+    for by_client in [false, true] {
+        let (port, t) = server(move |p| {
+            p.accept_login();
+            if by_client {
+                p.wait_close();
+            }
+            // else: dropping the peer closes the connection from the server's side.
+        });
+        let conn = connect(port);
+        let log = Log::leak();
+        set_callback(conn, log);
+        assert_eq!(login(conn), Res::Ok);
+        if by_client {
+            assert_eq!(unsafe { hotline_disconnect(conn) }, Res::Ok);
+        }
+        log.wait_for(K::Disconnected);
+        let mut buf = [0 as c_char; 64];
+        let null = ptr::null();
+        let calls: Vec<(&str, Res)> = vec![
+            ("hold", unsafe { hotline_hold(conn, 1, null) }),
+            ("answer", unsafe { hotline_answer(conn, 1, c("station:2001").as_ptr()) }),
+            ("state", unsafe { hotline_set_agent_state(conn, null, 1, null) }),
+            ("make_call", unsafe { hotline_make_call(conn, null, c("2002").as_ptr(), ptr::null_mut()) }),
+            ("consult", unsafe { hotline_consult(conn, 1, null, c("2002").as_ptr(), ptr::null_mut()) }),
+            ("digits", unsafe { hotline_send_digits(conn, 1, null, c("1").as_ptr()) }),
+            ("logout", unsafe { hotline_logout(conn) }),
+            ("login", login(conn)),
+            ("monitor", unsafe { hotline_monitor(conn, 2, c("1001").as_ptr(), ptr::null_mut()) }),
+            ("monitor_stop", unsafe { hotline_monitor_stop(conn, 3) }),
+            ("clear_call", unsafe { hotline_clear_call(conn, 1) }),
+            ("agent state", unsafe { hotline_get_agent_state(conn, null, buf.as_mut_ptr(), 64, ptr::null_mut()) }),
+            ("snapshot device", unsafe { hotline_snapshot_device(conn, null, buf.as_mut_ptr(), 64, ptr::null_mut()) }),
+            ("request", unsafe {
+                hotline_request(conn, c("Ping").as_ptr(), null, buf.as_mut_ptr(), 64, ptr::null_mut())
+            }),
+        ];
+        for (what, r) in calls {
+            assert_eq!(r, Res::Closed, "{what} (closed by the {})", if by_client { "client" } else { "server" });
+        }
+        unsafe { hotline_free(conn) };
+        t.join().expect("server script");
+    }
+}
+
+#[test]
+fn p12_7_a_reply_without_result_is_a_protocol_error_at_once() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        let req = p.recv();
+        p.send(json!({"invoke": req["invoke"]}));
+        p.wait_close();
+    });
+    let conn = connect(port);
+    // A long timeout: a Timeout here would mean the reply was not recognised.
+    assert_eq!(unsafe { hotline_set_timeout(conn, 60_000) }, Res::Ok);
+    assert_eq!(login(conn), Res::Ok);
+    assert_eq!(unsafe { hotline_hold(conn, 4, ptr::null()) }, Res::Protocol);
+    assert!(last_error(conn).contains("the reply to HoldCall"), "{}", last_error(conn));
+    assert!(last_error(conn).contains("neither result nor error"), "{}", last_error(conn));
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+#[test]
+fn p12_7_a_junk_line_fails_the_waiting_request_with_protocol_at_once() {
+    for junk in ["this is not JSON", "[1,2]", r#"{"neither":"reply nor event"}"#] {
+        let (port, t) = server(move |p| {
+            p.accept_login();
+            p.recv();
+            p.send_raw(junk);
+            p.wait_close();
+        });
+        let conn = connect(port);
+        assert_eq!(unsafe { hotline_set_timeout(conn, 60_000) }, Res::Ok);
+        assert_eq!(login(conn), Res::Ok);
+        assert_eq!(unsafe { hotline_retrieve(conn, 4, ptr::null()) }, Res::Protocol, "{junk}");
+        assert!(last_error(conn).starts_with("RetrieveCall failed: server line 2"), "{}", last_error(conn));
+        unsafe { hotline_free(conn) };
+        t.join().expect("server script");
+    }
+}
+
+#[test]
+fn p12_7_a_request_the_server_refused_as_too_large_is_a_protocol_error_at_once() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        let small = p.recv();
+        let big = p.recv();
+        assert_eq!((small["service"].as_str(), big["service"].as_str()), (Some("HoldCall"), Some("SetCallData")));
+        // The server's Error event names no invoke: the longest request waiting is it.
+        p.send(json!({"event":"Error","code":"message_too_large",
+            "reason":"message larger than the limit of 1024 bytes; it was skipped","time":"2025-03-01T09:30:12.345Z"}));
+        p.send(json!({"invoke": small["invoke"], "result": {}}));
+        p.wait_close();
+    });
+    let conn = connect(port) as usize;
+    assert_eq!(unsafe { hotline_set_timeout(conn as *mut hotline_conn, 60_000) }, Res::Ok);
+    assert_eq!(login(conn as *mut hotline_conn), Res::Ok);
+    // The small request first, from a thread, so both wait at once.
+    let hold = thread::spawn(move || unsafe { hotline_hold(conn as *mut hotline_conn, 4, ptr::null()) });
+    thread::sleep(Duration::from_millis(100));
+    let value = c(&"x".repeat(2000));
+    let conn = conn as *mut hotline_conn;
+    assert_eq!(unsafe { hotline_set_call_data(conn, 4, c("note").as_ptr(), value.as_ptr()) }, Res::Protocol);
+    assert!(last_error(conn).contains("message_too_large"), "{}", last_error(conn));
+    assert!(last_error(conn).contains("SetCallData"), "{}", last_error(conn));
+    assert_eq!(hold.join().expect("thread"), Res::Ok, "the small request is not blamed");
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+#[test]
+fn p12_7_last_error_belongs_to_the_failed_call_not_a_later_junk_line() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        let req = p.recv();
+        p.send(json!({"invoke": req["invoke"], "error": {"code":"invalid_call_id","message":"no call 99"}}));
+        p.send_raw("garbage after the reply");
+        p.send_raw(r#"{"no":"invoke"}"#);
+        p.send(json!({"event":"AgentReady","agent":"1001","time":"2025-03-01T09:30:12.345Z"}));
+        p.wait_close();
+    });
+    let conn = connect(port);
+    let log = Log::leak();
+    set_callback(conn, log);
+    assert_eq!(login(conn), Res::Ok);
+    assert_eq!(unsafe { hotline_answer(conn, 99, ptr::null()) }, Res::InvalidCallId);
+    // The event comes after the junk lines: once it is seen, they were read.
+    log.wait_for(K::AgentReady);
+    assert_eq!(last_error(conn), "invalid_call_id: no call 99");
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+#[test]
+fn p12_7_originated_carries_its_device() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        p.send(json!({"event":"Originated","monitor":1,"time":"2025-03-01T09:30:12.345Z","call":14,
+            "calling":"station:2001","called":"013912345678"}));
+        p.wait_close();
+    });
+    let conn = connect(port);
+    let log = Log::leak();
+    set_callback(conn, log);
+    assert_eq!(login(conn), Res::Ok);
+    let (_, call, device, _, _) = log.wait_for(K::Originated);
+    assert_eq!((call, device.as_deref()), (14, Some("station:2001")));
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+// ---- Issue 12, point 8: what a CRM integrator expects ----
+
+#[test]
+fn p12_8_typed_functions_send_every_service_of_the_link() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        let expected = [
+            json!({"service":"ClearCall","call":5}),
+            json!({"service":"AlternateCall","held":5,"active":6,"device":"station:2001"}),
+            json!({"service":"ReconnectCall","held":5,"active":6,"device":"station:2001"}),
+            json!({"service":"DeflectCall","call":5,"device":"station:2001","to":"2002"}),
+            json!({"service":"SetCallData","call":5,"key":"order","value":"A-778"}),
+            json!({"service":"StartRecording","call":5}),
+            json!({"service":"StopRecording","call":5}),
+            json!({"service":"Supervise","agent":"1002","mode":"barge"}),
+            json!({"service":"SnapshotCall","call":5}),
+            json!({"service":"SnapshotDevice","device":"station:2001"}),
+            json!({"service":"SnapshotQueue","queue":"sales"}),
+            json!({"service":"SnapshotAgents","group":"day"}),
+            json!({"service":"GetAgentState","agent":"1001"}),
+            json!({"service":"AgentCallsToday"}),
+            json!({"service":"Monitor","target":{"queue":"sales"}}),
+            json!({"service":"MonitorStop","monitor":8}),
+        ];
+        for want in expected {
+            let mut got = p.recv();
+            let invoke = got.as_object_mut().and_then(|o| o.remove("invoke")).expect("an invoke id");
+            assert_eq!(got, want);
+            let result = match want["service"].as_str() {
+                Some("Monitor") => json!({"monitor": 8, "snapshot": {"queues":[{"queue":"sales","waiting":[]}]}}),
+                Some(s) if s.starts_with("Snapshot") || s.ends_with("State") || s.ends_with("Today") => {
+                    json!({"of": s})
+                }
+                _ => json!({}),
+            };
+            p.send(json!({"invoke": invoke, "result": result}));
+        }
+        p.wait_close();
+    });
+    let conn = connect(port);
+    assert_eq!(login(conn), Res::Ok);
+    let null = ptr::null();
+    assert_eq!(unsafe { hotline_clear_call(conn, 5) }, Res::Ok);
+    assert_eq!(unsafe { hotline_alternate(conn, 5, 6, null) }, Res::Ok);
+    assert_eq!(unsafe { hotline_reconnect_call(conn, 5, 6, null) }, Res::Ok);
+    assert_eq!(unsafe { hotline_deflect(conn, 5, null, c("2002").as_ptr()) }, Res::Ok);
+    assert_eq!(unsafe { hotline_set_call_data(conn, 5, c("order").as_ptr(), c("A-778").as_ptr()) }, Res::Ok);
+    assert_eq!(unsafe { hotline_start_recording(conn, 5) }, Res::Ok);
+    assert_eq!(unsafe { hotline_stop_recording(conn, 5) }, Res::Ok);
+    let barge = hotline_supervision_mode::Barge as u32;
+    assert_eq!(unsafe { hotline_supervise(conn, c("1002").as_ptr(), barge) }, Res::Ok);
+    let mut buf = [0 as c_char; 128];
+    let mut n = 0usize;
+    let (b, l) = (buf.as_mut_ptr(), buf.len());
+    assert_eq!(unsafe { hotline_snapshot_call(conn, 5, b, l, &mut n) }, Res::Ok);
+    assert_eq!(text(buf.as_ptr()).as_deref(), Some(r#"{"of":"SnapshotCall"}"#));
+    assert_eq!(n, r#"{"of":"SnapshotCall"}"#.len());
+    let (b, l) = (buf.as_mut_ptr(), buf.len());
+    assert_eq!(unsafe { hotline_snapshot_device(conn, null, b, l, ptr::null_mut()) }, Res::Ok);
+    assert_eq!(unsafe { hotline_snapshot_queue(conn, c("sales").as_ptr(), b, l, ptr::null_mut()) }, Res::Ok);
+    assert_eq!(unsafe { hotline_snapshot_agents(conn, c("day").as_ptr(), b, l, ptr::null_mut()) }, Res::Ok);
+    assert_eq!(unsafe { hotline_get_agent_state(conn, null, b, l, ptr::null_mut()) }, Res::Ok);
+    assert_eq!(text(buf.as_ptr()).as_deref(), Some(r#"{"of":"GetAgentState"}"#));
+    let (b, l) = (buf.as_mut_ptr(), buf.len());
+    assert_eq!(unsafe { hotline_agent_calls_today(conn, null, b, l, ptr::null_mut()) }, Res::Ok);
+    let mut monitor = 0u64;
+    let queue = hotline_monitor_target::Queue as u32;
+    let r = unsafe { hotline_monitor_snapshot(conn, queue, c("sales").as_ptr(), &mut monitor, b, l, ptr::null_mut()) };
+    assert_eq!(r, Res::Ok);
+    assert_eq!(monitor, 8);
+    assert_eq!(text(buf.as_ptr()).as_deref(), Some(r#"{"queues":[{"queue":"sales","waiting":[]}]}"#));
+    assert_eq!(unsafe { hotline_monitor_stop(conn, monitor) }, Res::Ok);
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+#[test]
+fn p12_8_an_event_filter_delivers_only_the_kinds_asked_for() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        // Sent only after the filter is set (the client pings first).
+        let ping = p.recv();
+        p.send(json!({"invoke": ping["invoke"], "result": {}}));
+        p.send(json!({"event":"Stats","time":"t","queues":[]}));
+        p.send(json!({"event":"Delivered","call":3,"alerting":"station:2001"}));
+        p.send(json!({"event":"AgentState","agent":"1001","state":"ringing"}));
+        p.send(json!({"event":"ScreenPop","call":3,"agent":"1001","station":"2001"}));
+    });
+    let conn = connect(port);
+    let log = Log::leak();
+    set_callback(conn, log);
+    assert_eq!(login(conn), Res::Ok);
+    let mask = (1u64 << K::Delivered as u32) | (1u64 << K::ScreenPop as u32);
+    assert_eq!(unsafe { hotline_set_event_filter(conn, mask) }, Res::Ok);
+    let mut buf = [0 as c_char; 64];
+    let r = unsafe { hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut()) };
+    assert_eq!(r, Res::Ok);
+    log.wait_for(K::Disconnected);
+    let kinds: Vec<K> = log.events.lock().expect("lock").iter().map(|e| e.0).collect();
+    assert_eq!(kinds, [K::Delivered, K::ScreenPop, K::Disconnected], "Disconnected always comes");
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+#[test]
+fn p12_8_poll_mode_delivers_events_only_in_dispatch_on_the_calling_thread() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        for call in 1..=3 {
+            p.send(json!({"event":"Delivered","call":call,"alerting":"station:2001"}));
+        }
+        p.wait_close();
+    });
+    let conn = connect(port);
+    let log = Log::leak();
+    set_callback(conn, log);
+    let mut fd: std::ffi::c_int = -1;
+    assert_eq!(unsafe { hotline_event_fd(conn, &mut fd) }, Res::Ok);
+    assert!(fd >= 0);
+    let mut again: std::ffi::c_int = -1;
+    assert_eq!(unsafe { hotline_event_fd(conn, &mut again) }, Res::Ok);
+    assert_eq!(fd, again, "the same descriptor");
+    assert_eq!(login(conn), Res::Ok);
+    // Nothing reaches the callback until dispatch is called.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = 0usize;
+    while got < 3 {
+        assert!(log.events.lock().expect("lock").len() == got, "an event came outside dispatch");
+        let mut n = 0usize;
+        assert_eq!(unsafe { hotline_dispatch(conn, 1, &mut n) }, Res::Ok);
+        assert!(n <= 1);
+        got += n;
+        assert!(Instant::now() < deadline, "only {got} events dispatched");
+        if n == 0 {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let calls: Vec<u64> = log.events.lock().expect("lock").iter().map(|e| e.1).collect();
+    assert_eq!(calls, [1, 2, 3], "in order");
+    assert_eq!(unsafe { hotline_disconnect(conn) }, Res::Ok);
+    let mut n = 0usize;
+    assert_eq!(unsafe { hotline_dispatch(conn, 0, &mut n) }, Res::Ok);
+    assert_eq!(log.events.lock().expect("lock").last().map(|e| e.0), Some(K::Disconnected));
+    assert_eq!(unsafe { hotline_dispatch(conn, 0, &mut n) }, Res::Closed, "after the last event");
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+#[test]
+fn p12_8_reconnect_logs_in_again_and_makes_the_monitors_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("local addr").port();
+    let t = thread::spawn(move || {
+        let accept = || {
+            let (s, _) = listener.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+            Peer { reader: BufReader::new(s.try_clone().expect("clone")), writer: s }
+        };
+        let mut first = accept();
+        first.accept_login();
+        let mon = first.recv();
+        assert_eq!(mon["target"], json!({"agent":"1001"}));
+        first.send(json!({"invoke": mon["invoke"], "result": {"monitor": 4, "snapshot": {}}}));
+        drop(first); // the server goes away
+        let mut second = accept();
+        let login = second.recv();
+        assert_eq!(
+            (login["service"].as_str(), login["user"].as_str(), login["password"].as_str(), login["station"].as_str()),
+            (Some("Login"), Some("1001"), Some("secret"), Some("2001"))
+        );
+        second.send(json!({"invoke": login["invoke"], "result": {"role":"agent","agent":"1001","station":"2001"}}));
+        let mon = second.recv();
+        assert_eq!((mon["service"].as_str(), &mon["target"]), (Some("Monitor"), &json!({"agent":"1001"})));
+        second.send(json!({"invoke": mon["invoke"], "result": {"monitor": 9, "snapshot": {"calls": []}}}));
+        let hold = second.recv();
+        assert_eq!(hold["service"], "HoldCall");
+        second.send(json!({"invoke": hold["invoke"], "result": {}}));
+        second.wait_close();
+    });
+    let conn = connect(port);
+    let log = Log::leak();
+    set_callback(conn, log);
+    assert_eq!(unsafe { hotline_set_reconnect(conn, 20) }, Res::Ok);
+    assert_eq!(login(conn), Res::Ok);
+    let mut monitor = 0u64;
+    assert_eq!(unsafe { hotline_monitor(conn, 2, c("1001").as_ptr(), &mut monitor) }, Res::Ok);
+    assert_eq!(monitor, 4);
+    let (_, _, _, reason, _) = log.wait_for(K::Reconnecting);
+    assert_eq!(reason.as_deref(), Some("closed by the server"));
+    let (_, _, _, _, json) = log.wait_for(K::Reconnected);
+    let v: Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["monitors"][0]["monitor"], 9);
+    assert_eq!(v["monitors"][0]["was"], 4);
+    assert_eq!(v["monitors"][0]["snapshot"], json!({"calls": []}));
+    assert_eq!(unsafe { hotline_hold(conn, 5, ptr::null()) }, Res::Ok, "usable again, defaults kept");
     unsafe { hotline_free(conn) };
     t.join().expect("server script");
 }

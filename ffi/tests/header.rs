@@ -57,3 +57,29 @@ fn the_header_declares_every_exported_function() {
         assert!(header.contains(&format!("{name}(")), "{name} is missing from the header");
     }
 }
+
+/// docs/c-api.md has a row for every exported function in its reference, with the
+/// errors it returns (issue 12, point 8).
+#[test]
+fn p12_8_docs_c_api_lists_every_function_with_its_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = std::fs::read_to_string(dir.join("src/ffi.rs")).expect("read src/ffi.rs");
+    let doc = std::fs::read_to_string(dir.join("../docs/c-api.md")).expect("read docs/c-api.md");
+    let exported: Vec<&str> = src
+        .split("pub unsafe extern \"C\" fn ")
+        .skip(1)
+        .chain(src.split("pub extern \"C\" fn ").skip(1))
+        .map(|rest| rest.split('(').next().unwrap_or(""))
+        .collect();
+    assert!(exported.len() >= 40, "found only {exported:?}");
+    let mut missing = Vec::new();
+    for name in &exported {
+        let row = doc.lines().find(|l| l.starts_with(&format!("| `{name}`")));
+        match row {
+            // The row's last column names the errors (or says there are none).
+            Some(r) if r.matches('|').count() >= 4 && r.trim_end().ends_with('|') => {}
+            _ => missing.push(*name),
+        }
+    }
+    assert!(missing.is_empty(), "docs/c-api.md has no reference row for {missing:?}");
+}

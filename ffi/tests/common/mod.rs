@@ -50,6 +50,11 @@ fn unix_ms() -> i64 {
 
 impl Center {
     pub fn start() -> Center {
+        Center::start_with(None)
+    }
+
+    /// As [`Center::start`], with the link's `max_message` set to `max_message`.
+    pub fn start_with(max_message: Option<usize>) -> Center {
         let config = Config::parse(CONFIG, "c-test.toml").expect("the test configuration is valid");
         let clock = RealClock::new();
         let wall_base = unix_ms();
@@ -58,6 +63,9 @@ impl Center {
         cfg.tcp = Some("127.0.0.1:0".parse().expect("address"));
         cfg.http = None;
         cfg.wall_base_unix_ms = wall_base;
+        if let Some(m) = max_message {
+            cfg.max_message = m;
+        }
         let link = link::spawn(cfg, inputs.clone(), Arc::new(NoHistory)).expect("link server starts");
         let port = link.addrs().tcp.expect("TCP listener").port();
         let to_link = link.clone();
