@@ -32,18 +32,6 @@ link.onStatus((status, retryIn) => {
 });
 link.on("Error", (m) => say(`server: ${m.reason || m.message || "error"}`, "error"));
 
-// System alarms (disk full): a banner while raised, gone when cleared.
-const alarms = new Map(); // alarm -> {severity, text}
-link.on("SystemAlarm", (m) => {
-  if (m.state === "raised") alarms.set(m.alarm, m);
-  else alarms.delete(m.alarm);
-  const box = $("alarms");
-  box.replaceChildren(...[...alarms.values()].map((a) =>
-    el("div", { class: `alarm ${a.severity}` }, `${a.alarm.replace(/_/g, " ")}: ${a.text}`)));
-  box.hidden = alarms.size === 0;
-  if (m.state === "cleared") say(`cleared: ${m.alarm.replace(/_/g, " ")} (${m.text})`);
-});
-
 // ---- Log in ----
 
 $("login-form").addEventListener("submit", async (ev) => {
