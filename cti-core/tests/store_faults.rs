@@ -297,7 +297,7 @@ fn p13_5_retention_deletes_the_oldest_past_their_minimum_and_alarms_when_the_wat
     assert!(active[0].alarm == DISK_FULL && active[0].text.contains("minimum retention"), "{active:?}");
     flush(&store_tx).unwrap();
     let listed: Vec<u64> = s.recordings(&RecordingFilter::default()).unwrap().iter().map(|r| r.id).collect();
-    assert_eq!(listed, vec![2, 3], "a deleted recording is not listed");
+    assert_eq!(listed, vec![3, 2], "a deleted recording is not listed (oldest first)");
     assert_eq!(s.recording(1).unwrap().deleted_ms, Some(now));
     // The disk has room again: the alarm clears.
     USED_PERMILLE.store(600, Ordering::SeqCst);
