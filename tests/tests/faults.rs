@@ -291,6 +291,7 @@ fn p13_4_measure_a_full_disk_under_the_demo() {
     run_for(&running, Duration::from_secs(30));
     let raised = changes.try_iter().find(|a| a.raised);
     println!("alarm while full: {raised:?}");
+    println!("sources while full: {:?}", running.alarms.sources());
     std::fs::remove_file(&filler).expect("free the space");
     let freed = Instant::now();
     let mut cleared = None;
