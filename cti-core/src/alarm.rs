@@ -140,5 +140,6 @@ fn publish(s: &mut State, a: SystemAlarm) {
     if let Some(link) = &s.link {
         link.send(LinkMsg::Alarm(a.clone()));
     }
-    s.watchers.retain(|w| !matches!(w.try_send(a.clone()), Err(crossbeam_channel::TrySendError::Disconnected(_))));
+    s.watchers
+        .retain(|w| !matches!(w.try_send(a.clone()), Err(crossbeam_channel::TrySendError::Disconnected(_))));
 }

@@ -55,7 +55,10 @@ pub struct Sweep {
 
 impl std::fmt::Debug for Sweep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sweep").field("dir", &self.dir).field("store_path", &self.store_path).finish_non_exhaustive()
+        f.debug_struct("Sweep")
+            .field("dir", &self.dir)
+            .field("store_path", &self.store_path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,7 +104,10 @@ impl Sweep {
             if recorder_full {
                 if let Ok(d) = self.usage() {
                     if d.available >= room(d) {
-                        let text = format!("the recording disk has room again ({} MB free)", d.available / 1_000_000);
+                        let text = format!(
+                            "the recording disk has room again ({} MB free)",
+                            d.available / 1_000_000
+                        );
                         self.alarms.clear(DISK_FULL, "recorder", &text);
                     }
                 }
@@ -179,7 +185,9 @@ impl Sweep {
                 tracing::warn!("retention: {a}");
                 self.alarms.clear(DISK_FULL, "retention", "the recording disk is back under its watermark");
             }
-            None => self.alarms.clear(DISK_FULL, "retention", "the recording disk is back under its watermark"),
+            None => {
+                self.alarms.clear(DISK_FULL, "retention", "the recording disk is back under its watermark")
+            }
         }
         Ok(out)
     }

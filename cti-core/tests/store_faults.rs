@@ -16,8 +16,8 @@ use hotline_cti::alarm::{Alarms, SystemAlarm, DISK_FULL};
 use hotline_cti::cdr::{AgentInterval, CallKey, CallOpened, Direction, Step, StepKind};
 use hotline_cti::retention::Sweep;
 use hotline_cti::store::{
-    CallFilter, RecordingFilter, RecordingReason, RecordingStarted, Store, StoreErrorKind, StoreLock, StoreOp,
-    StoreWriter, WriterOptions,
+    CallFilter, RecordingFilter, RecordingReason, RecordingStarted, Store, StoreErrorKind, StoreLock,
+    StoreOp, StoreWriter, WriterOptions,
 };
 use hotline_recorder::retention::{DiskUsage, RetentionPolicy};
 
@@ -173,7 +173,10 @@ fn p13_4_a_recording_whose_file_could_not_be_written_is_not_listed() {
     s.apply(&[
         started(1),
         started(2),
-        StoreOp::RecordingFailed { id: 1, message: "x/1.wav.part: No space left on device (os error 28)".into() },
+        StoreOp::RecordingFailed {
+            id: 1,
+            message: "x/1.wav.part: No space left on device (os error 28)".into(),
+        },
         StoreOp::RecordingFinished { id: 2, duration_ms: 4_000, dropped: 0, cut_short: false },
     ])
     .unwrap();

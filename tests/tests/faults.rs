@@ -299,7 +299,11 @@ fn p13_4_measure_a_full_disk_under_the_demo() {
         run_for(&running, Duration::from_millis(200));
         cleared = changes.try_iter().find(|a| !a.raised).map(|a| (freed.elapsed(), a));
     }
-    println!("full for {:.1} s; alarm cleared {:?} after the space came back", filled.elapsed().as_secs_f64() - freed.elapsed().as_secs_f64(), cleared);
+    println!(
+        "full for {:.1} s; alarm cleared {:?} after the space came back",
+        filled.elapsed().as_secs_f64() - freed.elapsed().as_secs_f64(),
+        cleared
+    );
     run_for(&running, Duration::from_secs(10));
     let dropped = running.dropped.to_store.load(Ordering::Relaxed);
     end_like_the_demo(running);
