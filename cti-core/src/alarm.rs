@@ -104,6 +104,16 @@ impl Alarms {
         publish(&mut s, a);
     }
 
+    /// Whether `source` sees `alarm` now.
+    pub fn seen_by(&self, alarm: &str, source: &str) -> bool {
+        self.lock().sources.contains_key(&(alarm.to_string(), source.to_string()))
+    }
+
+    /// Every (alarm, source, text) seen now.
+    pub fn sources(&self) -> Vec<(String, String, String)> {
+        self.lock().sources.iter().map(|((a, s), t)| (a.clone(), s.clone(), t.clone())).collect()
+    }
+
     /// The alarms raised now.
     pub fn active(&self) -> Vec<SystemAlarm> {
         self.lock().active.values().cloned().collect()
@@ -130,5 +140,6 @@ fn publish(s: &mut State, a: SystemAlarm) {
     if let Some(link) = &s.link {
         link.send(LinkMsg::Alarm(a.clone()));
     }
-    s.watchers.retain(|w| !matches!(w.try_send(a.clone()), Err(crossbeam_channel::TrySendError::Disconnected(_))));
+    s.watchers
+        .retain(|w| !matches!(w.try_send(a.clone()), Err(crossbeam_channel::TrySendError::Disconnected(_))));
 }

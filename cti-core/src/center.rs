@@ -544,7 +544,8 @@ impl Center {
                 },
             );
         }
-        let mut ids: Vec<u64> = self.recording_taps.keys().chain(self.ivr_recordings.keys()).copied().collect();
+        let mut ids: Vec<u64> =
+            self.recording_taps.keys().chain(self.ivr_recordings.keys()).copied().collect();
         ids.sort_unstable();
         for id in ids {
             self.out.push_back(CenterOutput::StopRecording { id });

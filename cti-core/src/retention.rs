@@ -9,7 +9,8 @@
 //! plan names are deleted and their index lines marked deleted (through the store
 //! writer). When the plan cannot get the disk under the low watermark (everything left
 //! is within its minimum retention) `disk_full` is raised; it clears on the first sweep
-//! that can.
+//! that can. While a recording could not be written for want of space (the recorder's
+//! `disk_full`), it looks every second and clears that as soon as the disk has room.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,6 +30,15 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(60);
 /// watermark.
 pub const PLAN_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the disk is looked at while a recording could not be written for want of
+/// space.
+pub const RECHECK_FULL: Duration = Duration::from_secs(1);
+
+/// Free space that counts as room again for recordings: 5 % of the disk, at most 64 MB.
+fn room(d: DiskUsage) -> u64 {
+    (d.total / 20).min(64_000_000)
+}
+
 /// What the sweep needs.
 pub struct Sweep {
     pub policy: RetentionPolicy,
@@ -45,7 +55,10 @@ pub struct Sweep {
 
 impl std::fmt::Debug for Sweep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sweep").field("dir", &self.dir).field("store_path", &self.store_path).finish_non_exhaustive()
+        f.debug_struct("Sweep")
+            .field("dir", &self.dir)
+            .field("store_path", &self.store_path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,22 +79,45 @@ impl Sweep {
 
     fn run(self, stop: Receiver<()>) {
         let mut last_plan: Option<Instant> = None;
+        let mut last_check: Option<Instant> = None;
         loop {
-            let due = last_plan.map_or(true, |t| t.elapsed() >= PLAN_EVERY);
-            let above = match self.usage() {
-                Ok(d) => d.used_fraction() > self.policy.high_watermark,
-                Err(e) => {
-                    tracing::warn!("retention: cannot read the disk of {}: {e}", self.dir.display());
-                    false
-                }
-            };
-            if due || above {
-                last_plan = Some(Instant::now());
-                if let Err(e) = self.sweep(crate::link::now_unix_ms()) {
-                    tracing::warn!("retention: {e}");
+            if last_check.map_or(true, |t| t.elapsed() >= CHECK_EVERY) {
+                last_check = Some(Instant::now());
+                let due = last_plan.map_or(true, |t| t.elapsed() >= PLAN_EVERY);
+                let above = match self.usage() {
+                    Ok(d) => d.used_fraction() > self.policy.high_watermark,
+                    Err(e) => {
+                        tracing::warn!("retention: cannot read the disk of {}: {e}", self.dir.display());
+                        false
+                    }
+                };
+                if due || above {
+                    last_plan = Some(Instant::now());
+                    if let Err(e) = self.sweep(crate::link::now_unix_ms()) {
+                        tracing::warn!("retention: {e}");
+                    }
                 }
             }
-            match stop.recv_timeout(CHECK_EVERY) {
+            // A recording failed for want of space: the alarm clears as soon as the
+            // disk has room again, not only when the next recording is finished.
+            let recorder_full = self.alarms.seen_by(DISK_FULL, "recorder");
+            if recorder_full {
+                if let Ok(d) = self.usage() {
+                    if d.available >= room(d) {
+                        let text = format!(
+                            "the recording disk has room again ({} MB free)",
+                            d.available / 1_000_000
+                        );
+                        self.alarms.clear(DISK_FULL, "recorder", &text);
+                    }
+                }
+            }
+            let wait = if recorder_full {
+                RECHECK_FULL
+            } else {
+                CHECK_EVERY.saturating_sub(last_check.map_or(Duration::ZERO, |t| t.elapsed()))
+            };
+            match stop.recv_timeout(wait) {
                 Err(RecvTimeoutError::Timeout) => {}
                 _ => return,
             }
@@ -149,7 +185,9 @@ impl Sweep {
                 tracing::warn!("retention: {a}");
                 self.alarms.clear(DISK_FULL, "retention", "the recording disk is back under its watermark");
             }
-            None => self.alarms.clear(DISK_FULL, "retention", "the recording disk is back under its watermark"),
+            None => {
+                self.alarms.clear(DISK_FULL, "retention", "the recording disk is back under its watermark")
+            }
         }
         Ok(out)
     }

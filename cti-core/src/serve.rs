@@ -241,7 +241,8 @@ pub fn start(opts: ServeOptions) -> Result<Running, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     // One process per store: a second serve or demo on this database stops here.
-    let lock = crate::store::StoreLock::acquire(&store_cfg.path, &command_line()).map_err(|e| e.to_string())?;
+    let lock =
+        crate::store::StoreLock::acquire(&store_cfg.path, &command_line()).map_err(|e| e.to_string())?;
     let alarms = Arc::new(crate::alarm::Alarms::new());
     let writer_opts = crate::store::WriterOptions {
         alarms: Some(alarms.clone()),

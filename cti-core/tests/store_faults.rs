@@ -16,8 +16,8 @@ use hotline_cti::alarm::{Alarms, SystemAlarm, DISK_FULL};
 use hotline_cti::cdr::{AgentInterval, CallKey, CallOpened, Direction, Step, StepKind};
 use hotline_cti::retention::Sweep;
 use hotline_cti::store::{
-    CallFilter, RecordingFilter, RecordingReason, RecordingStarted, Store, StoreErrorKind, StoreLock, StoreOp,
-    StoreWriter, WriterOptions,
+    CallFilter, RecordingFilter, RecordingReason, RecordingStarted, Store, StoreErrorKind, StoreLock,
+    StoreOp, StoreWriter, WriterOptions,
 };
 use hotline_recorder::retention::{DiskUsage, RetentionPolicy};
 
@@ -173,7 +173,10 @@ fn p13_4_a_recording_whose_file_could_not_be_written_is_not_listed() {
     s.apply(&[
         started(1),
         started(2),
-        StoreOp::RecordingFailed { id: 1, message: "x/1.wav.part: No space left on device (os error 28)".into() },
+        StoreOp::RecordingFailed {
+            id: 1,
+            message: "x/1.wav.part: No space left on device (os error 28)".into(),
+        },
         StoreOp::RecordingFinished { id: 2, duration_ms: 4_000, dropped: 0, cut_short: false },
     ])
     .unwrap();
@@ -297,7 +300,7 @@ fn p13_5_retention_deletes_the_oldest_past_their_minimum_and_alarms_when_the_wat
     assert!(active[0].alarm == DISK_FULL && active[0].text.contains("minimum retention"), "{active:?}");
     flush(&store_tx).unwrap();
     let listed: Vec<u64> = s.recordings(&RecordingFilter::default()).unwrap().iter().map(|r| r.id).collect();
-    assert_eq!(listed, vec![2, 3], "a deleted recording is not listed");
+    assert_eq!(listed, vec![3, 2], "a deleted recording is not listed (oldest first)");
     assert_eq!(s.recording(1).unwrap().deleted_ms, Some(now));
     // The disk has room again: the alarm clears.
     USED_PERMILLE.store(600, Ordering::SeqCst);

@@ -38,7 +38,13 @@ impl StoreLock {
             kind: StoreErrorKind::Open,
             message: format!("{}: cannot open the store's lock file: {e}", path.display()),
         };
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(open_err)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(open_err)?;
         let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(f) => f,
             Err((mut file, Errno::EWOULDBLOCK)) => {

@@ -160,13 +160,21 @@ pub enum StoreOp {
     },
     /// The recording's file could not be written (disk full, no permission): its index
     /// line says so and the recording is not listed as present.
-    RecordingFailed { id: u64, message: String },
+    RecordingFailed {
+        id: u64,
+        message: String,
+    },
     /// Retention deleted these recordings' files at `at_ms`.
-    RecordingsDeleted { ids: Vec<u64>, at_ms: i64 },
+    RecordingsDeleted {
+        ids: Vec<u64>,
+        at_ms: i64,
+    },
     /// A clean stop at `at_ms` (Unix ms): agent states still open end now, and calls
     /// still open (a stop that could not wait for them) are marked cut by the system.
     /// Nothing is left for the next start's crash recovery.
-    Closing { at_ms: i64 },
+    Closing {
+        at_ms: i64,
+    },
     /// Answered once everything sent before it is committed (tests, shutdown).
     Flush(Sender<()>),
 }
@@ -649,7 +657,11 @@ impl StoreWriter {
     }
 }
 
-fn commit(store: &mut Store, ops: &[StoreOp], fault: &Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) -> Result<(), StoreError> {
+fn commit(
+    store: &mut Store,
+    ops: &[StoreOp],
+    fault: &Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> Result<(), StoreError> {
     if fault.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
         return Err(StoreError {
             kind: StoreErrorKind::DiskFull,
@@ -659,7 +671,12 @@ fn commit(store: &mut Store, ops: &[StoreOp], fault: &Option<std::sync::Arc<std:
     store.apply(ops)
 }
 
-fn writer_loop(mut store: Store, rx: Receiver<StoreOp>, recovered: Recovered, opts: WriterOptions) -> WriterStats {
+fn writer_loop(
+    mut store: Store,
+    rx: Receiver<StoreOp>,
+    recovered: Recovered,
+    opts: WriterOptions,
+) -> WriterStats {
     use std::time::Instant;
     let mut stats = WriterStats { recovered, ..WriterStats::default() };
     let cap = opts.spool_capacity.unwrap_or(SPOOL_CAPACITY).max(1);
@@ -691,7 +708,9 @@ fn writer_loop(mut store: Store, rx: Receiver<StoreOp>, recovered: Recovered, op
                         continue;
                     }
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => closed_at = Some(Instant::now()),
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        closed_at = Some(Instant::now())
+                    }
                 }
             } else {
                 std::thread::sleep(wait.min(std::time::Duration::from_millis(100)));
