@@ -258,7 +258,8 @@ fn p12_1_an_agent_who_transferred_a_call_can_no_longer_clear_rewrite_or_read_it(
     let call = li.until("Delivered", |v| v["event"] == "Delivered")["call"].clone();
     rig.off_hook(1);
     li.until("Established", |v| v["event"] == "Established");
-    let r = li.request(json!({"service":"SingleStepTransferCall","call":call,"device":"station:2001","to":"2002"}));
+    let r = li
+        .request(json!({"service":"SingleStepTransferCall","call":call,"device":"station:2001","to":"2002"}));
     assert_eq!(r["result"], json!({}), "{r}");
     wang.until("Delivered at 2002", |v| v["event"] == "Delivered" && v["alerting"] == "station:2002");
 
@@ -283,7 +284,8 @@ fn p12_1_an_agent_who_deflected_a_call_can_no_longer_clear_it() {
     let rig = Rig::start();
     let mut li = rig.desk("1001", Some("2001"));
     let mut caller = rig.desk("1002", Some("2002"));
-    let r = caller.request(json!({"service":"SetAgentState","agent":"1002","state":"not_ready","reason":"x"}));
+    let r =
+        caller.request(json!({"service":"SetAgentState","agent":"1002","state":"not_ready","reason":"x"}));
     assert_eq!(r["result"], json!({}), "{r}");
     rig.off_hook(2);
     let r = caller.request(json!({"service":"MakeCall","calling":"2002","called":"2001"}));
@@ -345,7 +347,10 @@ fn p12_2_a_scoped_supervisor_sees_and_touches_only_their_groups() {
         (json!({"service":"SnapshotQueue","queue":"support"}), "privilege_violation"),
         (json!({"service":"SnapshotAgents","group":"team-b"}), "privilege_violation"),
         (json!({"service":"GetAgentState","agent":"1003"}), "privilege_violation"),
-        (json!({"service":"SetAgentState","agent":"1003","state":"not_ready","reason":"x"}), "privilege_violation"),
+        (
+            json!({"service":"SetAgentState","agent":"1003","state":"not_ready","reason":"x"}),
+            "privilege_violation",
+        ),
         (json!({"service":"Supervise","agent":"1003","mode":"monitor"}), "privilege_violation"),
         (json!({"service":"StartRecording","call":other}), "privilege_violation"),
         (json!({"service":"Monitor","target":{"agent":"1001"}}), "ok"),
@@ -361,8 +366,12 @@ fn p12_2_a_scoped_supervisor_sees_and_touches_only_their_groups() {
     assert_eq!(r["result"]["agent"], "1001", "{r}");
     assert_eq!(r["result"]["state"], "ringing", "{r}");
     let r = sup.request(json!({"service":"SnapshotAgents"}));
-    let listed: Vec<&str> =
-        r["result"]["agents"].as_array().expect("agents").iter().filter_map(|a| a["agent"].as_str()).collect();
+    let listed: Vec<&str> = r["result"]["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter_map(|a| a["agent"].as_str())
+        .collect();
     assert!(listed.contains(&"1001") && !listed.contains(&"1003"), "{listed:?}");
     let r = boss.request(json!({"service":"GetAgentState","agent":"1003"}));
     assert_eq!(r["result"]["state"], "ringing", "{r}");
@@ -377,7 +386,10 @@ fn p12_3_a_supervisor_and_an_agent_log_in_from_several_clients() {
     let mut desk = rig.supervisor("9002", Some("2008"));
     let mut wallboard = rig.supervisor("9002", None);
     let mut crm = rig.supervisor("9002", None);
-    assert_eq!(wallboard.request(json!({"service":"Monitor","target":"all"}))["result"]["monitor"].is_u64(), true);
+    assert_eq!(
+        wallboard.request(json!({"service":"Monitor","target":"all"}))["result"]["monitor"].is_u64(),
+        true
+    );
     assert_eq!(crm.code(json!({"service":"Monitor","target":{"queue":"sales"}})), "ok");
     assert_eq!(desk.code(json!({"service":"Monitor","target":{"agent":"1001"}})), "ok");
     // Another station is refused: one station per person.
@@ -484,12 +496,16 @@ fn p12_5_a_headset_station_deflects_a_call() {
     li.request(json!({"service":"SetAgentState","agent":"1001","state":"not_ready","reason":"x"}));
     rig.off_hook(1); // the headset
     rig.off_hook(2);
-    let r = wang.request(json!({"service":"MakeCall","calling":"2002","called":"2001"}));
+    let (seen, r) = wang.exchange(json!({"service":"MakeCall","calling":"2002","called":"2001"}));
     let call = r["result"]["call"].clone();
-    li.until("Delivered", |v| v["event"] == "Delivered" && v["alerting"] == "station:2001");
-    let r = li.request(json!({"service":"DeflectCall","call":call,"device":"station:2001","to":"2003"}));
+    assert!(call.is_u64(), "{r} {seen:?}");
+    let seen = li.drain();
+    assert!(seen.iter().any(|v| v["event"] == "Delivered" && v["alerting"] == "station:2001"), "{seen:?}");
+    // The engine's events of a service come before its reply.
+    let (seen, r) =
+        li.exchange(json!({"service":"DeflectCall","call":call,"device":"station:2001","to":"2003"}));
     assert_eq!(r["result"], json!({}), "{r}");
-    let d = li.until("Diverted", |v| v["event"] == "Diverted");
+    let d = seen.iter().find(|v| v["event"] == "Diverted").expect("Diverted").clone();
     assert_eq!(d["from"], "station:2001");
     assert_eq!(d["to"], "station:2003");
     let r = wang.request(json!({"service":"SnapshotCall","call":call}));
@@ -503,9 +519,14 @@ fn p12_5_a_headset_station_deflects_a_call() {
 fn p12_5_snapshots_give_real_times_and_the_numbers_of_queued_calls() {
     let rig = Rig::start();
     let mut boss = rig.supervisor("9002", None);
-    rig.offer(1, "13800138000", "4008001000");
     let q = boss.request(json!({"service":"Monitor","target":{"queue":"sales"}}));
-    let _ = q;
+    assert!(q["result"]["monitor"].is_u64(), "{q}");
+    rig.offer(1, "13800138000", "4008001000");
+    let queued = boss.until("Queued", |v| v["event"] == "Queued");
+    assert_eq!(
+        (queued["calling"].as_str(), queued["called"].as_str()),
+        (Some("13800138000"), Some("4008001000"))
+    );
     let r = boss.request(json!({"service":"Monitor","target":"all"}));
     let snap = &r["result"]["snapshot"];
     let call = &snap["calls"][0];
@@ -519,10 +540,45 @@ fn p12_5_snapshots_give_real_times_and_the_numbers_of_queued_calls() {
         assert!(a["since"].is_string() && year(&a["since"]) != Some("1970".into()), "{a}");
         assert!(a["name"].is_string(), "{a}");
     }
-    let waiting = &snap["queues"].as_array().expect("queues").iter().find(|q| q["queue"] == "sales").expect("sales")
-        ["waiting"];
+    let waiting =
+        &snap["queues"].as_array().expect("queues").iter().find(|q| q["queue"] == "sales").expect("sales")
+            ["waiting"];
     assert_eq!(waiting[0]["call"], call["call"], "{snap}");
     let r = boss.request(json!({"service":"SnapshotQueue","queue":"sales"}));
     assert_eq!(r["result"]["waiting"], 1, "{r}");
     assert_eq!(year(&r["result"]["oldest_since"]), wall_year, "{r}");
+}
+
+/// Point 5: a headset agent deflects a call the queue offered (desktop only: the
+/// handset is already off hook).
+#[test]
+fn p12_5_a_headset_agent_deflects_an_acd_offer() {
+    let rig = Rig::start();
+    let mut li = rig.desk("1001", Some("2001"));
+    rig.off_hook(1); // the headset
+    li.drain();
+    rig.offer(1, "13800138000", "4008001000");
+    let call = li.until("Delivered", |v| v["event"] == "Delivered" && v["alerting"] == "station:2001")
+        ["call"]
+        .clone();
+    // The engine's events of a service come before its reply.
+    let (seen, r) =
+        li.exchange(json!({"service":"DeflectCall","call":call,"device":"station:2001","to":"2003"}));
+    assert_eq!(r["result"], json!({}), "{r}");
+    let d = seen.iter().find(|v| v["event"] == "Diverted").expect("Diverted").clone();
+    assert_eq!((d["from"].as_str(), d["to"].as_str()), (Some("station:2001"), Some("station:2003")), "{d}");
+    // The agent is free again and the call is no longer theirs.
+    let r = li.request(json!({"service":"GetAgentState","agent":"1001"}));
+    assert_eq!(r["result"]["state"], "ready", "{r}");
+    assert_eq!(li.code(json!({"service":"ClearCall","call":call})), "privilege_violation");
+    // A destination that does not exist is refused and the call stays.
+    rig.offer(2, "13800138001", "4008001000");
+    let call = li.until("Delivered", |v| v["event"] == "Delivered" && v["alerting"] == "station:2001")
+        ["call"]
+        .clone();
+    assert_eq!(
+        li.code(json!({"service":"DeflectCall","call":call,"device":"station:2001","to":"7777"})),
+        "invalid_device_id"
+    );
+    assert_eq!(li.code(json!({"service":"AnswerCall","call":call,"device":"station:2001"})), "ok");
 }

@@ -184,11 +184,12 @@ fn p12_6_overflow_to_an_external_number_ends_as_diverted() {
     run.offer(1, "13800000001", "4008002000");
     run.advance(Duration::from_secs(31));
     let diverted = run.events.iter().find_map(|e| match e {
-        CstaEvent::Diverted { from: DeviceId::Queue(q), to: DeviceId::Trunk(ch), cause: EventCause::Overflow, .. }
-            if q == "sales" =>
-        {
-            Some(*ch)
-        }
+        CstaEvent::Diverted {
+            from: DeviceId::Queue(q),
+            to: DeviceId::Trunk(ch),
+            cause: EventCause::Overflow,
+            ..
+        } if q == "sales" => Some(*ch),
         _ => None,
     });
     assert!(diverted.is_some(), "Diverted from the queue to the outside line: {:?}", run.events);
@@ -236,7 +237,9 @@ fn p12_6_voicemail_reached_through_queue_overflow_keeps_its_queue() {
     run.offer(1, "13800000001", "4008003000");
     run.advance(Duration::from_secs(31));
     assert!(
-        run.events.iter().any(|e| matches!(e, CstaEvent::HandedOff { to: DeviceId::Ivr(f), .. } if f == "voicemail:support")),
+        run.events.iter().any(
+            |e| matches!(e, CstaEvent::HandedOff { to: DeviceId::Ivr(f), .. } if f == "voicemail:support")
+        ),
         "{:?}",
         run.events
     );

@@ -144,10 +144,7 @@ impl Engine {
     /// The caller's number (empty when not presented) and the number dialled, as
     /// call events report them.
     pub(crate) fn call_numbers(&self, call: CallId) -> (String, String) {
-        self.calls
-            .get(&call)
-            .map(|c| (c.ani.clone().unwrap_or_default(), c.dnis.clone()))
-            .unwrap_or_default()
+        self.calls.get(&call).map(|c| (c.ani.clone().unwrap_or_default(), c.dnis.clone())).unwrap_or_default()
     }
 
     pub(crate) fn data(&mut self, call: CallId, k: &str, v: &str) {

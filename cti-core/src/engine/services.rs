@@ -414,15 +414,36 @@ impl Engine {
             // A recall of the station's own held call is not deflected.
             return Err(CstaError::InvalidConnectionState);
         }
-        if matches!(self.calls.get(&call).map(|c| c.stage), Some(Stage::Offering(..))) {
-            // An ACD offer: the agent gives it back to the queue instead.
-            return Err(CstaError::InvalidConnectionState);
+        if !self.numbers.contains_key(to)
+            && !self
+                .cfg
+                .trunk_groups
+                .iter()
+                .any(|t| t.dial_prefix.as_deref().is_some_and(|p| to.starts_with(p)))
+            && !self.agent_by_id.contains_key(to)
+        {
+            return Err(CstaError::InvalidDeviceId(to.to_string()));
         }
-        self.unalert_station(s, call);
+        if matches!(self.calls.get(&call).map(|c| c.stage), Some(Stage::Offering(..))) {
+            // An ACD offer (a headset agent's desk, or a phone ringing): the call leaves
+            // the queue and the agent, who is free again, and goes where it is sent.
+            self.withdraw(call);
+        } else {
+            self.unalert_station(s, call);
+        }
+        // Where it goes, as a device: a station (an extension or an agent's), a queue.
+        let to_dev = match self.numbers.get(to) {
+            Some(super::Dest::Queue(q)) => DeviceId::Queue(self.queues[*q as usize].conf.name.clone()),
+            Some(super::Dest::Station(t)) => DeviceId::Station(self.stations[*t as usize].ext.clone()),
+            None => match self.agent_by_id.get(to).and_then(|&a| self.agents[a as usize].station) {
+                Some(t) => DeviceId::Station(self.stations[t as usize].ext.clone()),
+                None => DeviceId::Station(to.to_string()),
+            },
+        };
         self.emit(CstaEvent::Diverted {
             call,
             from: device,
-            to: DeviceId::Station(to.to_string()),
+            to: to_dev,
             cause: crate::csta::EventCause::Redirected,
         });
         if let Err(cause) = self.route_number(call, to, None, None) {

@@ -469,7 +469,8 @@ impl Model {
             }
         };
         let scoped = self.scoped(viewer.user);
-        let calls: Vec<u64> = calls.into_iter().filter(|c| !scoped || self.call_visible(viewer, *c)).collect();
+        let calls: Vec<u64> =
+            calls.into_iter().filter(|c| !scoped || self.call_visible(viewer, *c)).collect();
         let agents: Vec<String> = agents
             .into_iter()
             .filter(|a| !scoped || a == viewer.user || self.supervises(viewer.user, a))
@@ -502,6 +503,13 @@ impl Model {
 
 impl AgentView {
     fn new(name: &str, supervisor: bool, since_ms: i64) -> AgentView {
-        AgentView { name: name.to_string(), supervisor, station: None, state: "logged_out", reason: None, since_ms }
+        AgentView {
+            name: name.to_string(),
+            supervisor,
+            station: None,
+            state: "logged_out",
+            reason: None,
+            since_ms,
+        }
     }
 }

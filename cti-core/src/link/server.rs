@@ -216,10 +216,15 @@ struct Conn {
 
 enum PendingKind {
     Plain,
-    GetAgentState { agent: String },
+    GetAgentState {
+        agent: String,
+    },
     /// SnapshotAgents for a supervisor limited to groups: only these agents are shown.
     AgentsIn(BTreeSet<String>),
-    Login { account: Account, station: Option<String> },
+    Login {
+        account: Account,
+        station: Option<String>,
+    },
     Logout,
 }
 
@@ -1198,10 +1203,9 @@ impl Server {
                     DENIED,
                     format!("{who} {user} may only control its own calls; {o} has no connection in {call}"),
                 )),
-                None => Err((
-                    DENIED,
-                    format!("{who} {user} logged in without a station and controls no call"),
-                )),
+                None => {
+                    Err((DENIED, format!("{who} {user} logged in without a station and controls no call")))
+                }
             }
         };
         // Its own call, or (supervisors) a call of their scope.
@@ -1259,16 +1263,19 @@ impl Server {
                 own_call(active)
             }
             Service::ClearCall { call } | Service::SetCallData { call, .. } => own_call(call),
-            Service::StartRecording { call } | Service::StopRecording { call } | Service::SnapshotCall { call } => {
-                read_call(call)
-            }
+            Service::StartRecording { call }
+            | Service::StopRecording { call }
+            | Service::SnapshotCall { call } => read_call(call),
             Service::SetAgentState { agent, .. } | Service::GetAgentState { agent } => may_manage(agent),
             Service::Supervise { supervisor: sup, agent, .. } => {
                 supervisors_only("monitor, whisper, barge or intercept")?;
                 if sup.is_empty() {
                     *sup = user.to_string();
                 } else if sup != user {
-                    return Err((DENIED, format!("supervisor {user} may only supervise as themself, not as {sup}")));
+                    return Err((
+                        DENIED,
+                        format!("supervisor {user} may only supervise as themself, not as {sup}"),
+                    ));
                 }
                 may_manage(agent)
             }
@@ -1284,9 +1291,12 @@ impl Server {
             Service::SnapshotAgents { group } => {
                 supervisors_only("list every agent's state")?;
                 match group {
-                    Some(g) if self.model.scoped(user) && !self.cfg.engine.supervisors.iter().any(|sv| {
-                        sv.id == user && sv.groups.iter().any(|&i| self.cfg.engine.agent_groups[i].name == *g)
-                    }) =>
+                    Some(g)
+                        if self.model.scoped(user)
+                            && !self.cfg.engine.supervisors.iter().any(|sv| {
+                                sv.id == user
+                                    && sv.groups.iter().any(|&i| self.cfg.engine.agent_groups[i].name == *g)
+                            }) =>
                     {
                         Err((DENIED, format!("supervisor {user} does not supervise group {g}")))
                     }
@@ -1432,9 +1442,10 @@ impl Server {
             }
         };
         // The same person's Login still at the engine: decide this one after it.
-        let busy = self.pending.values().any(
-            |p| matches!(&p.kind, PendingKind::Login { account: a, .. } if a.id == account.id),
-        );
+        let busy = self
+            .pending
+            .values()
+            .any(|p| matches!(&p.kind, PendingKind::Login { account: a, .. } if a.id == account.id));
         if busy {
             self.deferred_logins.push(AuthDone { account: Some(account), ..d });
             return;
@@ -1493,7 +1504,9 @@ impl Server {
     /// now (an empty `user`: every one whose person has no Login at the engine).
     fn retry_deferred_logins(&mut self, user: &str) {
         let busy = |pending: &HashMap<u32, Pending>, id: &str| {
-            pending.values().any(|p| matches!(&p.kind, PendingKind::Login { account, .. } if account.id == id))
+            pending
+                .values()
+                .any(|p| matches!(&p.kind, PendingKind::Login { account, .. } if account.id == id))
         };
         let (ready, wait): (Vec<AuthDone>, Vec<AuthDone>) =
             std::mem::take(&mut self.deferred_logins).into_iter().partition(|d| {
@@ -1751,7 +1764,8 @@ impl Server {
                 }
                 self.reply(p.conn, p.invoke, json!({}));
             }
-            PendingKind::Plain | PendingKind::GetAgentState { .. } | PendingKind::AgentsIn(_) => match result {
+            PendingKind::Plain | PendingKind::GetAgentState { .. } | PendingKind::AgentsIn(_) => match result
+            {
                 Ok(r) => {
                     let mut v = result_json(&r, wall);
                     match p.kind {
