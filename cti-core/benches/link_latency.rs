@@ -194,6 +194,8 @@ fn main() {
     lcfg.http = None;
     lcfg.rate = 1e6;
     lcfg.burst = 1e6;
+    // Every client comes from 127.0.0.1.
+    lcfg.max_connections_per_address = lcfg.max_connections;
     let (tx, rx) = crossbeam_channel::bounded(1024);
     let link = link::spawn(lcfg, tx.clone(), Arc::new(NoHistory)).expect("link");
     let entered = Arc::new(Mutex::new(None));

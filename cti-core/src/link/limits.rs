@@ -215,6 +215,11 @@ impl<K: Hash + Eq + Clone> Failures<K> {
         false
     }
 
+    /// Are failures on record for `key` (not yet leaked away)?
+    pub fn has_record(&self, key: &K) -> bool {
+        self.map.contains_key(key)
+    }
+
     /// A successful login: the key's failures are forgotten.
     pub fn succeed(&mut self, key: &K) {
         self.map.remove(key);

@@ -2,11 +2,14 @@
 //!
 //! Argon2 is slow on purpose (tens of milliseconds and ~19 MiB per check), so the poll
 //! loop never hashes. It keeps the Logins waiting for a worker in one queue per client
-//! address and hands them to the workers round robin, addresses where someone logged in
-//! successfully before going first: a flood from a few addresses waits behind itself,
-//! not in front of a real user. Only as many checks as there are workers are handed
-//! over at once, so memory stays at one Argon2 block per worker however many Logins
-//! arrive; what does not fit the queues is refused at once.
+//! address and hands them to the workers round robin, in three lanes: addresses where
+//! someone logged in before go first, then addresses with no failed Login on record,
+//! then the rest. A flood waits behind itself, not in front of a real user: as soon as
+//! a flooding address fails once it is served last. Only as many checks as there are
+//! workers are handed over at once, so memory stays at one Argon2 block per worker
+//! however many Logins arrive. When the queues are full, a Login of a better lane takes
+//! the place of the newest one of a worse lane (which is refused); otherwise the new
+//! Login is refused at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -40,6 +43,17 @@ pub(super) struct AuthDone {
     pub ok: bool,
 }
 
+/// Whose Login it is, for its place in line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Lane {
+    /// Someone logged in from this address before.
+    Trusted = 0,
+    /// No failure on record for this address.
+    Clean = 1,
+    /// This address failed (Logins or bad requests) lately.
+    Suspect = 2,
+}
+
 /// Why a Login was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Busy {
@@ -55,9 +69,9 @@ pub(super) struct LoginPool {
     workers: usize,
     in_flight: usize,
     waiting: HashMap<IpAddr, VecDeque<AuthJob>>,
-    /// Addresses with Logins waiting, in turn order: those with a past success first.
-    trusted_turns: VecDeque<IpAddr>,
-    turns: VecDeque<IpAddr>,
+    /// Addresses with Logins waiting, in turn order, per lane (and the lane of each).
+    turns: [VecDeque<IpAddr>; 3],
+    lane_of: HashMap<IpAddr, Lane>,
     queued: usize,
     max_queued: usize,
     per_address: usize,
@@ -118,8 +132,8 @@ impl LoginPool {
             workers,
             in_flight: 0,
             waiting: HashMap::new(),
-            trusted_turns: VecDeque::new(),
-            turns: VecDeque::new(),
+            turns: Default::default(),
+            lane_of: HashMap::new(),
             queued: 0,
             max_queued: max_queued.max(1),
             per_address: per_address.max(1),
@@ -127,27 +141,45 @@ impl LoginPool {
         })
     }
 
-    /// Queue a check; it goes to a worker when its address's turn comes.
-    pub fn submit(&mut self, job: AuthJob) -> Result<(), Busy> {
+    /// Queue a check; it goes to a worker when its address's turn comes. `suspect`:
+    /// the address has failures on record. A Login it displaced (queues full) is
+    /// returned, to be refused.
+    pub fn submit(&mut self, job: AuthJob, suspect: bool) -> Result<Option<AuthJob>, Busy> {
         let q = self.waiting.get(&job.addr).map_or(0, VecDeque::len);
         if q >= self.per_address {
             return Err(Busy::Address(self.per_address));
         }
-        if self.queued >= self.max_queued {
-            return Err(Busy::Full(self.max_queued));
-        }
         let addr = job.addr;
+        let lane = match self.lane_of.get(&addr) {
+            Some(l) => *l,
+            None if self.known_good.contains_key(&addr) => Lane::Trusted,
+            None if suspect => Lane::Suspect,
+            None => Lane::Clean,
+        };
+        let mut displaced = None;
+        if self.queued >= self.max_queued {
+            // The newest Login of the worst lane below this one gives way.
+            let worst = (lane as usize + 1..3).rev().find(|&l| !self.turns[l].is_empty());
+            let full = Busy::Full(self.max_queued);
+            let Some(worst) = worst else { return Err(full) };
+            let Some(&victim) = self.turns[worst].back() else { return Err(full) };
+            let Some(vq) = self.waiting.get_mut(&victim) else { return Err(full) };
+            displaced = vq.pop_back();
+            if vq.is_empty() {
+                self.waiting.remove(&victim);
+                self.lane_of.remove(&victim);
+                self.turns[worst].pop_back();
+            }
+            self.queued -= 1;
+        }
         let q = self.waiting.entry(addr).or_default();
         if q.is_empty() {
-            if self.known_good.contains_key(&addr) {
-                self.trusted_turns.push_back(addr);
-            } else {
-                self.turns.push_back(addr);
-            }
+            self.turns[lane as usize].push_back(addr);
+            self.lane_of.insert(addr, lane);
         }
         q.push_back(job);
         self.queued += 1;
-        Ok(())
+        Ok(displaced)
     }
 
     /// A worker finished a check.
@@ -181,15 +213,15 @@ impl LoginPool {
     }
 
     fn next_job(&mut self) -> Option<AuthJob> {
-        let addr = self.trusted_turns.pop_front().or_else(|| self.turns.pop_front())?;
+        let lane = (0..3).find(|&l| !self.turns[l].is_empty())?;
+        let addr = self.turns[lane].pop_front()?;
         let q = self.waiting.get_mut(&addr)?;
         let job = q.pop_front();
         if q.is_empty() {
             self.waiting.remove(&addr);
-        } else if self.known_good.contains_key(&addr) {
-            self.trusted_turns.push_back(addr);
+            self.lane_of.remove(&addr);
         } else {
-            self.turns.push_back(addr);
+            self.turns[lane].push_back(addr);
         }
         if job.is_some() {
             self.queued -= 1;

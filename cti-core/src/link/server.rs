@@ -1019,10 +1019,18 @@ impl Server {
                     station,
                     allow_no_password: self.cfg.allow_no_password,
                 };
-                match self.pool.submit(job) {
-                    Ok(()) => {
+                let suspect = self.addr_failures.has_record(&ip);
+                match self.pool.submit(job, suspect) {
+                    Ok(displaced) => {
                         if let Some(c) = self.conns.get_mut(&id) {
                             c.login_busy = true;
+                        }
+                        if let Some(d) = displaced {
+                            if let Some(c) = self.conns.get_mut(&d.conn) {
+                                c.login_busy = false;
+                            }
+                            let msg = "Logins from addresses without failures go first and took this one's place; retry shortly";
+                            self.refuse(d.conn, d.invoke, "engine_busy", msg);
                         }
                     }
                     Err(Busy::Address(n)) => {
