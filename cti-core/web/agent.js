@@ -419,6 +419,7 @@ function kv(obj, labels = {}) {
 // the flow's other (internal) variables folded away.
 function ivrSection(data, labels) {
   const all = Object.entries(data || {});
+  if (!all.length) return []; // the call did not go through an IVR
   const shown = all.filter(([k]) => labels[k]);
   const rest = all.filter(([k]) => !labels[k]);
   const parts = [

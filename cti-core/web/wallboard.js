@@ -509,7 +509,7 @@ function renderCalls() {
         "tr",
         { class: "live-call", dataset: { call: c.call } },
         el("td", {}, String(c.call)),
-        el("td", {}, deviceLabel(c.calling) || "withheld"),
+        el("td", {}, deviceLabel(c.calling) || "—"),
         el("td", {}, c.called || ""),
         el(
           "td",

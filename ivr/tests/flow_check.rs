@@ -71,3 +71,24 @@ fn a_prompt_directory_with_the_wav_counts_even_without_text() {
     assert_eq!(check(&flows, Some(&Prompts::new(set))), vec![]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_flow_labels_its_variables_for_the_agents_screen() {
+    let text = r#"
+[flow.main]
+start = "ask"
+labels = { ticket = "Repair ticket", status = "Repair status" }
+
+[flow.main.ask]
+type = "hangup"
+"#;
+    let flows = Flows::parse(text, "labels.toml").expect("valid");
+    let labels = &flows.flows["main"].labels;
+    assert_eq!(labels.get("ticket").map(String::as_str), Some("Repair ticket"));
+    assert_eq!(labels.get("status").map(String::as_str), Some("Repair status"));
+    assert!(!flows.flows["main"].nodes.contains_key("labels"), "labels is a setting, not a node");
+
+    let bad = text.replace("\"Repair status\"", "42");
+    let problems = Flows::parse(&bad, "labels.toml").expect_err("a label is text");
+    assert!(problems.iter().any(|p| p.message.contains("the label of `status` must be a string") && p.line == 4), "{problems:?}");
+}

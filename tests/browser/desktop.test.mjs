@@ -232,6 +232,8 @@ test("an agent logs in, takes a VIP call with a screen pop and transfers it whil
     await waitText(wall, "#live-body", (t) => t.includes("Li Wei · station 2001 connected") && !t.includes("queue"), "wallboard: answered call without its queue");
     await waitText(wall, "#no-callers", "Nobody is waiting", "wallboard: nobody waiting");
     await waitText(wall, "#t-on-call", exactly("1"), "wallboard: one agent on a call");
+    // How the desk looks mid-call (the demo test takes the docs' pictures).
+    await agent.screenshot({ path: path.join(shots, "desk-mid-call.png") });
 
     // Transfer to agent 1002's extension: the call leaves this desktop.
     await agent.selectOption("#transfer-kind", "agent");

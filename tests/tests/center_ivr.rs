@@ -122,6 +122,8 @@ struct Rig {
     store: Vec<StoreOp>,
     voicemail: Vec<hotline_ivr::VoicemailLeft>,
     nodes: Vec<String>,
+    pops: Vec<hotline_cti::link::ScreenPop>,
+    stats: Vec<hotline_cti::center::WallboardStats>,
     dir: PathBuf,
 }
 
@@ -165,6 +167,8 @@ impl Rig {
             store: Vec::new(),
             voicemail: Vec::new(),
             nodes: Vec::new(),
+            pops: Vec::new(),
+            stats: Vec::new(),
             dir,
         };
         let login = AgentRequest::LogIn { station: Some("2001".into()), password: None };
@@ -210,6 +214,8 @@ impl Rig {
                 CenterOutput::Store(op) => self.store.push(op),
                 CenterOutput::Voicemail { left, .. } => self.voicemail.push(left),
                 CenterOutput::IvrNode { node, .. } => self.nodes.push(node),
+                CenterOutput::ScreenPop(p) => self.pops.push(p),
+                CenterOutput::Stats(s) => self.stats.push(s),
                 _ => {}
             }
         }
@@ -325,6 +331,39 @@ fn a_caller_who_presses_2_reaches_the_agent_and_the_call_is_recorded_and_closed(
         .store
         .iter()
         .any(|op| matches!(op, StoreOp::RecordingStarted(r) if r.agent.as_deref() == Some("1001"))));
+
+    // The pop names the flow's labelled variables (the demo flow labels `ticket`), and
+    // only variables the call carries.
+    let pop = rig.pops.first().expect("a screen pop for the agent");
+    assert!(pop.ivr_data.contains_key("ticket") && pop.ivr_data.contains_key("ani"), "{pop:#?}");
+    assert_eq!(pop.ivr_labels.get("ticket").map(String::as_str), Some("Repair ticket"), "{pop:#?}");
+    assert!(!pop.ivr_labels.contains_key("ani"), "internal variables have no label: {pop:#?}");
+    assert!(pop.ivr_labels.keys().all(|k| pop.ivr_data.contains_key(k)), "{pop:#?}");
+
+    // The wallboard's figures: in the IVR, then waiting with the caller's number, then
+    // answered (wait and handling time counted) with the agent back to ready.
+    assert!(rig.stats.iter().any(|s| s.ivr_calls == 1), "the caller was seen in the IVR");
+    let waiting = rig
+        .stats
+        .iter()
+        .flat_map(|s| s.queues.iter())
+        .find(|q| q.name == "support" && !q.callers.is_empty())
+        .expect("the caller seen waiting in support");
+    assert_eq!(waiting.callers[0].calling, "13800138000");
+    let last = rig.stats.last().expect("stats once a second");
+    let support = last.queues.iter().find(|q| q.name == "support").expect("support");
+    assert_eq!((support.offered, support.answered, support.abandoned), (1, 1, 0), "{support:#?}");
+    assert_eq!(support.answered_late, 0, "answered at once: {support:#?}");
+    assert!(support.answer_wait_s < 15.0, "{support:#?}");
+    assert_eq!(support.handled, 1, "{support:#?}");
+    // Six seconds of talk and one of wrap-up (the queue's wrap_up = 1).
+    assert!((6.0..9.5).contains(&support.handle_s), "talk and wrap-up: {support:#?}");
+    assert_eq!(support.service_level_target, 0.8);
+    assert_eq!(support.agents.ready, 1, "{support:#?}");
+    assert_eq!(last.agent_totals.ready, 1);
+    assert_eq!(last.ivr_calls, 0);
+    assert_eq!(last.access_numbers.len(), 1);
+    assert_eq!(last.access_numbers[0].open, Some(true), "no schedule: always open");
 }
 
 #[test]
