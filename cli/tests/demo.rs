@@ -44,8 +44,14 @@ fn demo_fast_runs_the_day_in_virtual_time_and_prints_its_reports() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    for expected in ["the day in virtual time", "9 simulated agents", "== Queues", "== Agents", "== Missed calls", "== IVR"]
-    {
+    for expected in [
+        "the day in virtual time",
+        "9 simulated agents",
+        "== Queues",
+        "== Agents",
+        "== Missed calls",
+        "== IVR",
+    ] {
         assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
     }
     // Calls were offered and answered; the simulated agents (not the people's) took them.
@@ -77,14 +83,24 @@ fn flow_try_uses_the_installations_time_zone_and_says_which_time_rule_it_took() 
     .unwrap();
     let config = repo().join("examples/demo.toml");
     let run = |at: &str| {
-        let out = hotline().args(["flow", "try"]).arg(&flow).arg("--config").arg(&config).args(["--at", at]).output().unwrap();
+        let out = hotline()
+            .args(["flow", "try"])
+            .arg(&flow)
+            .arg("--config")
+            .arg(&config)
+            .args(["--at", at])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
     // Thursday 10:00 in the demo's time zone (+08:00): open.
     let out = run("2026-12-03 10:00");
     assert!(out.contains("clock: 2026-12-03 10:00:00 UTC+08:00"), "{out}");
-    assert!(out.contains("main.hours at Thu 10:00: rule 1 (mon,tue,wed,thu,fri 09:00-18:00) -> open"), "{out}");
+    assert!(
+        out.contains("main.hours at Thu 10:00: rule 1 (mon,tue,wed,thu,fri 09:00-18:00) -> open"),
+        "{out}"
+    );
     assert!(out.contains("path: hours -> open"), "{out}");
     // Saturday: no rule open, the default.
     let out = run("2026-12-05 10:00");

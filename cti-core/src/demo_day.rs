@@ -132,6 +132,12 @@ pub struct Day {
     seated: usize,
 }
 
+impl std::fmt::Debug for Day {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Day").field("now", &self.now).field("calls", &self.seen.calls).finish_non_exhaustive()
+    }
+}
+
 /// What the loop saw.
 #[derive(Default)]
 struct Tally {
@@ -144,7 +150,9 @@ struct Tally {
 impl Tally {
     fn see(&mut self, now: Instant, s: Seen<'_, CenterOutput>) {
         match s {
-            Seen::Card(ev) if matches!(ev.kind, hotline_drivers::EventKind::Offered { .. }) => self.calls += 1,
+            Seen::Card(ev) if matches!(ev.kind, hotline_drivers::EventKind::Offered { .. }) => {
+                self.calls += 1
+            }
             Seen::Output(CenterOutput::Drained) => self.drained = true,
             Seen::Output(CenterOutput::ScreenPop(p)) => self.pops.push((now, p.agent.clone())),
             _ => {}
@@ -161,7 +169,10 @@ impl Day {
         let card_id = match cards.cards.as_slice() {
             [c] if c.backend == hotline_drivers::config::Backend::Simulator => c.id,
             _ => {
-                return Err(format!("{}: the day in virtual time needs exactly one simulated card", opts.origin))
+                return Err(format!(
+                    "{}: the day in virtual time needs exactly one simulated card",
+                    opts.origin
+                ))
             }
         };
         // Signalling only: the same events without frames, so a day takes seconds.
@@ -180,8 +191,8 @@ impl Day {
         let (store_tx, writer, _) =
             crate::store::StoreWriter::spawn(&opts.store).map_err(|e| e.to_string())?;
 
-        let ivr =
-            crate::install::ivr_setup(&opts.text, &opts.origin).map_err(|problems| problem_lines(&problems))?;
+        let ivr = crate::install::ivr_setup(&opts.text, &opts.origin)
+            .map_err(|problems| problem_lines(&problems))?;
         let agents = SimAgents::new(&cfg, cfg.seed, &opts.people, &headsets);
         let seated = agents.seats().count();
         let cdr = crate::cdr::CdrBuilder::new(opts.start_ms).with_config(&cfg);

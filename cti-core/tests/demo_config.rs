@@ -33,12 +33,8 @@ fn the_simulated_agents_leave_1001_to_1003_and_the_headset_stations_to_people() 
     let cfg = Config::parse(DEMO, "examples/demo.toml").expect("the demo's file is valid");
     let cards = hotline_drivers::config::parse(DEMO, "examples/demo.toml").expect("card tables");
     let headsets = hotline_cti::serve::headset_stations(&cards);
-    let head_ext: Vec<&str> = cfg
-        .stations
-        .iter()
-        .filter(|s| headsets.contains(&s.port))
-        .map(|s| s.extension.as_str())
-        .collect();
+    let head_ext: Vec<&str> =
+        cfg.stations.iter().filter(|s| headsets.contains(&s.port)).map(|s| s.extension.as_str()).collect();
     assert_eq!(head_ext, ["2101", "2102", "2103"]);
     let people: Vec<String> = ["1001", "1002", "1003"].map(String::from).to_vec();
     let sim = SimAgents::new(&cfg, 1, &people, &headsets);

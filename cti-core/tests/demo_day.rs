@@ -55,7 +55,10 @@ fn a_person_who_goes_ready_at_a_headset_is_offered_a_call_within_a_minute() {
     day.run_until(joined + Duration::from_secs(60)).unwrap();
     for id in &people {
         let first = day.pops().iter().find(|(_, a)| a == id).map(|(t, _)| *t - joined);
-        assert!(first.is_some_and(|d| d <= Duration::from_secs(60)), "agent {id}: first call after {first:?}");
+        assert!(
+            first.is_some_and(|d| d <= Duration::from_secs(60)),
+            "agent {id}: first call after {first:?}"
+        );
     }
     day.run_until(Instant::ZERO + opts.length).unwrap();
     let run = day.finish(opts.drain_limit).unwrap();
