@@ -189,7 +189,10 @@ fn shell(socket: &Path) -> CliResult {
     ed.set_helper(Some(Helper { agents }));
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     if interactive {
-        println!("Connected to {}. Tab completes; `help` lists the commands; `quit` or Ctrl-D leaves.", socket.display());
+        println!(
+            "Connected to {}. Tab completes; `help` lists the commands; `quit` or Ctrl-D leaves.",
+            socket.display()
+        );
     }
     let mut failed = false;
     loop {

@@ -49,9 +49,9 @@ pub fn config(flag: Option<&Path>) -> CliResult<(PathBuf, Source)> {
     Err(CliError::input(match source {
         Source::Flag => format!("{}: no such file", path.display()),
         Source::Env => format!("{}: no such file (named by ${ENV})", path.display()),
-        Source::Default => format!(
-            "no installation file: give --config FILE, set ${ENV}, or install one at {DEFAULT}"
-        ),
+        Source::Default => {
+            format!("no installation file: give --config FILE, set ${ENV}, or install one at {DEFAULT}")
+        }
     }))
 }
 

@@ -174,7 +174,9 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Demo(args) => serve::demo(args).map(|()| String::new()),
         Command::Serve(args) => serve::serve(args).map(|()| String::new()),
         Command::Passwd => passwd::run(),
-        Command::Cards { action: None, config, json } => cards::run(&locate::config(config.as_deref())?.0, json),
+        Command::Cards { action: None, config, json } => {
+            cards::run(&locate::config(config.as_deref())?.0, json)
+        }
         Command::Cards { action: Some(CardsAction::Probe { config, root }), .. } => {
             cards::probe(&root, config.as_deref())
         }
@@ -186,7 +188,9 @@ fn run(cli: Cli) -> CliResult<String> {
         Command::Prompt(PromptCommand::Convert { input, output, encoding }) => {
             prompt::convert(&input, &output, encoding)
         }
-        Command::Config(ConfigCommand::Check { file }) => plan::config_check(&locate::config(file.as_deref())?.0),
+        Command::Config(ConfigCommand::Check { file }) => {
+            plan::config_check(&locate::config(file.as_deref())?.0)
+        }
         Command::Config(ConfigCommand::Path { config }) => locate::config_path(config.as_deref()),
         Command::Ctl(args) => ctl::run(args),
         Command::Sim(SimCommand::Card(args)) => demo::run(args).map(|()| String::new()),

@@ -33,8 +33,9 @@ impl StoreArgs {
         let (path, cfg) = match &self.db {
             Some(db) => (db.clone(), None),
             None => {
-                let (file, _) = crate::locate::config(self.config.as_deref())
-                    .map_err(|e| CliError::input(format!("say which store: --db FILE or --config FILE ({})", e.message)))?;
+                let (file, _) = crate::locate::config(self.config.as_deref()).map_err(|e| {
+                    CliError::input(format!("say which store: --db FILE or --config FILE ({})", e.message))
+                })?;
                 let file = &file;
                 let text = std::fs::read_to_string(file)
                     .map_err(|e| CliError::input(format!("{}: {e}", file.display())))?;
@@ -227,7 +228,8 @@ pub fn run(a: ReportArgs) -> CliResult<String> {
             title: a.title.unwrap_or_else(|| "Hotline call center report".into()),
             target_pct: a.target,
         };
-        return hotline_cti::report_html::page(&store, kind, &p, &page).map_err(|e| CliError::failure(e.to_string()));
+        return hotline_cti::report_html::page(&store, kind, &p, &page)
+            .map_err(|e| CliError::failure(e.to_string()));
     }
     let table = report::run(&store, kind, &p).map_err(|e| CliError::failure(e.to_string()))?;
     Ok(render(&table, a.format))

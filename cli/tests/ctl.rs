@@ -112,7 +112,11 @@ fn serve(dir: &Path, config: &Path, extra: &[&str]) -> Child {
     let socket = dir.join("hotline.ctl");
     let end = Instant::now() + Duration::from_secs(60);
     while !socket.exists() {
-        assert!(Instant::now() < end, "no control socket: {}", std::fs::read_to_string(dir.join("serve.log")).unwrap());
+        assert!(
+            Instant::now() < end,
+            "no control socket: {}",
+            std::fs::read_to_string(dir.join("serve.log")).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     child
@@ -144,7 +148,8 @@ fn ctl_talks_to_a_running_serve_found_from_the_config_and_drains_it() {
     let mut child = serve(&dir, &config, &[]);
 
     // Found through $HOTLINE_CONFIG, as an operator on the server would.
-    let status = |args: &[&str]| hotline().arg("ctl").args(args).env("HOTLINE_CONFIG", &config).output().unwrap();
+    let status =
+        |args: &[&str]| hotline().arg("ctl").args(args).env("HOTLINE_CONFIG", &config).output().unwrap();
     // Both callers are in by the time `status` counts two calls today.
     let end = Instant::now() + Duration::from_secs(60);
     let out = loop {
@@ -222,7 +227,12 @@ fn ctl_talks_to_a_running_serve_found_from_the_config_and_drains_it() {
 
     // The two callers were cut by the shutdown: missed calls of that kind, with the
     // call numbers `ctl calls` showed.
-    let o = hotline().args(["report", "missed", "--format", "csv", "--config"]).arg(&config).current_dir(&dir).output().unwrap();
+    let o = hotline()
+        .args(["report", "missed", "--format", "csv", "--config"])
+        .arg(&config)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
     let (csv, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let rows: Vec<&str> = csv.lines().skip(1).collect();
@@ -246,7 +256,8 @@ fn ctl_talks_to_a_running_serve_found_from_the_config_and_drains_it() {
     for banned in ["<script", "src=", "href=", "http://", "https://", "@import", "url("] {
         assert!(!html.contains(banned), "the page refers to something outside it: {banned}");
     }
-    for expected in ["Calls by hour", "Service level by hour, against the target", "Agent occupancy", "<td>service</td>"]
+    for expected in
+        ["Calls by hour", "Service level by hour, against the target", "Agent occupancy", "<td>service</td>"]
     {
         assert!(html.contains(expected), "the page lacks {expected:?}");
     }

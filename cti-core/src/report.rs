@@ -292,7 +292,14 @@ impl Table {
             .map(|&i| self.rows.iter().all(|r| matches!(r[i], Value::Number(_) | Value::Null)))
             .collect();
         let widths: Vec<usize> = (0..shown.len())
-            .map(|i| cells.iter().map(|r| r[i].chars().count()).chain([heads[i].chars().count()]).max().unwrap_or(0))
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([heads[i].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = String::new();
         let line = |out: &mut String, vals: Vec<&str>| {

@@ -76,7 +76,9 @@ pub fn table_html(t: &Table) -> String {
     let shown = t.shown();
     let numeric: Vec<bool> = shown
         .iter()
-        .map(|&i| t.rows.iter().all(|r| matches!(r[i], serde_json::Value::Number(_) | serde_json::Value::Null)))
+        .map(|&i| {
+            t.rows.iter().all(|r| matches!(r[i], serde_json::Value::Number(_) | serde_json::Value::Null))
+        })
         .collect();
     let mut out = String::from("<div class=\"scroll\"><table><thead><tr>");
     for (k, &i) in shown.iter().enumerate() {
@@ -161,9 +163,11 @@ fn calls_chart(iv: &[Interval]) -> String {
         let x = left + slot * k as f64 + (slot - bar) / 2.0;
         let other = i.offered.saturating_sub(i.answered + i.abandoned);
         let mut base = 0.0;
-        for (v, color, what) in
-            [(i.answered, "#2f9e44", "answered"), (i.abandoned, "#d9480f", "abandoned"), (other, "#adb5bd", "other")]
-        {
+        for (v, color, what) in [
+            (i.answered, "#2f9e44", "answered"),
+            (i.abandoned, "#d9480f", "abandoned"),
+            (other, "#adb5bd", "other"),
+        ] {
             if v == 0 {
                 continue;
             }
@@ -200,7 +204,8 @@ fn service_chart(iv: &[Interval], target: f64) -> String {
     let n = iv.len().max(1) as f64;
     let slot = plot_w / n;
     let bar = (slot * 0.7).min(36.0);
-    let mut s = format!("<svg viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Service level against target\">");
+    let mut s =
+        format!("<svg viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Service level against target\">");
     for g in [0, 25, 50, 75, 100] {
         let yy = y(f64::from(g));
         let _ = write!(
@@ -423,7 +428,12 @@ pub fn page(store: &Store, kind: Kind, p: &Params, page: &Page) -> Result<String
     let _ = write!(out, "<section><h2>Agents</h2>{}</section>", table_html(&Table::from_rows(&agents)));
     if !matches!(kind, Kind::Queue | Kind::Agent) || p.by.is_some() {
         let t = report::run(store, kind, p)?;
-        let _ = write!(out, "<section><h2>{}</h2>{}</section>", esc(&report::heading(&kind_name.replace('-', "_"))), table_html(&t));
+        let _ = write!(
+            out,
+            "<section><h2>{}</h2>{}</section>",
+            esc(&report::heading(&kind_name.replace('-', "_"))),
+            table_html(&t)
+        );
     }
     let _ = write!(
         out,

@@ -505,7 +505,10 @@ fn agent_and_ivr_reports_add_up() {
     // Tables for people: headings in words, durations m:ss, rates as percentages.
     let text = t.to_text();
     let head = text.lines().next().unwrap();
-    assert!(head.contains("Average wait") && head.contains("Service level") && head.contains("Timeout rate"), "{head}");
+    assert!(
+        head.contains("Average wait") && head.contains("Service level") && head.contains("Timeout rate"),
+        "{head}"
+    );
     let sales_line = text.lines().find(|l| l.contains("sales")).unwrap();
     let queues = report::queue_report(&store, &p).unwrap();
     let sales = queues.iter().find(|r| r.queue == "sales").unwrap();

@@ -64,10 +64,17 @@ pub enum Request {
     Agents,
     Queues,
     Calls,
-    Kick { agent: String },
-    Force { agent: String, state: Forced },
+    Kick {
+        agent: String,
+    },
+    Force {
+        agent: String,
+        state: Forced,
+    },
     Reload,
-    Drain { limit_s: u64 },
+    Drain {
+        limit_s: u64,
+    },
     Clock,
     Help,
     /// Agent ids and queue names, one per line (for the shell's completion).
@@ -285,9 +292,7 @@ fn force(center: &mut Center, now: Instant, agent: &str, state: Forced) -> Resul
         .unwrap_or_default();
     match (&state, &after) {
         (Forced::LoggedOut, AgentState::LoggedOut) => Ok(format!("{agent} logged out")),
-        (Forced::LoggedOut, _) if pending.0 => {
-            Ok(format!("{agent} is on a call: logged out when it ends"))
-        }
+        (Forced::LoggedOut, _) if pending.0 => Ok(format!("{agent} is on a call: logged out when it ends")),
         (Forced::Ready, AgentState::Ready) => Ok(format!("{agent} is ready")),
         (Forced::NotReady(_), AgentState::NotReady(r)) => Ok(format!("{agent} is not ready ({r})")),
         (Forced::NotReady(_), _) if pending.1.is_some() => {
@@ -361,7 +366,8 @@ pub fn spawn(path: PathBuf, ctx: Context) -> Result<CtlHandle, String> {
         if !is_socket {
             return Err(format!("{}: exists and is not a socket; move it away", path.display()));
         }
-        std::fs::remove_file(&path).map_err(|e| format!("{}: cannot remove the old socket: {e}", path.display()))?;
+        std::fs::remove_file(&path)
+            .map_err(|e| format!("{}: cannot remove the old socket: {e}", path.display()))?;
     }
     let listener = UnixListener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
@@ -466,12 +472,18 @@ pub fn execute(ctx: &Context, req: Request) -> Result<String, String> {
             };
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read {}: {e}; nothing changed", path.display()))?;
-            let (msg, answer) = crate::serve::reload_message(&text, &path.display().to_string(), &ctx.store_path)?;
+            let (msg, answer) =
+                crate::serve::reload_message(&text, &path.display().to_string(), &ctx.store_path)?;
             ctx.to_engine
                 .send_timeout(msg, ENGINE_TIMEOUT)
                 .map_err(|_| "the engine thread does not take requests".to_string())?;
-            match answer.recv_timeout(ENGINE_TIMEOUT).map_err(|_| "the engine thread did not answer".to_string())? {
-                Ok(changed) if changed.is_empty() => Ok(format!("{} reloaded; nothing changed\n", path.display())),
+            match answer
+                .recv_timeout(ENGINE_TIMEOUT)
+                .map_err(|_| "the engine thread did not answer".to_string())?
+            {
+                Ok(changed) if changed.is_empty() => {
+                    Ok(format!("{} reloaded; nothing changed\n", path.display()))
+                }
                 Ok(changed) => Ok(format!("{} reloaded: {}\n", path.display(), changed.join(", "))),
                 Err(e) => Err(e),
             }
@@ -578,7 +590,10 @@ fn status(ctx: &Context, s: &Snapshot) -> String {
     }
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let wal = ctx.store_path.with_extension(
-        ctx.store_path.extension().map(|e| format!("{}-wal", e.to_string_lossy())).unwrap_or_else(|| "wal".into()),
+        ctx.store_path
+            .extension()
+            .map(|e| format!("{}-wal", e.to_string_lossy()))
+            .unwrap_or_else(|| "wal".into()),
     );
     let dropped = ctx.dropped.to_store.load(Ordering::Relaxed);
     out.push_str(&format!(
@@ -586,9 +601,15 @@ fn status(ctx: &Context, s: &Snapshot) -> String {
         ctx.store_path.display(),
         bytes(size(&ctx.store_path)),
         bytes(size(&wal)),
-        if dropped == 0 { "no write lost".to_string() } else { format!("{dropped} writes DROPPED (queue full)") }
+        if dropped == 0 {
+            "no write lost".to_string()
+        } else {
+            format!("{dropped} writes DROPPED (queue full)")
+        }
     ));
-    for (label, dir) in [("store", ctx.store_path.parent()), ("recordings", Some(ctx.recordings_dir.as_path()))] {
+    for (label, dir) in
+        [("store", ctx.store_path.parent()), ("recordings", Some(ctx.recordings_dir.as_path()))]
+    {
         let dir = match dir {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -646,7 +667,15 @@ fn agents(s: &Snapshot) -> String {
 fn queues(s: &Snapshot) -> String {
     let mut out = format!(
         "{:<12} {:>7} {:>8} {:>6} {:>8} {:>9} {:>10} {:>10} {:>14}\n",
-        "Queue", "Waiting", "Longest", "Ready", "Offered", "Answered", "Abandoned", "Timed out", "Service level"
+        "Queue",
+        "Waiting",
+        "Longest",
+        "Ready",
+        "Offered",
+        "Answered",
+        "Abandoned",
+        "Timed out",
+        "Service level"
     );
     for q in &s.stats.queues {
         out.push_str(&format!(
@@ -669,8 +698,10 @@ fn calls(s: &Snapshot) -> String {
     if s.stats.calls.is_empty() {
         return "no calls in progress\n".into();
     }
-    let mut out =
-        format!("{:>6} {:<16} {:<12} {:<8} {:<10} {:<8} {:>8}\n", "Call", "Caller", "Called", "State", "Queue", "Agent", "For");
+    let mut out = format!(
+        "{:>6} {:<16} {:<12} {:<8} {:<10} {:<8} {:>8}\n",
+        "Call", "Caller", "Called", "State", "Queue", "Agent", "For"
+    );
     for c in &s.stats.calls {
         out.push_str(&format!(
             "{:>6} {:<16} {:<12} {:<8} {:<10} {:<8} {:>8}\n",
