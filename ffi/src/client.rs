@@ -581,7 +581,7 @@ impl Client {
             n += 1;
         }
         sh.dispatching.store(false, Ordering::SeqCst);
-        let empty = lock(&sh.poll).as_ref().is_none_or(|p| p.queue.is_empty());
+        let empty = lock(&sh.poll).as_ref().map_or(true, |p| p.queue.is_empty());
         if n == 0 && !saw_end && empty && sh.ended.load(Ordering::SeqCst) {
             return Err(self.closed_error());
         }
@@ -651,10 +651,7 @@ fn run_link(shared: &Arc<Shared>, first: TcpStream, events: Sender<Msg>) {
         log(Level::Warn, || format!("{}: connection lost ({reason}); reconnecting", shared.name));
         *lock(&shared.down_reason) = Some(format!("connection lost ({reason}); reconnecting"));
         *lock(&shared.writer) = None;
-        let down = Event::local("Reconnecting", json!({ "reason": reason }));
-        if shared.wanted(down.kind) && events.send(Msg::Local(down)).is_ok() {
-            shared.queued.fetch_add(1, Ordering::SeqCst);
-        }
+        send_local(shared, &events, Event::local("Reconnecting", json!({ "reason": reason })));
         let Some(next) = reconnect(shared, first_delay) else {
             shared.finish(reason);
             break;
@@ -764,9 +761,17 @@ fn restore(shared: &Shared, stream: u64, events: &Sender<Msg>) {
         shared.closed.store(false, Ordering::SeqCst);
     }
     log(Level::Info, || format!("{}: connection restored", shared.name));
-    let up = Event::local("Reconnected", json!({ "monitors": restored }));
-    if shared.wanted(up.kind) && events.send(Msg::Local(up)).is_ok() {
+    send_local(shared, events, Event::local("Reconnected", json!({ "monitors": restored })));
+}
+
+/// Queue an event the library makes itself (counted before it is sent: the dispatcher
+/// may take it at once).
+fn send_local(shared: &Shared, events: &Sender<Msg>, ev: Event) {
+    if shared.wanted(ev.kind) {
         shared.queued.fetch_add(1, Ordering::SeqCst);
+        if events.send(Msg::Local(ev)).is_err() {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
