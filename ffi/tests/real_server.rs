@@ -181,11 +181,18 @@ fn p12_7_on_the_real_server_codes_match_the_doc_and_a_too_large_request_fails_at
     let conn = connect_and_login(&center);
     // A long timeout: a Timeout would mean a reply was missed.
     assert_eq!(unsafe { hotline_set_timeout(conn, 60_000) }, Res::Ok);
-    // An unknown call: invalid_call_id, 301 (docs/c-api.md).
-    assert_eq!(unsafe { hotline_answer(conn, 999, ptr::null()) }, Res::InvalidCallId, "{}", last_error(conn));
+    // An unknown call, as docs/c-api.md says: a service naming only the call gets
+    // invalid_call_id (301); one naming the call at a device gets
+    // invalid_connection_state (304), the device having no connection to it.
+    assert_eq!(unsafe { hotline_clear_call(conn, 999) }, Res::InvalidCallId, "{}", last_error(conn));
     assert_eq!(Res::InvalidCallId as u32, 301);
     assert!(last_error(conn).starts_with("invalid_call_id"), "{}", last_error(conn));
-    assert_eq!(unsafe { hotline_clear_call(conn, 999) }, Res::InvalidCallId, "{}", last_error(conn));
+    let mut snap = [0 as c_char; 64];
+    let r = unsafe { hotline_snapshot_call(conn, 999, snap.as_mut_ptr(), 64, ptr::null_mut()) };
+    assert_eq!(r, Res::InvalidCallId, "{}", last_error(conn));
+    let r = unsafe { hotline_answer(conn, 999, ptr::null()) };
+    assert_eq!(r, Res::InvalidConnectionState, "{}", last_error(conn));
+    assert_eq!(Res::InvalidConnectionState as u32, 304);
     // An unknown service: malformed, 312.
     let mut buf = [0 as c_char; 256];
     let r = unsafe {
@@ -227,10 +234,13 @@ fn p12_8_a_crm_attaches_data_snapshots_and_clears_a_call_on_the_real_server() {
     let snapshot: serde_json::Value = serde_json::from_str(&text(buf.as_ptr()).unwrap_or_default()).expect("JSON");
     assert!(snapshot.get("calls").is_some() && snapshot.get("agents").is_some(), "{snapshot}");
     assert!(monitor > 0);
+    let (nr, lunch) = (hotline_agent_state::NotReady as u32, c("lunch"));
+    assert_eq!(unsafe { hotline_set_agent_state(conn, ptr::null(), nr, lunch.as_ptr()) }, Res::Ok);
+    let (at, _) = log.wait(0, "AgentNotReady", |e| e.kind == K::AgentNotReady);
     let ready = hotline_agent_state::Ready as u32;
     assert_eq!(unsafe { hotline_set_agent_state(conn, ptr::null(), ready, ptr::null()) }, Res::Ok);
     let (at, _) =
-        log.wait(0, "AgentState ready", |e| e.kind == K::AgentState && e.state.as_deref() == Some("ready"));
+        log.wait(at, "AgentState ready", |e| e.kind == K::AgentState && e.state.as_deref() == Some("ready"));
 
     center.card(EventKind::OffHook { ch: ChannelId::fxs(1, 1) });
     center.card(EventKind::Offered {
