@@ -15,6 +15,25 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+// The ABI version of this header and library. It changes when a function, type or
+// value of the header changes incompatibly (additions do not change it). Compare it
+// with `hotline_abi_version()` at start-up.
+#define HOTLINE_ABI_VERSION 1
+
+// The longest name argument in bytes (user, station, device, agent, queue, number,
+// digits, key, service name).
+#define HOTLINE_MAX_NAME 256
+
+// The longest text argument in bytes (password, not-ready reason, call data value).
+#define HOTLINE_MAX_TEXT 4096
+
+// The longest request line the library sends, in bytes (the link's default
+// `max_message`); `hotline_request` with more is refused before sending.
+#define HOTLINE_MAX_REQUEST 65536
+
+// `hotline_set_event_filter` mask that lets every event through (the default).
+#define HOTLINE_EVENTS_ALL UINT64_MAX
+
 // The result of every `hotline_*` function that can fail.
 //
 // What the caller should do: 1xx fix the call; 2xx reconnect (or retry after a
@@ -161,6 +180,13 @@ enum hotline_event_kind
   HOTLINE_EVENT_KIND_ERROR = 41,
   // The connection ended; `reason` says why. Always the last event of a connection.
   HOTLINE_EVENT_KIND_DISCONNECTED = 42,
+  // Reconnect is on and the connection was lost: `reason` says why; requests return
+  // `Closed` until `Reconnected`.
+  HOTLINE_EVENT_KIND_RECONNECTING = 43,
+  // The connection is back, logged in again with the same user and station, and the
+  // monitors made with `hotline_monitor` are made again; `json` lists them:
+  // `{"monitors":[{"monitor":NEW,"was":OLD,"target":..,"snapshot":..}]}`.
+  HOTLINE_EVENT_KIND_RECONNECTED = 44,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -214,9 +240,59 @@ typedef uint32_t hotline_monitor_target;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// How `hotline_supervise` joins an agent's call (passed as a `uint32_t`).
+enum hotline_supervision_mode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Listen only.
+  HOTLINE_SUPERVISION_MODE_MONITOR = 1,
+  // The agent hears the supervisor, the caller does not.
+  HOTLINE_SUPERVISION_MODE_WHISPER = 2,
+  // A three-way call.
+  HOTLINE_SUPERVISION_MODE_BARGE = 3,
+  // The supervisor takes the call over; the agent drops.
+  HOTLINE_SUPERVISION_MODE_INTERCEPT = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum hotline_supervision_mode hotline_supervision_mode;
+#else
+typedef uint32_t hotline_supervision_mode;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// How much a log message matters (passed as a `uint32_t`).
+enum hotline_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Something failed (a connection lost, a reconnect given up).
+  HOTLINE_LOG_LEVEL_ERROR = 1,
+  // Something is wrong but the library carries on (a junk line, a late reply).
+  HOTLINE_LOG_LEVEL_WARN = 2,
+  // The connection's life: connected, logged in, reconnecting, reconnected.
+  HOTLINE_LOG_LEVEL_INFO = 3,
+  // Every request sent and every failure returned.
+  HOTLINE_LOG_LEVEL_DEBUG = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum hotline_log_level hotline_log_level;
+#else
+typedef uint32_t hotline_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // A connection to a link server. Opaque: only ever used through a pointer from
 // `hotline_connect`, released with `hotline_free`.
 typedef struct hotline_conn hotline_conn;
+
+// The log callback: `level` is a `hotline_log_level`, `message` a NUL-terminated
+// UTF-8 line valid during the call only. Called from any library thread.
+typedef void (*hotline_log_callback)(void *user_data, uint32_t level, const char *message);
 
 // One event, borrowed by the callback: every pointer is valid only until the callback
 // returns; copy what you keep. Strings are NUL-terminated UTF-8; a field that the
@@ -262,8 +338,9 @@ typedef struct hotline_event {
   const char *json;
 } hotline_event;
 
-// The event callback: called on the connection's callback thread with the
-// `user_data` given to `hotline_set_callback` and an event valid during the call only.
+// The event callback: called on the connection's callback thread (or, in poll mode,
+// in `hotline_dispatch`) with the `user_data` given to `hotline_set_callback` and an
+// event valid during the call only.
 typedef void (*hotline_callback)(void *user_data, const struct hotline_event *event);
 
 #ifdef __cplusplus
@@ -272,6 +349,10 @@ extern "C" {
 
 // The version of libhotline, a static NUL-terminated string (never free it).
 const char *hotline_version(void);
+
+// The ABI version of the library (`HOTLINE_ABI_VERSION` of the header it was built
+// from). A program checks `hotline_abi_version() == HOTLINE_ABI_VERSION` at start.
+uint32_t hotline_abi_version(void);
 
 // Write the message for result `code` (any number) into `buf` as a NUL-terminated
 // string of at most `len` bytes. Returns the message's full length without the NUL,
@@ -282,6 +363,17 @@ const char *hotline_version(void);
 // `buf` is NULL or writable for `len` bytes.
 size_t hotline_result_message(uint32_t code, char *buf, size_t len);
 
+// Send the library's log to `cb` (NULL: no log, the default), for every message at
+// `max_level` (a `hotline_log_level`) or more important. For all connections; `cb`
+// may be called from any library thread, also before this function returns to
+// another thread's call.
+//
+// # Safety
+// `cb` is NULL or a function that stays callable with `user_data` until replaced.
+hotline_result hotline_set_log_callback(hotline_log_callback cb,
+                                        void *user_data,
+                                        uint32_t max_level);
+
 // Connect to a link server at `host` (name or address) and TCP `port`. On success
 // `*out_conn` gets a handle to release with `hotline_free`; on failure it is not
 // written.
@@ -291,9 +383,9 @@ size_t hotline_result_message(uint32_t code, char *buf, size_t len);
 hotline_result hotline_connect(const char *host, uint16_t port, struct hotline_conn **out_conn);
 
 // Close the connection: pending requests fail with `Closed`, the callback gets a last
-// `Disconnected` event, and later requests fail with `Closed`. When called from
-// outside the callback it returns after the last callback has returned. The handle
-// stays valid until `hotline_free`.
+// `Disconnected` event, and later requests fail with `Closed` (no reconnect follows).
+// When called from outside the callback it returns after the last callback has
+// returned. The handle stays valid until `hotline_free`.
 //
 // # Safety
 // `conn` is NULL or a handle (stale handles are refused).
@@ -307,8 +399,9 @@ hotline_result hotline_disconnect(struct hotline_conn *conn);
 hotline_result hotline_free(struct hotline_conn *conn);
 
 // Set (or with `cb` NULL, remove) the event callback. It is called on the
-// connection's callback thread; `user_data` is passed through untouched. A callback
-// already running finishes; later events go to the new one.
+// connection's callback thread (in poll mode: inside `hotline_dispatch`);
+// `user_data` is passed through untouched. A callback already running finishes;
+// later events go to the new one.
 //
 // # Safety
 // `conn` is NULL or a handle; `cb` is NULL or a function that stays callable, with
@@ -317,14 +410,54 @@ hotline_result hotline_set_callback(struct hotline_conn *conn,
                                     hotline_callback cb,
                                     void *user_data);
 
+// Deliver only the events whose kind's bit is set in `mask`: bit
+// `(UINT64_C(1) << HOTLINE_EVENT_KIND_...)`; `HOTLINE_EVENTS_ALL` (the default) lets
+// everything through. `HOTLINE_EVENT_KIND_DISCONNECTED` is always delivered. Events
+// filtered out are dropped as they are read, before they are queued.
+//
+// # Safety
+// `conn` is NULL or a handle.
+hotline_result hotline_set_event_filter(struct hotline_conn *conn, uint64_t mask);
+
+// Reconnect automatically when the server closes the connection or the network
+// fails: `first_delay_ms` after the loss (then doubling, at most 30 s between
+// attempts), log in again with the same user, password and station, and make the
+// monitors of `hotline_monitor` again. 0 turns it off (the default). Meanwhile
+// requests return `Closed`; events `RECONNECTING` and `RECONNECTED` tell the program.
+// A login refused after a reconnect ends the connection (`DISCONNECTED`).
+//
+// # Safety
+// `conn` is NULL or a handle.
+hotline_result hotline_set_reconnect(struct hotline_conn *conn, uint32_t first_delay_ms);
+
+// Poll mode, for single-threaded programs: from now on the callback is called only
+// from `hotline_dispatch`, on the thread that calls it. `*out_fd` gets a descriptor
+// that is readable (select, poll, epoll) while events wait. The descriptor belongs to
+// the library: do not read, write or close it; it stays valid until `hotline_free`.
+// Calling it again gives the same descriptor.
+//
+// # Safety
+// `conn` is NULL or a handle; `out_fd` writable.
+hotline_result hotline_event_fd(struct hotline_conn *conn, int *out_fd);
+
+// Poll mode: call the callback for up to `max` waiting events (0: all that wait
+// now), in order, on this thread; `*out_n` (may be NULL) gets how many. Returns `Ok`
+// also when none waited; `Closed` once the connection has ended and its last event
+// (`DISCONNECTED`) was dispatched. A call from inside the callback, or while another
+// thread dispatches, returns at once with 0 events.
+//
+// # Safety
+// `conn` is NULL or a handle; `out_n` NULL or writable.
+hotline_result hotline_dispatch(struct hotline_conn *conn, size_t max, size_t *out_n);
+
 // Set how long requests on this connection wait for their reply (default 5000 ms).
 //
 // # Safety
 // `conn` is NULL or a handle.
 hotline_result hotline_set_timeout(struct hotline_conn *conn, uint32_t timeout_ms);
 
-// Copy the text of the last failed request on this connection (the server's error
-// code and message, or what went wrong locally) into `buf`; "" if none failed.
+// Copy the text of the last failed call on this connection (the server's error
+// code and message, or what was wrong locally) into `buf`; "" if none failed.
 // `*out_n` (may be NULL) gets the full length. `BufferTooSmall` if truncated.
 //
 // # Safety
@@ -384,6 +517,24 @@ hotline_result hotline_hold(struct hotline_conn *conn, uint64_t call, const char
 // `conn` is NULL or a handle; `device` NULL or NUL-terminated.
 hotline_result hotline_retrieve(struct hotline_conn *conn, uint64_t call, const char *device);
 
+// End `call` for every party. CSTA ClearCall.
+//
+// # Safety
+// `conn` is NULL or a handle.
+hotline_result hotline_clear_call(struct hotline_conn *conn, uint64_t call);
+
+// Start recording `call` now. CSTA-style StartRecording of the link.
+//
+// # Safety
+// `conn` is NULL or a handle.
+hotline_result hotline_start_recording(struct hotline_conn *conn, uint64_t call);
+
+// Stop recording `call`. StopRecording of the link.
+//
+// # Safety
+// `conn` is NULL or a handle.
+hotline_result hotline_stop_recording(struct hotline_conn *conn, uint64_t call);
+
 // Send `call` from `device` (NULL: the logged-in station) to `to` (an extension, a
 // queue number or an external number) without consulting. CSTA SingleStepTransferCall.
 //
@@ -393,6 +544,16 @@ hotline_result hotline_transfer_single_step(struct hotline_conn *conn,
                                             uint64_t call,
                                             const char *device,
                                             const char *to);
+
+// Send `call`, alerting at `device` (NULL: the logged-in station), on to `to` without
+// answering it. CSTA DeflectCall.
+//
+// # Safety
+// `conn` is NULL or a handle; `device` NULL or NUL-terminated; `to` NUL-terminated.
+hotline_result hotline_deflect(struct hotline_conn *conn,
+                               uint64_t call,
+                               const char *device,
+                               const char *to);
 
 // Hold `held` at `device` (NULL: the logged-in station) and call `called`. On success
 // `*out_call` (may be NULL) gets the new consultation call. CSTA ConsultationCall.
@@ -425,8 +586,28 @@ hotline_result hotline_conference(struct hotline_conn *conn,
                                   uint64_t active,
                                   const char *device);
 
-// Send DTMF `digits` (0-9, *, #, A-D) from `device` (NULL: the logged-in station)
-// into `call`. CSTA GenerateDigits.
+// Swap between a consultation and the held call: hold `active`, retrieve `held`, at
+// `device` (NULL: the logged-in station). CSTA AlternateCall.
+//
+// # Safety
+// `conn` is NULL or a handle; `device` NULL or NUL-terminated.
+hotline_result hotline_alternate(struct hotline_conn *conn,
+                                 uint64_t held,
+                                 uint64_t active,
+                                 const char *device);
+
+// Give up a consultation: clear `active` and retrieve `held` at `device` (NULL: the
+// logged-in station). CSTA ReconnectCall.
+//
+// # Safety
+// `conn` is NULL or a handle; `device` NULL or NUL-terminated.
+hotline_result hotline_reconnect_call(struct hotline_conn *conn,
+                                      uint64_t held,
+                                      uint64_t active,
+                                      const char *device);
+
+// Send DTMF `digits` (0-9, *, #, A-D; upper case) from `device` (NULL: the logged-in
+// station) into `call`. CSTA GenerateDigits.
 //
 // # Safety
 // `conn` is NULL or a handle; `device` NULL or NUL-terminated; `digits` NUL-terminated.
@@ -434,6 +615,16 @@ hotline_result hotline_send_digits(struct hotline_conn *conn,
                                    uint64_t call,
                                    const char *device,
                                    const char *digits);
+
+// Attach `key` = `value` to `call` (the data travels with the call and shows in the
+// screen pops of whoever gets it next, under `attached`). SetCallData of the link.
+//
+// # Safety
+// `conn` is NULL or a handle; `key` and `value` NUL-terminated.
+hotline_result hotline_set_call_data(struct hotline_conn *conn,
+                                     uint64_t call,
+                                     const char *key,
+                                     const char *value);
 
 // Call `called` from the station `calling` (NULL: the logged-in station's
 // extension). On success `*out_call` (may be NULL) gets the new call. CSTA MakeCall.
@@ -445,10 +636,17 @@ hotline_result hotline_make_call(struct hotline_conn *conn,
                                  const char *called,
                                  uint64_t *out_call);
 
+// Join the call of `agent` as a supervisor: `mode` is a `hotline_supervision_mode`.
+// Supervisors only (within their groups). Supervise of the link.
+//
+// # Safety
+// `conn` is NULL or a handle; `agent` NUL-terminated.
+hotline_result hotline_supervise(struct hotline_conn *conn, const char *agent, uint32_t mode);
+
 // Subscribe to events: `target` is a `hotline_monitor_target`, `name` the device,
 // agent or queue (ignored for All). On success `*out_monitor` (may be NULL) gets the
-// monitor id the server put in the result (0 if it gave none). Events then arrive at
-// the callback.
+// monitor id the server gave. Events then arrive at the callback. The monitor is
+// made again after an automatic reconnect.
 //
 // # Safety
 // `conn` is NULL or a handle; `name` NULL or NUL-terminated; `out_monitor` NULL or writable.
@@ -456,6 +654,96 @@ hotline_result hotline_monitor(struct hotline_conn *conn,
                                uint32_t target,
                                const char *name,
                                uint64_t *out_monitor);
+
+// As `hotline_monitor`, and write the snapshot of what the monitor covers now (calls,
+// agents, queues; docs/protocol.md "Monitors") into `buf` as JSON. `BufferTooSmall`:
+// the monitor was made, the snapshot is truncated.
+//
+// # Safety
+// `conn` is NULL or a handle; `name` NULL or NUL-terminated; `out_monitor` and `out_n`
+// NULL or writable; `buf` writable for `len` bytes.
+hotline_result hotline_monitor_snapshot(struct hotline_conn *conn,
+                                        uint32_t target,
+                                        const char *name,
+                                        uint64_t *out_monitor,
+                                        char *buf,
+                                        size_t len,
+                                        size_t *out_n);
+
+// Stop monitor `monitor` (from `hotline_monitor`). MonitorStop of the link.
+//
+// # Safety
+// `conn` is NULL or a handle.
+hotline_result hotline_monitor_stop(struct hotline_conn *conn, uint64_t monitor);
+
+// The parties and attached data of `call`, as JSON in `buf`. SnapshotCall.
+//
+// # Safety
+// `conn` is NULL or a handle; `buf` writable for `len` bytes; `out_n` NULL or writable.
+hotline_result hotline_snapshot_call(struct hotline_conn *conn,
+                                     uint64_t call,
+                                     char *buf,
+                                     size_t len,
+                                     size_t *out_n);
+
+// The calls at `device` (NULL: the logged-in station), as JSON in `buf`. SnapshotDevice.
+//
+// # Safety
+// `conn` is NULL or a handle; `device` NULL or NUL-terminated; `buf` writable for
+// `len` bytes; `out_n` NULL or writable.
+hotline_result hotline_snapshot_device(struct hotline_conn *conn,
+                                       const char *device,
+                                       char *buf,
+                                       size_t len,
+                                       size_t *out_n);
+
+// Queue `queue`'s figures (waiting, ready, logged in, oldest wait), as JSON in `buf`.
+// SnapshotQueue.
+//
+// # Safety
+// `conn` is NULL or a handle; `queue` NUL-terminated; `buf` writable for `len` bytes;
+// `out_n` NULL or writable.
+hotline_result hotline_snapshot_queue(struct hotline_conn *conn,
+                                      const char *queue,
+                                      char *buf,
+                                      size_t len,
+                                      size_t *out_n);
+
+// Every agent's state (of `group`; NULL: all the supervisor may see), as JSON in
+// `buf`. Supervisors only. SnapshotAgents.
+//
+// # Safety
+// `conn` is NULL or a handle; `group` NULL or NUL-terminated; `buf` writable for
+// `len` bytes; `out_n` NULL or writable.
+hotline_result hotline_snapshot_agents(struct hotline_conn *conn,
+                                       const char *group,
+                                       char *buf,
+                                       size_t len,
+                                       size_t *out_n);
+
+// `agent`'s state, reason, since and counters (NULL: the logged-in agent), as JSON in
+// `buf`. GetAgentState.
+//
+// # Safety
+// `conn` is NULL or a handle; `agent` NULL or NUL-terminated; `buf` writable for
+// `len` bytes; `out_n` NULL or writable.
+hotline_result hotline_get_agent_state(struct hotline_conn *conn,
+                                       const char *agent,
+                                       char *buf,
+                                       size_t len,
+                                       size_t *out_n);
+
+// Today's calls of `agent` (NULL: the logged-in agent; others: supervisors), from
+// the call records, as JSON in `buf`. AgentCallsToday.
+//
+// # Safety
+// `conn` is NULL or a handle; `agent` NULL or NUL-terminated; `buf` writable for
+// `len` bytes; `out_n` NULL or writable.
+hotline_result hotline_agent_calls_today(struct hotline_conn *conn,
+                                         const char *agent,
+                                         char *buf,
+                                         size_t len,
+                                         size_t *out_n);
 
 // Any service by its CSTA name, for what has no function of its own:
 // `fields_json` is a JSON object with the service's fields (NULL: none), and the

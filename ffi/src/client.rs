@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{hotline_result, Error};
 use crate::event::{hotline_event_kind, Event};
-use crate::log::{log, hotline_log_level as Level};
+use crate::log::{hotline_log_level as Level, log};
 
 /// The longest line accepted from the server; a longer one ends the connection (the
 /// server's own limit is far lower, so this only stops a runaway peer).
@@ -154,7 +154,9 @@ impl Shared {
 
     fn send_line(&self, line: &str) -> std::io::Result<()> {
         let mut w = lock(&self.writer);
-        let w = w.as_mut().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotConnected, "reconnecting"))?;
+        let w = w
+            .as_mut()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotConnected, "reconnecting"))?;
         w.write_all(line.as_bytes())?;
         *lock(&self.last_sent) = Instant::now();
         Ok(())
@@ -228,7 +230,9 @@ impl Shared {
             }
             pending.map.insert(invoke, Waiter { tx, service: service.to_owned(), len: line.len(), login });
         }
-        log(Level::Debug, || format!("{}: send {service} (invoke {invoke}, {} bytes)", self.name, line.len()));
+        log(Level::Debug, || {
+            format!("{}: send {service} (invoke {invoke}, {} bytes)", self.name, line.len())
+        });
         if let Err(e) = self.send_line(&line) {
             // Part of the line may be out: the stream can no longer be trusted, so it
             // ends (the reader sees the shutdown and wakes every waiter).
@@ -266,7 +270,9 @@ impl Shared {
                 let n = p.queue.len();
                 drop(poll);
                 if n > EVENT_QUEUE && ev.kind != hotline_event_kind::Disconnected {
-                    let why = format!("more than {EVENT_QUEUE} events wait for hotline_dispatch: it is called too rarely");
+                    let why = format!(
+                        "more than {EVENT_QUEUE} events wait for hotline_dispatch: it is called too rarely"
+                    );
                     log(Level::Error, || format!("{}: {why}", self.name));
                     self.finish(why);
                 }
@@ -281,13 +287,16 @@ impl Shared {
         if let Some(cb) = cb {
             // A panicking Rust callback must not end the thread that serves the others.
             if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(ev))).is_err() {
-                log(Level::Error, || format!("{}: the callback panicked on a {} event", self.name, ev.name()));
+                log(Level::Error, || {
+                    format!("{}: the callback panicked on a {} event", self.name, ev.name())
+                });
             }
         }
     }
 
     fn wanted(&self, kind: hotline_event_kind) -> bool {
-        kind == hotline_event_kind::Disconnected || self.filter.load(Ordering::SeqCst) & (1u64 << kind as u32) != 0
+        kind == hotline_event_kind::Disconnected
+            || self.filter.load(Ordering::SeqCst) & (1u64 << kind as u32) != 0
     }
 }
 
@@ -465,8 +474,11 @@ impl Client {
         if let Some(s) = station {
             f.insert("station".into(), s.into());
         }
-        let creds =
-            Credentials { user: user.to_owned(), password: password.to_owned(), station: station.map(str::to_owned) };
+        let creds = Credentials {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            station: station.map(str::to_owned),
+        };
         self.request_as("Login", f, Some(creds))?;
         let session = self.session().ok_or_else(|| {
             Error::new(hotline_result::Protocol, "the Login reply did not establish a session")
@@ -490,7 +502,10 @@ impl Client {
     pub fn monitor(&self, target: Value) -> Result<(u64, Value), Error> {
         let mut result = self.request("Monitor", Map::from_iter([("target".to_owned(), target.clone())]))?;
         let id = result.get("monitor").and_then(Value::as_u64).ok_or_else(|| {
-            let e = Error::new(hotline_result::Protocol, format!("the Monitor reply has no monitor id: {result}"));
+            let e = Error::new(
+                hotline_result::Protocol,
+                format!("the Monitor reply has no monitor id: {result}"),
+            );
             self.set_last_error(e.message.clone());
             e
         })?;
@@ -581,7 +596,7 @@ impl Client {
             n += 1;
         }
         sh.dispatching.store(false, Ordering::SeqCst);
-        let empty = lock(&sh.poll).as_ref().is_none_or(|p| p.queue.is_empty());
+        let empty = lock(&sh.poll).as_ref().map_or(true, |p| p.queue.is_empty());
         if n == 0 && !saw_end && empty && sh.ended.load(Ordering::SeqCst) {
             return Err(self.closed_error());
         }
@@ -651,10 +666,7 @@ fn run_link(shared: &Arc<Shared>, first: TcpStream, events: Sender<Msg>) {
         log(Level::Warn, || format!("{}: connection lost ({reason}); reconnecting", shared.name));
         *lock(&shared.down_reason) = Some(format!("connection lost ({reason}); reconnecting"));
         *lock(&shared.writer) = None;
-        let down = Event::local("Reconnecting", json!({ "reason": reason }));
-        if shared.wanted(down.kind) && events.send(Msg::Local(down)).is_ok() {
-            shared.queued.fetch_add(1, Ordering::SeqCst);
-        }
+        send_local(shared, &events, Event::local("Reconnecting", json!({ "reason": reason })));
         let Some(next) = reconnect(shared, first_delay) else {
             shared.finish(reason);
             break;
@@ -667,7 +679,8 @@ fn run_link(shared: &Arc<Shared>, first: TcpStream, events: Sender<Msg>) {
             pending.alive = true;
         }
         let (s, ev) = (shared.clone(), events.clone());
-        let restorer = thread::Builder::new().name("hotline-restore".into()).spawn(move || restore(&s, number, &ev));
+        let restorer =
+            thread::Builder::new().name("hotline-restore".into()).spawn(move || restore(&s, number, &ev));
         if restorer.is_err() {
             shared.finish("could not start the thread that logs in again".into());
         }
@@ -691,7 +704,8 @@ fn reconnect(shared: &Shared, first_delay: u64) -> Option<TcpStream> {
             return None;
         }
         attempt += 1;
-        let r = TcpStream::connect_timeout(&shared.peer, DEFAULT_TIMEOUT).and_then(|s| prepare(&s).map(|r| (s, r)));
+        let r = TcpStream::connect_timeout(&shared.peer, DEFAULT_TIMEOUT)
+            .and_then(|s| prepare(&s).map(|r| (s, r)));
         match r {
             Ok((s, read_half)) => {
                 log(Level::Info, || format!("{}: reconnected (attempt {attempt})", shared.name));
@@ -742,7 +756,9 @@ fn restore(shared: &Shared, stream: u64, events: &Sender<Msg>) {
                 Ok(mut r) => match r.get("monitor").and_then(Value::as_u64) {
                     Some(id) => {
                         let snapshot = r.get_mut("snapshot").map(Value::take).unwrap_or(Value::Null);
-                        restored.push(json!({"monitor": id, "was": m.id, "target": m.target, "snapshot": snapshot}));
+                        restored.push(
+                            json!({"monitor": id, "was": m.id, "target": m.target, "snapshot": snapshot}),
+                        );
                         kept.push(Monitor { id, target: m.target });
                     }
                     None => log(Level::Warn, || format!("{}: the Monitor reply has no id: {r}", shared.name)),
@@ -764,9 +780,17 @@ fn restore(shared: &Shared, stream: u64, events: &Sender<Msg>) {
         shared.closed.store(false, Ordering::SeqCst);
     }
     log(Level::Info, || format!("{}: connection restored", shared.name));
-    let up = Event::local("Reconnected", json!({ "monitors": restored }));
-    if shared.wanted(up.kind) && events.send(Msg::Local(up)).is_ok() {
+    send_local(shared, events, Event::local("Reconnected", json!({ "monitors": restored })));
+}
+
+/// Queue an event the library makes itself (counted before it is sent: the dispatcher
+/// may take it at once).
+fn send_local(shared: &Shared, events: &Sender<Msg>, ev: Event) {
+    if shared.wanted(ev.kind) {
         shared.queued.fetch_add(1, Ordering::SeqCst);
+        if events.send(Msg::Local(ev)).is_err() {
+            shared.queued.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 

@@ -443,4 +443,19 @@ mod tests {
         assert_eq!(e.call, 9);
         assert!(e.json().contains("Sparkles"));
     }
+
+    #[test]
+    fn p12_7_originated_names_its_originating_device() {
+        // As docs/protocol.md shows it: the calling device.
+        let e = ev(
+            r#"{"event":"Originated","monitor":7,"call":14,"calling":"station:2001","called":"013912345678"}"#,
+        );
+        assert_eq!(e.kind, hotline_event_kind::Originated);
+        assert_eq!(e.device(), Some("station:2001"));
+        assert_eq!(e.called(), Some("013912345678"));
+        // A server that names the device in a field of its own.
+        let e =
+            ev(r#"{"event":"Originated","call":14,"device":"station:2002","calling":"2002","called":"1"}"#);
+        assert_eq!(e.device(), Some("station:2002"));
+    }
 }

@@ -294,7 +294,10 @@ unsafe fn write_text(s: &str, buf: *mut c_char, len: usize, out_n: *mut usize) -
         return Err(err(hotline_result::NullParameter, "buf is NULL"));
     }
     if len == 0 {
-        return Err(err(hotline_result::BufferTooSmall, format!("buf has 0 bytes; the text has {}", s.len())));
+        return Err(err(
+            hotline_result::BufferTooSmall,
+            format!("buf has 0 bytes; the text has {}", s.len()),
+        ));
     }
     let n = s.len().min(len - 1);
     // SAFETY: buf is writable for len bytes and n + 1 <= len.
@@ -561,7 +564,10 @@ pub unsafe extern "C" fn hotline_set_event_filter(conn: *mut hotline_conn, mask:
 /// # Safety
 /// `conn` is NULL or a handle.
 #[no_mangle]
-pub unsafe extern "C" fn hotline_set_reconnect(conn: *mut hotline_conn, first_delay_ms: u32) -> hotline_result {
+pub unsafe extern "C" fn hotline_set_reconnect(
+    conn: *mut hotline_conn,
+    first_delay_ms: u32,
+) -> hotline_result {
     guard(conn, || {
         let c = lookup(conn)?;
         c.set_reconnect((first_delay_ms > 0).then(|| Duration::from_millis(first_delay_ms.into())));
@@ -600,7 +606,11 @@ pub unsafe extern "C" fn hotline_event_fd(conn: *mut hotline_conn, out_fd: *mut 
 /// # Safety
 /// `conn` is NULL or a handle; `out_n` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn hotline_dispatch(conn: *mut hotline_conn, max: usize, out_n: *mut usize) -> hotline_result {
+pub unsafe extern "C" fn hotline_dispatch(
+    conn: *mut hotline_conn,
+    max: usize,
+    out_n: *mut usize,
+) -> hotline_result {
     guard(conn, || {
         let n = lookup(conn)?.dispatch(max)?;
         // SAFETY: the caller's promise.
@@ -755,7 +765,11 @@ unsafe fn call_at_device(
 /// # Safety
 /// `conn` is NULL or a handle; `device` NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn hotline_answer(conn: *mut hotline_conn, call: u64, device: *const c_char) -> hotline_result {
+pub unsafe extern "C" fn hotline_answer(
+    conn: *mut hotline_conn,
+    call: u64,
+    device: *const c_char,
+) -> hotline_result {
     // SAFETY: forwarded.
     unsafe { call_at_device(conn, "AnswerCall", call, device) }
 }
@@ -766,7 +780,11 @@ pub unsafe extern "C" fn hotline_answer(conn: *mut hotline_conn, call: u64, devi
 /// # Safety
 /// `conn` is NULL or a handle; `device` NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn hotline_hangup(conn: *mut hotline_conn, call: u64, device: *const c_char) -> hotline_result {
+pub unsafe extern "C" fn hotline_hangup(
+    conn: *mut hotline_conn,
+    call: u64,
+    device: *const c_char,
+) -> hotline_result {
     // SAFETY: forwarded.
     unsafe { call_at_device(conn, "ClearConnection", call, device) }
 }
@@ -776,7 +794,11 @@ pub unsafe extern "C" fn hotline_hangup(conn: *mut hotline_conn, call: u64, devi
 /// # Safety
 /// `conn` is NULL or a handle; `device` NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn hotline_hold(conn: *mut hotline_conn, call: u64, device: *const c_char) -> hotline_result {
+pub unsafe extern "C" fn hotline_hold(
+    conn: *mut hotline_conn,
+    call: u64,
+    device: *const c_char,
+) -> hotline_result {
     // SAFETY: forwarded.
     unsafe { call_at_device(conn, "HoldCall", call, device) }
 }
@@ -1057,7 +1079,8 @@ pub unsafe extern "C" fn hotline_set_call_data(
         let (key, value) = unsafe { (text(key, "key")?, text(value, "value")?) };
         let (key, value) = (name(key, "key")?, free_text(value, "value")?);
         let call = call_id(call, "call")?;
-        request(&c, "SetCallData", fields([("call", call), ("key", key.into()), ("value", value.into())])).map(drop)
+        request(&c, "SetCallData", fields([("call", call), ("key", key.into()), ("value", value.into())]))
+            .map(drop)
     })
 }
 
@@ -1098,7 +1121,11 @@ pub unsafe extern "C" fn hotline_make_call(
 /// # Safety
 /// `conn` is NULL or a handle; `agent` NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn hotline_supervise(conn: *mut hotline_conn, agent: *const c_char, mode: u32) -> hotline_result {
+pub unsafe extern "C" fn hotline_supervise(
+    conn: *mut hotline_conn,
+    agent: *const c_char,
+    mode: u32,
+) -> hotline_result {
     guard(conn, || {
         let c = lookup(conn)?;
         // SAFETY: the caller's promise.
@@ -1401,7 +1428,9 @@ pub unsafe extern "C" fn hotline_request(
         out_buf(buf, len)?;
         let service = name(service, "service")?;
         if !service.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(bad(format!("service {service:?} is not a service name (letters and digits, e.g. SnapshotCall)")));
+            return Err(bad(format!(
+                "service {service:?} is not a service name (letters and digits, e.g. SnapshotCall)"
+            )));
         }
         let f = match json.map(serde_json::from_str::<Value>) {
             None => Map::new(),

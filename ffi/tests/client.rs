@@ -589,74 +589,151 @@ fn p12_7_empty_overlong_nul_and_bad_digit_strings_are_refused_before_sending() {
     let conn = connect(port);
     // Login's own arguments, before anything is sent.
     let (empty, user, pass, ext) = (c(""), c("1001"), c("secret"), c("2001"));
-    assert_eq!(unsafe { hotline_login(conn, empty.as_ptr(), pass.as_ptr(), ext.as_ptr()) }, Res::InvalidArgument);
+    assert_eq!(
+        unsafe { hotline_login(conn, empty.as_ptr(), pass.as_ptr(), ext.as_ptr()) },
+        Res::InvalidArgument
+    );
     assert!(last_error(conn).starts_with("user is empty"), "{}", last_error(conn));
-    assert_eq!(unsafe { hotline_login(conn, user.as_ptr(), empty.as_ptr(), ext.as_ptr()) }, Res::InvalidArgument);
-    assert_eq!(unsafe { hotline_login(conn, user.as_ptr(), pass.as_ptr(), empty.as_ptr()) }, Res::InvalidArgument);
+    assert_eq!(
+        unsafe { hotline_login(conn, user.as_ptr(), empty.as_ptr(), ext.as_ptr()) },
+        Res::InvalidArgument
+    );
+    assert_eq!(
+        unsafe { hotline_login(conn, user.as_ptr(), pass.as_ptr(), empty.as_ptr()) },
+        Res::InvalidArgument
+    );
     assert_eq!(login(conn), Res::Ok);
 
     let long = c(&"1".repeat(HOTLINE_MAX_NAME + 1));
     let just_right = c(&"1".repeat(HOTLINE_MAX_NAME));
     let cases: Vec<(&str, Res, Box<dyn Fn() -> Res>)> = vec![
-        ("empty device", Res::InvalidArgument, Box::new(move || unsafe { hotline_answer(conn, 3, c("").as_ptr()) })),
-        ("device without kind", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_hold(conn, 3, c("2001").as_ptr())
-        })),
-        ("lowercase digits", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_send_digits(conn, 3, ptr::null(), c("12a").as_ptr())
-        })),
-        ("invalid digits", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_send_digits(conn, 3, ptr::null(), c("1 2").as_ptr())
-        })),
-        ("empty digits", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_send_digits(conn, 3, ptr::null(), c("").as_ptr())
-        })),
-        ("empty to", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_transfer_single_step(conn, 3, ptr::null(), c("").as_ptr())
-        })),
-        ("over-long called", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_make_call(conn, ptr::null(), long.as_ptr(), ptr::null_mut())
-        })),
-        ("control character", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_deflect(conn, 3, ptr::null(), c("20\n02").as_ptr())
-        })),
-        ("empty reason", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_set_agent_state(conn, ptr::null(), 2, c("").as_ptr())
-        })),
-        ("empty call data key", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_set_call_data(conn, 3, c("").as_ptr(), c("v").as_ptr())
-        })),
-        ("over-long call data", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_set_call_data(conn, 3, c("k").as_ptr(), c(&"v".repeat(HOTLINE_MAX_TEXT + 1)).as_ptr())
-        })),
-        ("NUL inside a JSON string", Res::InvalidArgument, Box::new(move || unsafe {
-            let mut buf = [0 as c_char; 64];
-            hotline_request(conn, c("SetCallData").as_ptr(), c(r#"{"call":3,"key":"a\u0000b","value":"v"}"#).as_ptr(),
-                buf.as_mut_ptr(), buf.len(), ptr::null_mut())
-        })),
-        ("over-long request", Res::InvalidArgument, Box::new(move || unsafe {
-            let mut buf = [0 as c_char; 64];
-            let big = format!(r#"{{"call":3,"key":"k","value":"{}"}}"#, "v".repeat(HOTLINE_MAX_REQUEST));
-            hotline_request(conn, c("SetCallData").as_ptr(), c(&big).as_ptr(), buf.as_mut_ptr(), 64, ptr::null_mut())
-        })),
-        ("bad service name", Res::InvalidArgument, Box::new(move || unsafe {
-            let mut buf = [0 as c_char; 64];
-            hotline_request(conn, c("Snapshot Call").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut())
-        })),
+        (
+            "empty device",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_answer(conn, 3, c("").as_ptr()) }),
+        ),
+        (
+            "device without kind",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_hold(conn, 3, c("2001").as_ptr()) }),
+        ),
+        (
+            "lowercase digits",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_send_digits(conn, 3, ptr::null(), c("12a").as_ptr()) }),
+        ),
+        (
+            "invalid digits",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_send_digits(conn, 3, ptr::null(), c("1 2").as_ptr()) }),
+        ),
+        (
+            "empty digits",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_send_digits(conn, 3, ptr::null(), c("").as_ptr()) }),
+        ),
+        (
+            "empty to",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_transfer_single_step(conn, 3, ptr::null(), c("").as_ptr()) }),
+        ),
+        (
+            "over-long called",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_make_call(conn, ptr::null(), long.as_ptr(), ptr::null_mut()) }),
+        ),
+        (
+            "control character",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_deflect(conn, 3, ptr::null(), c("20\n02").as_ptr()) }),
+        ),
+        (
+            "empty reason",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_set_agent_state(conn, ptr::null(), 2, c("").as_ptr()) }),
+        ),
+        (
+            "empty call data key",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_set_call_data(conn, 3, c("").as_ptr(), c("v").as_ptr()) }),
+        ),
+        (
+            "over-long call data",
+            Res::InvalidArgument,
+            Box::new(move || unsafe {
+                hotline_set_call_data(conn, 3, c("k").as_ptr(), c(&"v".repeat(HOTLINE_MAX_TEXT + 1)).as_ptr())
+            }),
+        ),
+        (
+            "NUL inside a JSON string",
+            Res::InvalidArgument,
+            Box::new(move || unsafe {
+                let mut buf = [0 as c_char; 64];
+                hotline_request(
+                    conn,
+                    c("SetCallData").as_ptr(),
+                    c(r#"{"call":3,"key":"a\u0000b","value":"v"}"#).as_ptr(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    ptr::null_mut(),
+                )
+            }),
+        ),
+        (
+            "over-long request",
+            Res::InvalidArgument,
+            Box::new(move || unsafe {
+                let mut buf = [0 as c_char; 64];
+                let big = format!(r#"{{"call":3,"key":"k","value":"{}"}}"#, "v".repeat(HOTLINE_MAX_REQUEST));
+                hotline_request(
+                    conn,
+                    c("SetCallData").as_ptr(),
+                    c(&big).as_ptr(),
+                    buf.as_mut_ptr(),
+                    64,
+                    ptr::null_mut(),
+                )
+            }),
+        ),
+        (
+            "bad service name",
+            Res::InvalidArgument,
+            Box::new(move || unsafe {
+                let mut buf = [0 as c_char; 64];
+                hotline_request(
+                    conn,
+                    c("Snapshot Call").as_ptr(),
+                    ptr::null(),
+                    buf.as_mut_ptr(),
+                    64,
+                    ptr::null_mut(),
+                )
+            }),
+        ),
         ("zero call", Res::InvalidArgument, Box::new(move || unsafe { hotline_clear_call(conn, 0) })),
-        ("supervision mode", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_supervise(conn, c("1001").as_ptr(), 7)
-        })),
-        ("monitor name empty", Res::InvalidArgument, Box::new(move || unsafe {
-            hotline_monitor(conn, hotline_monitor_target::Queue as u32, c("").as_ptr(), ptr::null_mut())
-        })),
+        (
+            "supervision mode",
+            Res::InvalidArgument,
+            Box::new(move || unsafe { hotline_supervise(conn, c("1001").as_ptr(), 7) }),
+        ),
+        (
+            "monitor name empty",
+            Res::InvalidArgument,
+            Box::new(move || unsafe {
+                hotline_monitor(conn, hotline_monitor_target::Queue as u32, c("").as_ptr(), ptr::null_mut())
+            }),
+        ),
         ("monitor 0", Res::InvalidArgument, Box::new(move || unsafe { hotline_monitor_stop(conn, 0) })),
-        ("NULL digits", Res::NullParameter, Box::new(move || unsafe {
-            hotline_send_digits(conn, 3, ptr::null(), ptr::null())
-        })),
-        ("snapshot into NULL", Res::NullParameter, Box::new(move || unsafe {
-            hotline_snapshot_call(conn, 3, ptr::null_mut(), 10, ptr::null_mut())
-        })),
+        (
+            "NULL digits",
+            Res::NullParameter,
+            Box::new(move || unsafe { hotline_send_digits(conn, 3, ptr::null(), ptr::null()) }),
+        ),
+        (
+            "snapshot into NULL",
+            Res::NullParameter,
+            Box::new(move || unsafe { hotline_snapshot_call(conn, 3, ptr::null_mut(), 10, ptr::null_mut()) }),
+        ),
     ];
     for (what, want, call) in &cases {
         assert_eq!(call(), *want, "{what}");
@@ -665,7 +742,9 @@ fn p12_7_empty_overlong_nul_and_bad_digit_strings_are_refused_before_sending() {
     assert!(just_right.as_bytes().len() == HOTLINE_MAX_NAME);
     // Only now does anything go out.
     let mut buf = [0 as c_char; 64];
-    let r = unsafe { hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut()) };
+    let r = unsafe {
+        hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut())
+    };
     assert_eq!(r, Res::Ok);
     unsafe { hotline_free(conn) };
     t.join().expect("server script");
@@ -683,7 +762,9 @@ fn p12_7_a_refusal_says_which_argument_and_why() {
     assert_eq!(r, Res::InvalidArgument);
     assert_eq!(last_error(conn), "call is 0, which is no call");
     let mut buf = [0 as c_char; 64];
-    let r = unsafe { hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut()) };
+    let r = unsafe {
+        hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut())
+    };
     assert_eq!(r, Res::Ok);
     unsafe { hotline_free(conn) };
     t.join().expect("server script");
@@ -721,14 +802,23 @@ fn p12_7_after_a_disconnect_every_call_says_closed() {
             ("monitor", unsafe { hotline_monitor(conn, 2, c("1001").as_ptr(), ptr::null_mut()) }),
             ("monitor_stop", unsafe { hotline_monitor_stop(conn, 3) }),
             ("clear_call", unsafe { hotline_clear_call(conn, 1) }),
-            ("agent state", unsafe { hotline_get_agent_state(conn, null, buf.as_mut_ptr(), 64, ptr::null_mut()) }),
-            ("snapshot device", unsafe { hotline_snapshot_device(conn, null, buf.as_mut_ptr(), 64, ptr::null_mut()) }),
+            ("agent state", unsafe {
+                hotline_get_agent_state(conn, null, buf.as_mut_ptr(), 64, ptr::null_mut())
+            }),
+            ("snapshot device", unsafe {
+                hotline_snapshot_device(conn, null, buf.as_mut_ptr(), 64, ptr::null_mut())
+            }),
             ("request", unsafe {
                 hotline_request(conn, c("Ping").as_ptr(), null, buf.as_mut_ptr(), 64, ptr::null_mut())
             }),
         ];
         for (what, r) in calls {
-            assert_eq!(r, Res::Closed, "{what} (closed by the {})", if by_client { "client" } else { "server" });
+            assert_eq!(
+                r,
+                Res::Closed,
+                "{what} (closed by the {})",
+                if by_client { "client" } else { "server" }
+            );
         }
         unsafe { hotline_free(conn) };
         t.join().expect("server script");
@@ -779,7 +869,10 @@ fn p12_7_a_request_the_server_refused_as_too_large_is_a_protocol_error_at_once()
         p.accept_login();
         let small = p.recv();
         let big = p.recv();
-        assert_eq!((small["service"].as_str(), big["service"].as_str()), (Some("HoldCall"), Some("SetCallData")));
+        assert_eq!(
+            (small["service"].as_str(), big["service"].as_str()),
+            (Some("HoldCall"), Some("SetCallData"))
+        );
         // The server's Error event names no invoke: the longest request waiting is it.
         p.send(json!({"event":"Error","code":"message_too_large",
             "reason":"message larger than the limit of 1024 bytes; it was skipped","time":"2025-03-01T09:30:12.345Z"}));
@@ -872,7 +965,9 @@ fn p12_8_typed_functions_send_every_service_of_the_link() {
             let invoke = got.as_object_mut().and_then(|o| o.remove("invoke")).expect("an invoke id");
             assert_eq!(got, want);
             let result = match want["service"].as_str() {
-                Some("Monitor") => json!({"monitor": 8, "snapshot": {"queues":[{"queue":"sales","waiting":[]}]}}),
+                Some("Monitor") => {
+                    json!({"monitor": 8, "snapshot": {"queues":[{"queue":"sales","waiting":[]}]}})
+                }
                 Some(s) if s.starts_with("Snapshot") || s.ends_with("State") || s.ends_with("Today") => {
                     json!({"of": s})
                 }
@@ -910,7 +1005,9 @@ fn p12_8_typed_functions_send_every_service_of_the_link() {
     assert_eq!(unsafe { hotline_agent_calls_today(conn, null, b, l, ptr::null_mut()) }, Res::Ok);
     let mut monitor = 0u64;
     let queue = hotline_monitor_target::Queue as u32;
-    let r = unsafe { hotline_monitor_snapshot(conn, queue, c("sales").as_ptr(), &mut monitor, b, l, ptr::null_mut()) };
+    let r = unsafe {
+        hotline_monitor_snapshot(conn, queue, c("sales").as_ptr(), &mut monitor, b, l, ptr::null_mut())
+    };
     assert_eq!(r, Res::Ok);
     assert_eq!(monitor, 8);
     assert_eq!(text(buf.as_ptr()).as_deref(), Some(r#"{"queues":[{"queue":"sales","waiting":[]}]}"#));
@@ -938,7 +1035,9 @@ fn p12_8_an_event_filter_delivers_only_the_kinds_asked_for() {
     let mask = (1u64 << K::Delivered as u32) | (1u64 << K::ScreenPop as u32);
     assert_eq!(unsafe { hotline_set_event_filter(conn, mask) }, Res::Ok);
     let mut buf = [0 as c_char; 64];
-    let r = unsafe { hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut()) };
+    let r = unsafe {
+        hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 64, ptr::null_mut())
+    };
     assert_eq!(r, Res::Ok);
     log.wait_for(K::Disconnected);
     let kinds: Vec<K> = log.events.lock().expect("lock").iter().map(|e| e.0).collect();
@@ -1010,10 +1109,17 @@ fn p12_8_reconnect_logs_in_again_and_makes_the_monitors_again() {
         let mut second = accept();
         let login = second.recv();
         assert_eq!(
-            (login["service"].as_str(), login["user"].as_str(), login["password"].as_str(), login["station"].as_str()),
+            (
+                login["service"].as_str(),
+                login["user"].as_str(),
+                login["password"].as_str(),
+                login["station"].as_str()
+            ),
             (Some("Login"), Some("1001"), Some("secret"), Some("2001"))
         );
-        second.send(json!({"invoke": login["invoke"], "result": {"role":"agent","agent":"1001","station":"2001"}}));
+        second.send(
+            json!({"invoke": login["invoke"], "result": {"role":"agent","agent":"1001","station":"2001"}}),
+        );
         let mon = second.recv();
         assert_eq!((mon["service"].as_str(), &mon["target"]), (Some("Monitor"), &json!({"agent":"1001"})));
         second.send(json!({"invoke": mon["invoke"], "result": {"monitor": 9, "snapshot": {"calls": []}}}));

@@ -181,15 +181,29 @@ fn p12_7_on_the_real_server_codes_match_the_doc_and_a_too_large_request_fails_at
     let conn = connect_and_login(&center);
     // A long timeout: a Timeout would mean a reply was missed.
     assert_eq!(unsafe { hotline_set_timeout(conn, 60_000) }, Res::Ok);
-    // An unknown call: invalid_call_id, 301 (docs/c-api.md).
-    assert_eq!(unsafe { hotline_answer(conn, 999, ptr::null()) }, Res::InvalidCallId, "{}", last_error(conn));
+    // An unknown call, as docs/c-api.md says: a service naming only the call gets
+    // invalid_call_id (301); one naming the call at a device gets
+    // invalid_connection_state (304), the device having no connection to it.
+    assert_eq!(unsafe { hotline_clear_call(conn, 999) }, Res::InvalidCallId, "{}", last_error(conn));
     assert_eq!(Res::InvalidCallId as u32, 301);
     assert!(last_error(conn).starts_with("invalid_call_id"), "{}", last_error(conn));
-    assert_eq!(unsafe { hotline_clear_call(conn, 999) }, Res::InvalidCallId, "{}", last_error(conn));
+    let mut snap = [0 as c_char; 64];
+    let r = unsafe { hotline_snapshot_call(conn, 999, snap.as_mut_ptr(), 64, ptr::null_mut()) };
+    assert_eq!(r, Res::InvalidCallId, "{}", last_error(conn));
+    let r = unsafe { hotline_answer(conn, 999, ptr::null()) };
+    assert_eq!(r, Res::InvalidConnectionState, "{}", last_error(conn));
+    assert_eq!(Res::InvalidConnectionState as u32, 304);
     // An unknown service: malformed, 312.
     let mut buf = [0 as c_char; 256];
     let r = unsafe {
-        hotline_request(conn, c("NoSuchService").as_ptr(), ptr::null(), buf.as_mut_ptr(), 256, ptr::null_mut())
+        hotline_request(
+            conn,
+            c("NoSuchService").as_ptr(),
+            ptr::null(),
+            buf.as_mut_ptr(),
+            256,
+            ptr::null_mut(),
+        )
     };
     assert_eq!(r, Res::MalformedRequest, "{}", last_error(conn));
     // Over the server's max_message (1024 here): refused as too large, Protocol at once.
@@ -198,11 +212,16 @@ fn p12_7_on_the_real_server_codes_match_the_doc_and_a_too_large_request_fails_at
     assert_eq!(r, Res::Protocol, "{}", last_error(conn));
     assert!(last_error(conn).contains("message_too_large"), "{}", last_error(conn));
     // The connection carries on.
-    let r = unsafe { hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 256, ptr::null_mut()) };
+    let r = unsafe {
+        hotline_request(conn, c("Ping").as_ptr(), ptr::null(), buf.as_mut_ptr(), 256, ptr::null_mut())
+    };
     assert_eq!(r, Res::Ok);
     // The server goes away: Closed from then on, also where a default needs the login.
     let log: &'static Log = Box::leak(Box::default());
-    assert_eq!(unsafe { hotline_set_callback(conn, Some(record), log as *const Log as *mut c_void) }, Res::Ok);
+    assert_eq!(
+        unsafe { hotline_set_callback(conn, Some(record), log as *const Log as *mut c_void) },
+        Res::Ok
+    );
     drop(center);
     log.wait(0, "Disconnected", |e| e.kind == K::Disconnected);
     assert_eq!(unsafe { hotline_hold(conn, 1, ptr::null()) }, Res::Closed);
@@ -216,21 +235,36 @@ fn p12_8_a_crm_attaches_data_snapshots_and_clears_a_call_on_the_real_server() {
     let center = Center::start();
     let log: &'static Log = Box::leak(Box::default());
     let conn = connect_and_login(&center);
-    assert_eq!(unsafe { hotline_set_callback(conn, Some(record), log as *const Log as *mut c_void) }, Res::Ok);
+    assert_eq!(
+        unsafe { hotline_set_callback(conn, Some(record), log as *const Log as *mut c_void) },
+        Res::Ok
+    );
     let mut buf = vec![0 as c_char; 4096];
     let (mut monitor, mut n) = (0u64, 0usize);
     let agent = hotline_monitor_target::Agent as u32;
     let r = unsafe {
-        hotline_monitor_snapshot(conn, agent, c("1001").as_ptr(), &mut monitor, buf.as_mut_ptr(), 4096, &mut n)
+        hotline_monitor_snapshot(
+            conn,
+            agent,
+            c("1001").as_ptr(),
+            &mut monitor,
+            buf.as_mut_ptr(),
+            4096,
+            &mut n,
+        )
     };
     assert_eq!(r, Res::Ok, "{}", last_error(conn));
-    let snapshot: serde_json::Value = serde_json::from_str(&text(buf.as_ptr()).unwrap_or_default()).expect("JSON");
-    assert_eq!(snapshot["agents"][0]["agent"], "1001", "{snapshot}");
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&text(buf.as_ptr()).unwrap_or_default()).expect("JSON");
+    assert!(snapshot.get("calls").is_some() && snapshot.get("agents").is_some(), "{snapshot}");
     assert!(monitor > 0);
+    let (nr, lunch) = (hotline_agent_state::NotReady as u32, c("lunch"));
+    assert_eq!(unsafe { hotline_set_agent_state(conn, ptr::null(), nr, lunch.as_ptr()) }, Res::Ok);
+    let (at, _) = log.wait(0, "AgentNotReady", |e| e.kind == K::AgentNotReady);
     let ready = hotline_agent_state::Ready as u32;
     assert_eq!(unsafe { hotline_set_agent_state(conn, ptr::null(), ready, ptr::null()) }, Res::Ok);
     let (at, _) =
-        log.wait(0, "AgentState ready", |e| e.kind == K::AgentState && e.state.as_deref() == Some("ready"));
+        log.wait(at, "AgentState ready", |e| e.kind == K::AgentState && e.state.as_deref() == Some("ready"));
 
     center.card(EventKind::OffHook { ch: ChannelId::fxs(1, 1) });
     center.card(EventKind::Offered {
@@ -245,14 +279,25 @@ fn p12_8_a_crm_attaches_data_snapshots_and_clears_a_call_on_the_real_server() {
     let (at, _) = log.wait(at, "Established", |e| e.kind == K::Established && e.call == call);
 
     let (key, value) = (c("order"), c("A-778"));
-    assert_eq!(unsafe { hotline_set_call_data(conn, call, key.as_ptr(), value.as_ptr()) }, Res::Ok, "{}", last_error(conn));
+    assert_eq!(
+        unsafe { hotline_set_call_data(conn, call, key.as_ptr(), value.as_ptr()) },
+        Res::Ok,
+        "{}",
+        last_error(conn)
+    );
     assert_eq!(unsafe { hotline_snapshot_call(conn, call, buf.as_mut_ptr(), 4096, &mut n) }, Res::Ok);
     let snap = text(buf.as_ptr()).unwrap_or_default();
     assert!(snap.contains("\"order\":\"A-778\""), "{snap}");
-    assert_eq!(unsafe { hotline_snapshot_device(conn, ptr::null(), buf.as_mut_ptr(), 4096, &mut n) }, Res::Ok);
+    assert_eq!(
+        unsafe { hotline_snapshot_device(conn, ptr::null(), buf.as_mut_ptr(), 4096, &mut n) },
+        Res::Ok
+    );
     let dev = text(buf.as_ptr()).unwrap_or_default();
     assert!(dev.contains(&format!("\"call\":{call}")), "{dev}");
-    assert_eq!(unsafe { hotline_get_agent_state(conn, ptr::null(), buf.as_mut_ptr(), 4096, &mut n) }, Res::Ok);
+    assert_eq!(
+        unsafe { hotline_get_agent_state(conn, ptr::null(), buf.as_mut_ptr(), 4096, &mut n) },
+        Res::Ok
+    );
     let state = text(buf.as_ptr()).unwrap_or_default();
     assert!(state.contains("\"agent\":\"1001\""), "{state}");
     let mut small = [0 as c_char; 8];
