@@ -1081,12 +1081,6 @@ impl CdrBuilder {
                 } else {
                     (Outcome::Missed, Some(Missed::NoAgent))
                 };
-                if o.voicemail {
-                    if self.voicemail_queue.len() >= VOICEMAIL_PENDING {
-                        self.voicemail_queue.pop_front();
-                    }
-                    self.voicemail_queue.push_back((*call, o.cdr.queue.clone()));
-                }
                 // Cut by the server: the shutdown, or out of hours in the IVR.
                 let unanswered = matches!(c.outcome, Outcome::Missed | Outcome::EndedInIvr | Outcome::Failed);
                 if c.direction == Direction::Inbound && unanswered && !o.failed {
@@ -1095,6 +1089,12 @@ impl CdrBuilder {
                     } else if o.after_hours && c.outcome != Outcome::Failed {
                         (c.outcome, c.missed) = (Outcome::Missed, Some(Missed::AfterHours));
                     }
+                }
+                if o.voicemail {
+                    if self.voicemail_queue.len() >= VOICEMAIL_PENDING {
+                        self.voicemail_queue.pop_front();
+                    }
+                    self.voicemail_queue.push_back((*call, o.cdr.queue.clone()));
                 }
                 let cdr = o.cdr;
                 self.out.push_back(StoreOp::Step(Step {

@@ -159,14 +159,6 @@ pub struct WaitingCaller {
     pub since_unix_ms: i64,
 }
 
-/// An access number and whether its schedule is open now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccessFigures {
-    pub number: String,
-    /// `None` before the wall clock is known.
-    pub open: Option<bool>,
-}
-
 /// One agent on the wallboard.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentFigures {
@@ -208,7 +200,6 @@ pub struct WallboardStats {
     pub ivr_calls: usize,
     /// Agents by state over the whole center.
     pub agent_totals: AgentCounts,
-    pub access_numbers: Vec<AccessFigures>,
     /// Each access number: open or closed now, and where its calls go.
     pub access: Vec<crate::engine::AccessNow>,
 }
@@ -1023,12 +1014,6 @@ impl Center {
                 }
             }
         }
-        let access_numbers = (0..cfg.access_numbers.len())
-            .map(|i| AccessFigures {
-                number: cfg.access_numbers[i].dnis.clone(),
-                open: self.engine.access_open(i),
-            })
-            .collect();
         let agents = cfg
             .agents
             .iter()
@@ -1074,7 +1059,6 @@ impl Center {
             draining: self.drain_until.is_some(),
             ivr_calls: self.calls.values().filter(|v| v.state == "ivr").count(),
             agent_totals,
-            access_numbers,
             access: self.engine.access_now(),
         }
     }

@@ -906,7 +906,7 @@ fn link_stats(s: &WallboardStats) -> crate::link::WallboardStats {
             .collect(),
         ivr_calls: s.ivr_calls,
         agents: s.agent_totals,
-        access_numbers: s.access_numbers.iter().map(|a| (a.number.clone(), a.open)).collect(),
+        access_numbers: s.access.iter().map(|a| (a.dnis.clone(), Some(a.open))).collect(),
     }
 }
 

@@ -210,17 +210,17 @@ fn an_access_number_is_open_in_its_schedules_hours_and_closed_after_hours_and_on
     let mut r = Rig::new(SCHEDULED);
     // 10:00 local on a Monday: open.
     r.engine.set_wall_clock(Instant::ZERO, MONDAY_UTC + 2 * 3600);
-    assert_eq!(r.engine.access_open(0), Some(true));
+    assert_eq!(r.engine.access_now()[0].open, true);
     // 12:30 local: the lunch gap between the office hours.
     r.engine.set_wall_clock(Instant::ZERO, MONDAY_UTC + 4 * 3600 + 1800);
-    assert_eq!(r.engine.access_open(0), Some(false));
+    assert_eq!(r.engine.access_now()[0].open, false);
     // Saturday 10:00 local.
     r.engine.set_wall_clock(Instant::ZERO, MONDAY_UTC + 5 * 86_400 + 2 * 3600);
-    assert_eq!(r.engine.access_open(0), Some(false));
+    assert_eq!(r.engine.access_now()[0].open, false);
     // National Day (a Thursday) at 10:00 local: the holiday target, closed.
     r.engine.set_wall_clock(Instant::ZERO, MONDAY_UTC - 32 * 86_400 + 2 * 3600);
-    assert_eq!(r.engine.access_open(0), Some(false));
-    assert_eq!(r.engine.access_open(1), None, "no such access number");
+    assert_eq!(r.engine.access_now()[0].open, false);
+    assert_eq!(r.engine.access_now().len(), 1, "one access number");
 }
 
 #[test]

@@ -362,8 +362,8 @@ fn a_caller_who_presses_2_reaches_the_agent_and_the_call_is_recorded_and_closed(
     assert_eq!(support.agents.ready, 1, "{support:#?}");
     assert_eq!(last.agent_totals.ready, 1);
     assert_eq!(last.ivr_calls, 0);
-    assert_eq!(last.access_numbers.len(), 1);
-    assert_eq!(last.access_numbers[0].open, Some(true), "no schedule: always open");
+    assert_eq!(last.access.len(), 1);
+    assert!(last.access[0].open, "no schedule: always open");
 }
 
 #[test]

@@ -977,29 +977,6 @@ fn target_text(cfg: &Config, t: &Target) -> String {
         Target::Agent(a) => format!("agent:{a}"),
     }
 
-    /// Is the access number open now: one of its schedules' hours (not a holiday with
-    /// a holiday target)? A number without schedules is always open. `None` before the
-    /// wall clock is set.
-    pub fn access_open(&self, access: usize) -> Option<bool> {
-        let a = self.cfg.access_numbers.get(access)?;
-        if a.routes.is_empty() && a.holiday_target.is_none() {
-            return Some(true);
-        }
-        let (at, unix) = self.wall?;
-        let secs = unix
-            + (self.now.as_micros() as i64 - at.as_micros() as i64) / 1_000_000
-            + i64::from(self.cfg.utc_offset_secs);
-        let days = secs.div_euclid(86_400);
-        let minute = (secs.rem_euclid(86_400) / 60) as u32;
-        if a.holiday_target.is_some() && self.cfg.holidays.iter().any(|h| h.date == civil_from_days(days)) {
-            return Some(false);
-        }
-        let weekday = (days + 3).rem_euclid(7) as usize;
-        Some(a.routes.iter().any(|(si, _)| {
-            let s = &self.cfg.schedules[*si];
-            s.days[weekday] && s.hours.iter().any(|&(from, to)| (from..to).contains(&minute))
-        }))
-    }
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (the well-known
