@@ -297,7 +297,9 @@ pub fn check_installation(text: &str, origin: &str) -> Vec<Problem> {
     // One problem per place: the first component to report it says it.
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| {
-        let key = if p.line == 0 { (p.origin.clone(), 0, 0, p.message.clone()) } else {
+        let key = if p.line == 0 {
+            (p.origin.clone(), 0, 0, p.message.clone())
+        } else {
             (p.origin.clone(), p.line, p.column, String::new())
         };
         seen.insert(key)
