@@ -140,7 +140,7 @@ fn setup(text: &str, origin: &str, make_prompts: bool) -> Result<Option<IvrSetup
         let body = match hotline_drivers::text::read_text_file(path, hotline_drivers::text::MAX_TEXT_FILE) {
             Ok(b) => b,
             Err(e) => {
-                problems.push(at(format!("flow file {e}")));
+                problems.push(at(format!("cannot read flow file {e}")));
                 continue;
             }
         };
