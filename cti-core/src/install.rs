@@ -140,7 +140,7 @@ fn setup(text: &str, origin: &str, make_prompts: bool) -> Result<Option<IvrSetup
         let body = match hotline_drivers::text::read_text_file(path, hotline_drivers::text::MAX_TEXT_FILE) {
             Ok(b) => b,
             Err(e) => {
-                problems.push(at(format!("flow file {e}")));
+                problems.push(at(format!("cannot read flow file {e}")));
                 continue;
             }
         };
@@ -297,7 +297,9 @@ pub fn check_installation(text: &str, origin: &str) -> Vec<Problem> {
     // One problem per place: the first component to report it says it.
     let mut seen = std::collections::HashSet::new();
     out.retain(|p| {
-        let key = if p.line == 0 { (p.origin.clone(), 0, 0, p.message.clone()) } else {
+        let key = if p.line == 0 {
+            (p.origin.clone(), 0, 0, p.message.clone())
+        } else {
             (p.origin.clone(), p.line, p.column, String::new())
         };
         seen.insert(key)

@@ -844,8 +844,12 @@ impl Cx<'_> {
                 card,
                 trunk,
                 rate_per_hour: rate,
-                from: Instant::from_micros((self.secs_at(a.from_s.as_ref(), "from_s")?.unwrap_or(0.0) * 1e6) as u64),
-                until: self.secs_at(a.until_s.as_ref(), "until_s")?.map(|u| Instant::from_micros((u * 1e6) as u64)),
+                from: Instant::from_micros(
+                    (self.secs_at(a.from_s.as_ref(), "from_s")?.unwrap_or(0.0) * 1e6) as u64,
+                ),
+                until: self
+                    .secs_at(a.until_s.as_ref(), "until_s")?
+                    .map(|u| Instant::from_micros((u * 1e6) as u64)),
                 dnis: a.dnis,
                 ani: a.ani,
                 caller: self.caller(a.caller)?,

@@ -48,12 +48,19 @@ impl PromptSet {
             format!("{place}{}", hotline_drivers::text::hint_unknown_field(e.message()))
         })?;
         let lang = Lang::parse(raw.lang.get_ref()).ok_or_else(|| {
-            format!("{}unknown lang {:?}: expected \"en\" or \"zh\"", at(raw.lang.span().start), raw.lang.get_ref())
+            format!(
+                "{}unknown lang {:?}: expected \"en\" or \"zh\"",
+                at(raw.lang.span().start),
+                raw.lang.get_ref()
+            )
         })?;
         for name in raw.text.keys() {
             let n = name.get_ref();
             if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("{}bad prompt name {n:?}: expected letters, digits and _", at(name.span().start)));
+                return Err(format!(
+                    "{}bad prompt name {n:?}: expected letters, digits and _",
+                    at(name.span().start)
+                ));
             }
         }
         let texts = raw.text.into_iter().map(|(k, v)| (k.into_inner(), v)).collect();

@@ -311,7 +311,10 @@ impl LinkConfig {
         let root: RawRoot = match toml::from_str(text) {
             Ok(r) => r,
             Err(e) => {
-                problems.push(at(e.span().unwrap_or(0..0), format!("in [link]: {}", hotline_drivers::text::hint_unknown_field(e.message()))));
+                problems.push(at(
+                    e.span().unwrap_or(0..0),
+                    format!("in [link]: {}", hotline_drivers::text::hint_unknown_field(e.message())),
+                ));
                 return Err(problems);
             }
         };

@@ -852,8 +852,9 @@ impl StoreConfig {
             let (l, c) = line_col(text, offset);
             format!("{}:{l}:{c}: {msg}", origin.display())
         };
-        let root = DeTable::parse(text)
-            .map_err(|e| at(e.span().map_or(0, |s| s.start), &format!("TOML syntax: {}", e.message().trim())))?;
+        let root = DeTable::parse(text).map_err(|e| {
+            at(e.span().map_or(0, |s| s.start), &format!("TOML syntax: {}", e.message().trim()))
+        })?;
         let root = root.into_inner();
         let Some((key, value)) = root.iter().find(|(k, _)| k.get_ref().as_ref() == "store") else {
             return Ok(StoreConfig { path: PathBuf::from("hotline.db") });
@@ -881,7 +882,10 @@ impl StoreConfig {
                 _ => {
                     let hint = hotline_drivers::text::did_you_mean(name, ["path"])
                         .map_or(String::new(), |k| format!("; did you mean `{k}`?"));
-                    return Err(at(k.span().start, &format!("[store]: unknown key `{name}`: expected `path`{hint}")));
+                    return Err(at(
+                        k.span().start,
+                        &format!("[store]: unknown key `{name}`: expected `path`{hint}"),
+                    ));
                 }
             }
         }
