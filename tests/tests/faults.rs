@@ -127,6 +127,44 @@ fn end_like_the_demo(running: Running) {
     running.stop().expect("stops");
 }
 
+/// A supervisor's CTI link client (JSON lines, docs/protocol.md).
+struct Desk {
+    out: std::net::TcpStream,
+    lines: std::io::BufReader<std::net::TcpStream>,
+    seen: Vec<serde_json::Value>,
+}
+
+impl Desk {
+    fn connect(addr: std::net::SocketAddr) -> Desk {
+        let s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        Desk { out: s.try_clone().expect("clone"), lines: std::io::BufReader::new(s), seen: Vec::new() }
+    }
+
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        writeln!(self.out, "{line}").expect("send");
+    }
+
+    /// Wait up to 10 s for a message `f` accepts (among those seen since the last clear).
+    fn wait_for(&mut self, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        use std::io::BufRead;
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(v) = self.seen.iter().find(|v| f(v)) {
+                return v.clone();
+            }
+            assert!(Instant::now() < end, "no {what} within 10 s; seen: {:?}", self.seen);
+            let mut line = String::new();
+            if self.lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    self.seen.push(v);
+                }
+            }
+        }
+    }
+}
+
 fn nothing_to_recover(db: &Path) {
     let (tx, writer, recovered) = StoreWriter::spawn(db).expect("the store opens");
     assert_eq!(recovered, Default::default(), "the store was closed cleanly: nothing to recover");
@@ -185,9 +223,18 @@ fn p13_4_calls_made_while_the_store_disk_is_full_are_all_stored_once_it_has_room
     let dir = temp("full");
     let db = dir.join("hotline.db");
     let fault = Arc::new(AtomicBool::new(true));
-    let mut opts = options(installation(&dir, 2, &dir.join("recordings")));
+    let text = installation(&dir, 2, &dir.join("recordings"))
+        + "\n[[supervisor]]\nid = \"9001\"\nname = \"Ma Hong\"\npassword = \"pw\"\n";
+    let mut opts = options(text);
     opts.store_fault = Some(fault.clone());
+    opts.link_override = Some(|l| {
+        l.tcp = Some("127.0.0.1:0".parse().expect("addr"));
+        l.http = None;
+    });
     let running = serve::start(opts).expect("the center starts");
+    let mut desk = Desk::connect(running.link.addrs().tcp.expect("a TCP listener"));
+    desk.send(r#"{"invoke":1,"service":"Login","user":"9001","password":"pw"}"#);
+    desk.wait_for("the login reply", |v| v["invoke"] == 1 && v.get("error").is_none());
     let end = Instant::now() + Duration::from_secs(30);
     loop {
         assert!(Instant::now() < end, "both calls were not over within 30 s");
@@ -201,9 +248,22 @@ fn p13_4_calls_made_while_the_store_disk_is_full_are_all_stored_once_it_has_room
     assert!(active.iter().any(|a| a.alarm == "disk_full" && a.raised), "{active:?}");
     let reader = Store::open(&db).expect("store");
     assert!(reader.calls(&CallFilter::default()).expect("calls").is_empty(), "nothing could be written");
+    // The supervisor hears of it (live, and again as the snapshot of a new monitor).
+    let raised = |v: &serde_json::Value| {
+        v["event"] == "SystemAlarm"
+            && v["alarm"] == "disk_full"
+            && v["state"] == "raised"
+            && v["severity"] == "major"
+    };
+    desk.wait_for("the live SystemAlarm", raised);
+    desk.seen.clear();
+    desk.send(r#"{"invoke":2,"service":"Monitor","target":"all"}"#);
+    desk.wait_for("the monitor reply", |v| v["invoke"] == 2);
+    desk.wait_for("the active alarm after the monitor reply", raised);
 
     fault.store(false, Ordering::SeqCst);
     wait_until(&running, Duration::from_secs(10), "the alarm clears", || running.alarms.active().is_empty());
+    desk.wait_for("the cleared SystemAlarm", |v| v["event"] == "SystemAlarm" && v["state"] == "cleared");
     end_like_the_demo(running);
 
     nothing_to_recover(&db);
