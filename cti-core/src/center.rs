@@ -818,7 +818,7 @@ impl Center {
                 }
             }
             CstaEvent::Queued { call, queue, cause, .. } => {
-                let Some(&q) = self.queue_ix.get(queue) else { return None };
+                let &q = self.queue_ix.get(queue)?;
                 let v = self.view(*call, "queued");
                 let first_time_here = v.queue != Some(q);
                 v.state = "queued";
