@@ -9,7 +9,8 @@
  * 2. Three threads request in a loop while the main thread disconnects: every
  *    thread ends with HOTLINE_RESULT_CLOSED, none crashes or hangs.
  * 3. Poll mode: one thread waits on the event descriptor with select() and calls
- *    hotline_dispatch while another thread makes requests that cause events.
+ *    hotline_dispatch while another thread makes requests (the server's Stats events,
+ *    about one a second, are what is dispatched for sure).
  *
  * Prints "race: ok" and exits 0 when every check passed.
  */
@@ -261,7 +262,8 @@ int main(int argc, char **argv) {
     EXPECT(hotline_monitor(conn, HOTLINE_MONITOR_TARGET_AGENT, agent, NULL), r_ == HOTLINE_RESULT_OK);
     jobs[1] = (struct job){.conn = conn, .counter = &c3, .n = 16};
     requester(&jobs[1]);
-    sleep_ms(100);
+    /* The server pushes Stats to every logged-in connection about once a second. */
+    sleep_ms(1500);
     EXPECT(hotline_disconnect(conn), r_ == HOTLINE_RESULT_OK);
     pthread_join(t[0], NULL);
     pthread_mutex_lock(&c3.lock);
