@@ -160,6 +160,8 @@ int main(int argc, char **argv) {
     printf("connected to %s:%ld (libhotline %s)\n", host, port, hotline_version());
 
     int status = 1;
+    /* A login checks an Argon2 password hash on the server: allow for a slow machine. */
+    hotline_set_timeout(conn, 30000);
     if (poll_mode) {
         /* Before the login, so that every event waits for hotline_dispatch. */
         if ((r = hotline_event_fd(conn, &crm.fd)) != HOTLINE_RESULT_OK) {

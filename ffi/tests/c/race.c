@@ -82,6 +82,8 @@ static hotline_conn *open_conn(struct counter *c) {
         exit(1);
     }
     EXPECT(hotline_set_callback(conn, count, c), r_ == HOTLINE_RESULT_OK);
+    /* Logins check an Argon2 hash on the server: allow for a slow, busy machine. */
+    EXPECT(hotline_set_timeout(conn, 30000), r_ == HOTLINE_RESULT_OK);
     EXPECT(hotline_login(conn, agent, password, station), r_ == HOTLINE_RESULT_OK);
     return conn;
 }
