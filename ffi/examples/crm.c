@@ -160,7 +160,7 @@ int main(int argc, char **argv) {
     printf("connected to %s:%ld (libhotline %s)\n", host, port, hotline_version());
 
     int status = 1;
-    /* A login checks an Argon2 password hash on the server: allow for a slow machine. */
+    /* A login can take seconds on a busy server (more with an Argon2 password hash). */
     hotline_set_timeout(conn, 30000);
     if (poll_mode) {
         /* Before the login, so that every event waits for hotline_dispatch. */

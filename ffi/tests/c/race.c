@@ -82,7 +82,7 @@ static hotline_conn *open_conn(struct counter *c) {
         exit(1);
     }
     EXPECT(hotline_set_callback(conn, count, c), r_ == HOTLINE_RESULT_OK);
-    /* Logins check an Argon2 hash on the server: allow for a slow, busy machine. */
+    /* A login can take seconds on a busy server (more with an Argon2 password hash). */
     EXPECT(hotline_set_timeout(conn, 30000), r_ == HOTLINE_RESULT_OK);
     EXPECT(hotline_login(conn, agent, password, station), r_ == HOTLINE_RESULT_OK);
     return conn;
