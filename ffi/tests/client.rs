@@ -583,6 +583,9 @@ fn expect_next(want: &'static str) -> (u16, JoinHandle<()>) {
     })
 }
 
+/// One refused call of a table of cases.
+type Case = Box<dyn Fn() -> Res>;
+
 #[test]
 fn p12_7_empty_overlong_nul_and_bad_digit_strings_are_refused_before_sending() {
     let (port, t) = expect_next("Ping");
@@ -605,7 +608,7 @@ fn p12_7_empty_overlong_nul_and_bad_digit_strings_are_refused_before_sending() {
     assert_eq!(login(conn), Res::Ok);
 
     let long = c(&"1".repeat(HOTLINE_MAX_NAME + 1));
-    let cases: Vec<(&str, Res, Box<dyn Fn() -> Res>)> = vec![
+    let cases: Vec<(&str, Res, Case)> = vec![
         (
             "empty device",
             Res::InvalidArgument,
