@@ -160,6 +160,8 @@ int main(int argc, char **argv) {
     printf("connected to %s:%ld (libhotline %s)\n", host, port, hotline_version());
 
     int status = 1;
+    /* A login can take seconds on a busy server (more with an Argon2 password hash). */
+    hotline_set_timeout(conn, 30000);
     if (poll_mode) {
         /* Before the login, so that every event waits for hotline_dispatch. */
         if ((r = hotline_event_fd(conn, &crm.fd)) != HOTLINE_RESULT_OK) {

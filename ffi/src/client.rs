@@ -107,7 +107,7 @@ struct Poll {
 /// What the reader hands to the dispatcher.
 enum Msg {
     Server(Map<String, Value>),
-    Local(Event),
+    Local(Box<Event>),
 }
 
 struct Shared {
@@ -788,7 +788,7 @@ fn restore(shared: &Shared, stream: u64, events: &Sender<Msg>) {
 fn send_local(shared: &Shared, events: &Sender<Msg>, ev: Event) {
     if shared.wanted(ev.kind) {
         shared.queued.fetch_add(1, Ordering::SeqCst);
-        if events.send(Msg::Local(ev)).is_err() {
+        if events.send(Msg::Local(Box::new(ev))).is_err() {
             shared.queued.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -925,7 +925,7 @@ fn dispatch_loop(shared: &Shared, events: Receiver<Msg>) {
                 shared.queued.fetch_sub(1, Ordering::SeqCst);
                 let ev = match msg {
                     Msg::Server(obj) => Event::from_json(&obj),
-                    Msg::Local(ev) => ev,
+                    Msg::Local(ev) => *ev,
                 };
                 shared.deliver(&ev);
             }

@@ -583,6 +583,9 @@ fn expect_next(want: &'static str) -> (u16, JoinHandle<()>) {
     })
 }
 
+/// One refused call of a table of cases.
+type Case = Box<dyn Fn() -> Res>;
+
 #[test]
 fn p12_7_empty_overlong_nul_and_bad_digit_strings_are_refused_before_sending() {
     let (port, t) = expect_next("Ping");
@@ -605,8 +608,7 @@ fn p12_7_empty_overlong_nul_and_bad_digit_strings_are_refused_before_sending() {
     assert_eq!(login(conn), Res::Ok);
 
     let long = c(&"1".repeat(HOTLINE_MAX_NAME + 1));
-    let just_right = c(&"1".repeat(HOTLINE_MAX_NAME));
-    let cases: Vec<(&str, Res, Box<dyn Fn() -> Res>)> = vec![
+    let cases: Vec<(&str, Res, Case)> = vec![
         (
             "empty device",
             Res::InvalidArgument,
@@ -739,7 +741,6 @@ fn p12_7_empty_overlong_nul_and_bad_digit_strings_are_refused_before_sending() {
         assert_eq!(call(), *want, "{what}");
         assert!(!last_error(conn).is_empty(), "{what}: the refusal says why");
     }
-    assert!(just_right.as_bytes().len() == HOTLINE_MAX_NAME);
     // Only now does anything go out.
     let mut buf = [0 as c_char; 64];
     let r = unsafe {
@@ -1144,6 +1145,45 @@ fn p12_8_reconnect_logs_in_again_and_makes_the_monitors_again() {
     assert_eq!(v["monitors"][0]["was"], 4);
     assert_eq!(v["monitors"][0]["snapshot"], json!({"calls": []}));
     assert_eq!(unsafe { hotline_hold(conn, 5, ptr::null()) }, Res::Ok, "usable again, defaults kept");
+    unsafe { hotline_free(conn) };
+    t.join().expect("server script");
+}
+
+/// Log lines received by [`log_line`] (the log callback is global to the library).
+static LOGGED: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn log_line(_: *mut c_void, level: u32, message: *const c_char) {
+    let text = text(message).unwrap_or_default();
+    LOGGED.lock().unwrap_or_else(|e| e.into_inner()).push((level, text));
+}
+
+#[test]
+fn p12_8_the_log_callback_hears_what_no_call_returns() {
+    let (port, t) = server(|p| {
+        p.accept_login();
+        p.send_raw("p12-8 junk line nobody waits for");
+        p.send(json!({"event":"AgentReady","agent":"1001","time":"2025-03-01T09:30:12.345Z"}));
+        p.wait_close();
+    });
+    let debug = hotline::log::hotline_log_level::Debug as u32;
+    assert_eq!(
+        unsafe { hotline_set_log_callback(Some(log_line), ptr::null_mut(), 99) },
+        Res::InvalidArgument
+    );
+    assert_eq!(unsafe { hotline_set_log_callback(Some(log_line), ptr::null_mut(), debug) }, Res::Ok);
+    let conn = connect(port);
+    let log = Log::leak();
+    set_callback(conn, log);
+    assert_eq!(login(conn), Res::Ok);
+    log.wait_for(K::AgentReady);
+    let lines = LOGGED.lock().expect("lock").clone();
+    let warn = hotline::log::hotline_log_level::Warn as u32;
+    assert!(
+        lines.iter().any(|(l, m)| *l == warn && m.contains("server line 2") && m.contains(&port.to_string())),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|(_, m)| m.contains("send Login")), "debug lines too: {lines:#?}");
+    assert_eq!(last_error(conn), "", "the junk line is the log's, not a call's");
     unsafe { hotline_free(conn) };
     t.join().expect("server script");
 }

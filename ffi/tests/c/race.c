@@ -9,7 +9,8 @@
  * 2. Three threads request in a loop while the main thread disconnects: every
  *    thread ends with HOTLINE_RESULT_CLOSED, none crashes or hangs.
  * 3. Poll mode: one thread waits on the event descriptor with select() and calls
- *    hotline_dispatch while another thread makes requests that cause events.
+ *    hotline_dispatch while another thread makes requests (the server's Stats events,
+ *    about one a second, are what is dispatched for sure).
  *
  * Prints "race: ok" and exits 0 when every check passed.
  */
@@ -81,6 +82,8 @@ static hotline_conn *open_conn(struct counter *c) {
         exit(1);
     }
     EXPECT(hotline_set_callback(conn, count, c), r_ == HOTLINE_RESULT_OK);
+    /* A login can take seconds on a busy server (more with an Argon2 password hash). */
+    EXPECT(hotline_set_timeout(conn, 30000), r_ == HOTLINE_RESULT_OK);
     EXPECT(hotline_login(conn, agent, password, station), r_ == HOTLINE_RESULT_OK);
     return conn;
 }
@@ -261,7 +264,8 @@ int main(int argc, char **argv) {
     EXPECT(hotline_monitor(conn, HOTLINE_MONITOR_TARGET_AGENT, agent, NULL), r_ == HOTLINE_RESULT_OK);
     jobs[1] = (struct job){.conn = conn, .counter = &c3, .n = 16};
     requester(&jobs[1]);
-    sleep_ms(100);
+    /* The server pushes Stats to every logged-in connection about once a second. */
+    sleep_ms(1500);
     EXPECT(hotline_disconnect(conn), r_ == HOTLINE_RESULT_OK);
     pthread_join(t[0], NULL);
     pthread_mutex_lock(&c3.lock);
