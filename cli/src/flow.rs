@@ -37,6 +37,7 @@ mod speaker;
 pub enum FlowCommand {
     /// Every problem in a flow file, with line, column and what was expected.
     Check {
+        /// The flow file.
         file: PathBuf,
         /// The prompt set's WAV directory (default: only the set's text is checked).
         #[arg(long)]
@@ -44,6 +45,7 @@ pub enum FlowCommand {
     },
     /// Run a flow against a simulated call in the terminal.
     Try {
+        /// The flow file.
         file: PathBuf,
         /// The flow to start (default: `main`, or the only flow).
         #[arg(long)]

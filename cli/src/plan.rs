@@ -44,6 +44,7 @@ pub struct TrafficArgs {
     /// How long a day to simulate, e.g. 8h.
     #[arg(long, value_parser = parse_duration, default_value = "8h")]
     duration: Duration,
+    /// The random seed: the same seed gives the same day.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Print JSON.

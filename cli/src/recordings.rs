@@ -15,17 +15,21 @@ use crate::report::{existing, render, Format, Opened, RangeArgs, StoreArgs};
 pub enum RecordingsCommand {
     /// The recording index, with filters.
     List {
+        /// Only this agent's recordings.
         #[arg(long)]
         agent: Option<String>,
+        /// Only this queue's recordings.
         #[arg(long)]
         queue: Option<String>,
         /// The caller's number.
         #[arg(long)]
         caller: Option<String>,
+        /// Only recordings with this tag.
         #[arg(long)]
         tag: Option<String>,
         #[command(flatten)]
         range: RangeArgs,
+        /// Table, CSV, JSON or an HTML page.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         #[command(flatten)]
@@ -33,20 +37,25 @@ pub enum RecordingsCommand {
     },
     /// Play a recording on the sound card.
     Play {
+        /// The recording's id (from `list`).
         id: u64,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Write a recording as a 16-bit PCM WAV file (MP3 recordings are copied as they are).
     Export {
+        /// The recording's id (from `list`).
         id: u64,
+        /// The file to write.
         out: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Set a recording's tag, and optionally its retention class.
     Tag {
+        /// The recording's id (from `list`).
         id: u64,
+        /// The tag, a word or a few.
         tag: String,
         /// `normal`, `complaint`, or a class the configuration names.
         #[arg(long)]
@@ -80,6 +89,7 @@ pub enum ScheduleCommand {
     },
     /// The schedules, oldest first.
     List {
+        /// Table, CSV, JSON or an HTML page.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         #[command(flatten)]
@@ -87,6 +97,7 @@ pub enum ScheduleCommand {
     },
     /// Remove a schedule by its id (from `list`).
     Remove {
+        /// The schedule's id (from `list`).
         id: i64,
         #[command(flatten)]
         store: StoreArgs,

@@ -15,10 +15,13 @@ use crate::report::{render, Format, RangeArgs, StoreArgs};
 pub enum VoicemailCommand {
     /// Messages, oldest first.
     List {
+        /// Only this mailbox's messages.
         #[arg(long)]
         mailbox: Option<String>,
+        /// Only messages left by callers of this queue.
         #[arg(long)]
         queue: Option<String>,
+        /// Only messages from this number.
         #[arg(long)]
         caller: Option<String>,
         /// Only messages nobody has listened to.
@@ -26,6 +29,7 @@ pub enum VoicemailCommand {
         unheard: bool,
         #[command(flatten)]
         range: RangeArgs,
+        /// Table, CSV, JSON or an HTML page.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
         #[command(flatten)]
@@ -33,20 +37,25 @@ pub enum VoicemailCommand {
     },
     /// Play a message on the sound card (marks it listened to).
     Play {
+        /// The message's id (from `list`).
         id: i64,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Write a message as a 16-bit PCM WAV file (marks it listened to).
     Export {
+        /// The message's id (from `list`).
         id: i64,
+        /// The file to write.
         out: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Set the note on a message.
     Note {
+        /// The message's id (from `list`).
         id: i64,
+        /// The note, e.g. "called back".
         text: String,
         #[command(flatten)]
         store: StoreArgs,

@@ -262,7 +262,7 @@ fn occupancy_chart(agents: &[(String, f64, f64)]) -> String {
         return "<p class=\"empty\">No agent was logged in during this period.</p>".into();
     }
     let row = 22.0;
-    let (w, left, right) = (1100.0, 70.0, 150.0);
+    let (w, left, right) = (1100.0, 70.0, 230.0);
     let h = row * agents.len() as f64 + 26.0;
     let plot_w = w - left - right;
     let mut s = format!("<svg viewBox=\"0 0 {w} {h:.0}\" role=\"img\" aria-label=\"Agent occupancy\">");
