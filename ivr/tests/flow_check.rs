@@ -90,5 +90,8 @@ type = "hangup"
 
     let bad = text.replace("\"Repair status\"", "42");
     let problems = Flows::parse(&bad, "labels.toml").expect_err("a label is text");
-    assert!(problems.iter().any(|p| p.message.contains("the label of `status` must be a string") && p.line == 4), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.message.contains("the label of `status` must be a string") && p.line == 4),
+        "{problems:?}"
+    );
 }
