@@ -976,7 +976,6 @@ fn target_text(cfg: &Config, t: &Target) -> String {
         Target::HangUp(c) => format!("hangup:{}", c.0),
         Target::Agent(a) => format!("agent:{a}"),
     }
-
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (the well-known

@@ -1488,8 +1488,12 @@ impl Server {
                 let Some(c) = self.conns.get_mut(&d.conn) else { return };
                 c.login_busy = false;
                 let v = login_result(&self.cfg, &self.model, &account, &station);
-                c.session =
-                    Some(Session { user: account.id, supervisor: account.supervisor, station, engine_client });
+                c.session = Some(Session {
+                    user: account.id,
+                    supervisor: account.supervisor,
+                    station,
+                    engine_client,
+                });
                 self.reply(d.conn, d.invoke, v);
                 return;
             }
