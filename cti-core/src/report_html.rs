@@ -435,9 +435,9 @@ pub fn page(store: &Store, kind: Kind, p: &Params, page: &Page) -> Result<String
             table_html(&t)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<footer>Made by <code>hotline report {kind_name} --format html</code>. Definitions of every figure: docs/reports.md.</footer></main></body></html>\n"
+        "<footer>Made by <code>hotline report {kind_name} --format html</code>. Definitions of every figure: docs/reports.md.</footer></main></body></html>"
     );
     Ok(out)
 }
