@@ -219,7 +219,10 @@ fn an_agent_logs_in_over_tcp_and_is_ready() {
     let center = Center::start(|_| {});
     let mut agent = center.tcp();
     let r = agent.login("1001", "pw1001", Some("2001"));
-    assert_eq!(r["result"], json!({"role":"agent","agent":"1001","name":"Li Wei","station":"2001"}));
+    assert_eq!(
+        r["result"],
+        json!({"role":"agent","agent":"1001","name":"Li Wei","station":"2001","reasons":[],"crm":false})
+    );
     let r = agent.request(json!({"service":"GetAgentState","agent":"1001"}));
     assert_eq!(r["result"]["state"], "ready", "{r}");
 }

@@ -389,7 +389,8 @@ fn the_queue_report_agrees_with_what_the_callers_went_through() {
     let within = waits.iter().filter(|&&w| w <= 20.0).count();
     assert!(close(s.service_level_pct, 100.0 * within as f64 / sales.len() as f64), "{s:?}");
     assert!(close(s.abandon_rate_pct, 100.0 * (sales.len() - answered.len()) as f64 / sales.len() as f64));
-    assert!(close(s.talk_s, talk.iter().sum::<f64>()), "{s:?}");
+    // A sum of per-call times, each read to the millisecond: allow each its rounding.
+    assert!((s.talk_s - talk.iter().sum::<f64>()).abs() < 0.002 * talk.len() as f64, "{s:?}");
     assert_eq!(s.timeout_rate_pct, 0.0);
 
     // Support: nobody answers, every caller gives up.
