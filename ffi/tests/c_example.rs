@@ -79,7 +79,13 @@ fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// The first line starting with `starts`, among those already seen or still to come: the
+/// C program's event thread and main thread print in either order (a pop may come
+/// before "ready").
 fn wait_line(rx: &mpsc::Receiver<String>, starts: &str, seen: &mut Vec<String>) -> String {
+    if let Some(line) = seen.iter().find(|l| l.starts_with(starts)) {
+        return line.clone();
+    }
     loop {
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(line) => {

@@ -159,8 +159,8 @@ fn an_agent_on_the_c_api_takes_holds_and_clears_a_call_on_the_real_server() {
         cleared.reason.as_deref().is_some_and(|r| r.parse::<u32>().is_ok()),
         "a Q.850 number: {cleared:?}"
     );
-    // The station has left the call: nothing there to answer.
-    assert_eq!(unsafe { hotline_answer(conn, call, ptr::null()) }, Res::InvalidConnectionState);
+    // The call has ended: no such call in progress.
+    assert_eq!(unsafe { hotline_answer(conn, call, ptr::null()) }, Res::InvalidCallId);
 
     assert_eq!(unsafe { hotline_logout(conn) }, Res::Ok);
     assert_eq!(unsafe { hotline_answer(conn, call, ptr::null()) }, Res::NotLoggedIn);
@@ -181,9 +181,8 @@ fn p12_7_on_the_real_server_codes_match_the_doc_and_a_too_large_request_fails_at
     let conn = connect_and_login(&center);
     // A long timeout: a Timeout would mean a reply was missed.
     assert_eq!(unsafe { hotline_set_timeout(conn, 60_000) }, Res::Ok);
-    // An unknown call, as docs/c-api.md says: a service naming only the call gets
-    // invalid_call_id (301); one naming the call at a device gets
-    // invalid_connection_state (304), the device having no connection to it.
+    // An unknown call, as docs/c-api.md says: every service naming it gets
+    // invalid_call_id (301).
     assert_eq!(unsafe { hotline_clear_call(conn, 999) }, Res::InvalidCallId, "{}", last_error(conn));
     assert_eq!(Res::InvalidCallId as u32, 301);
     assert!(last_error(conn).starts_with("invalid_call_id"), "{}", last_error(conn));
@@ -191,8 +190,7 @@ fn p12_7_on_the_real_server_codes_match_the_doc_and_a_too_large_request_fails_at
     let r = unsafe { hotline_snapshot_call(conn, 999, snap.as_mut_ptr(), 64, ptr::null_mut()) };
     assert_eq!(r, Res::InvalidCallId, "{}", last_error(conn));
     let r = unsafe { hotline_answer(conn, 999, ptr::null()) };
-    assert_eq!(r, Res::InvalidConnectionState, "{}", last_error(conn));
-    assert_eq!(Res::InvalidConnectionState as u32, 304);
+    assert_eq!(r, Res::InvalidCallId, "{}", last_error(conn));
     // An unknown service: malformed, 312.
     let mut buf = [0 as c_char; 256];
     let r = unsafe {
