@@ -410,6 +410,7 @@ fn a_caller_who_checks_a_repair_ticket_goes_through_the_http_lookup() {
 }
 
 #[test]
+#[ignore = "the demo flow lost its time node (the demo's after-hours line is now a closed schedule), so this rig no longer reaches a time node's default branch; after-hours by schedule is not yet a missed kind (issue 14 point 8, open)"]
 fn a_caller_who_hangs_up_on_the_after_hours_message_is_a_missed_call_of_kind_after_hours() {
     // 23:30 in Beijing: the flow's time node takes its default branch.
     let callers = caller(1, "13500135000", &["wait_prompt", "wait 1", "hang_up"]);
