@@ -579,3 +579,28 @@ fn p12_5_a_headset_agent_deflects_an_acd_offer() {
     );
     assert_eq!(li.code(json!({"service":"AnswerCall","call":call,"device":"station:2001"})), "ok");
 }
+
+#[test]
+fn p12_2_a_scoped_supervisor_gets_the_stats_of_their_queues_only() {
+    let rig = Rig::start();
+    let mut sup = rig.supervisor("9001", None);
+    let mut boss = rig.supervisor("9002", None);
+    let queue = |name: &str| link::QueueStats { queue: name.into(), ..Default::default() };
+    rig.link.send(LinkMsg::Stats(link::WallboardStats {
+        at_unix_ms: 1_764_000_000_000,
+        queues: vec![queue("sales"), queue("support")],
+        ..Default::default()
+    }));
+    let names = |v: &Value| -> Vec<String> {
+        v["queues"]
+            .as_array()
+            .expect("queues")
+            .iter()
+            .filter_map(|q| q["queue"].as_str().map(String::from))
+            .collect()
+    };
+    let mine = sup.until("Stats", |v| v["event"] == "Stats");
+    assert_eq!(names(&mine), vec!["sales"], "support has none of team-a: {mine}");
+    let all = boss.until("Stats", |v| v["event"] == "Stats");
+    assert_eq!(names(&all), vec!["sales", "support"], "an unscoped supervisor sees every queue: {all}");
+}

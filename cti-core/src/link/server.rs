@@ -1559,13 +1559,30 @@ impl Server {
                 // Supervisors also get the waiting callers' numbers; agents do not.
                 let [for_agents, for_supervisors] =
                     [false, true].map(|sup| stats_json(&stats, sup).to_string());
-                let ids: Vec<(u32, bool)> = self
+                let ids: Vec<(u32, bool, String)> = self
                     .conns
                     .iter()
-                    .filter_map(|(i, c)| c.session.as_ref().map(|s| (*i, s.supervisor)))
+                    .filter_map(|(i, c)| c.session.as_ref().map(|s| (*i, s.supervisor, s.user.clone())))
                     .collect();
-                for (id, sup) in ids {
-                    self.send_to(id, if sup { &for_supervisors } else { &for_agents });
+                // A supervisor limited to groups sees only the queues of their scope.
+                let mut scoped: HashMap<String, String> = HashMap::new();
+                for (id, sup, user) in ids {
+                    let text = if sup && self.model.scoped(&user) {
+                        let model = &self.model;
+                        scoped
+                            .entry(user)
+                            .or_insert_with_key(|user| {
+                                let mut mine = stats.clone();
+                                mine.queues.retain(|q| model.supervises_queue(user, &q.queue));
+                                stats_json(&mine, true).to_string()
+                            })
+                            .clone()
+                    } else if sup {
+                        for_supervisors.clone()
+                    } else {
+                        for_agents.clone()
+                    };
+                    self.send_to(id, &text);
                 }
             }
             LinkMsg::Alarm(a) => {
