@@ -25,6 +25,3 @@ echo "== browser tests: build the web fixture"
 cargo build -q -p hotline-cti --example web_fixture
 echo "== browser tests: chromium"
 (cd tests/browser && npm test)
-echo "== browser tests: a person at the desk during hotline demo"
-cargo build -q -p hotline
-(cd tests/browser && npm run demo)
