@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The README's two commands on a clean clone, on a machine with only Rust and a C
 # compiler: the committed tree is cloned into a scratch directory and run with a PATH
-# that holds Rust's tools, the C compiler and the basic shell tools and nothing else
-# (no espeak-ng, sox, chromium, python, node, pkg-config, ...): a test that needs one
-# of those fails here. HOME is a scratch directory too (cargo's and rustup's own homes
-# are kept, so the registry cache and the toolchain are found).
+# that holds the base system's tools, Rust and the C compiler, and none of espeak-ng,
+# sox, chromium, python, node or pkg-config: a test that needs one of those fails here.
+# HOME is a scratch directory too (cargo's and rustup's own homes are kept, so the
+# registry cache and the toolchain are found).
 #
 #   bash .ci/fresh-clone.sh            # both commands
 #   DEMO_ONLY=1 bash .ci/fresh-clone.sh
@@ -17,17 +17,26 @@ scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
 git clone -q --no-hardlinks "$repo" "$scratch/hotline"
-# Only what Rust and a C compiler bring, and the shell's basic tools.
+# The base system's tools (make, awk, ... which C build scripts use) and Rust's, but none
+# of the extras a test might lean on: a test that needs one of those fails here.
 bin="$scratch/bin"
 mkdir -p "$bin"
-need=(cargo rustc rustdoc cc gcc c++ g++ ld as ar ranlib strip
-      sh bash env cat ls mkdir rm cp mv ln chmod dirname basename uname tr sed grep head tail sort
-      wc date sleep true false test expr id mktemp touch readlink printf echo)
-for t in "${need[@]}"; do
-  p="$(command -v "$t" 2>/dev/null || true)"
-  [ -n "$p" ] && [ -x "$p" ] && ln -sf "$(readlink -f "$p")" "$bin/$t"
+extras=" espeak-ng espeak sox play rec chromium chromium-browser chromedriver google-chrome
+  python python3 node nodejs npm npx pkg-config pkgconf x86_64-linux-gnu-pkg-config "
+for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+  [ -d "$dir" ] || continue
+  for p in "$dir"/*; do
+    t="$(basename "$p")"
+    case "$extras" in *" $t "*) continue ;; esac
+    case "$t" in python3*|python2*) continue ;; esac
+    [ -e "$bin/$t" ] || { [ -x "$p" ] && [ ! -d "$p" ] && ln -s "$p" "$bin/$t"; } || true
+  done
 done
 # rustup's cargo/rustc are proxies that need rustup and the toolchain's own bin.
+for t in cargo rustc rustdoc rustup; do
+  p="$(command -v "$t" 2>/dev/null || true)"
+  [ -n "$p" ] && ln -sf "$p" "$bin/$t"
+done
 if command -v rustup >/dev/null 2>&1; then
   toolchain_bin="$(dirname "$(rustup which rustc)")"
   for t in cargo rustc rustdoc; do ln -sf "$toolchain_bin/$t" "$bin/$t"; done
@@ -43,7 +52,7 @@ run() {
      ${CARGO_TARGET_DIR:+CARGO_TARGET_DIR="$CARGO_TARGET_DIR"} "$@")
 }
 
-echo "== fresh clone in $scratch/hotline; PATH holds: $(ls "$bin" | tr '\n' ' ')"
+echo "== fresh clone in $scratch/hotline; PATH: the base system's $(ls "$bin" | wc -l) tools, without espeak-ng, sox, chromium, python, node or pkg-config"
 echo "== cargo run --release -p hotline -- demo --duration 20 --plain"
 run cargo run -q --release -p hotline -- demo --duration 20 --plain | tee "$scratch/demo.out"
 grep -q "agent 1001" "$scratch/demo.out"
