@@ -221,20 +221,21 @@ fn snapshot(center: &Center) -> Snapshot {
         line.alarm |= t.alarm;
     }
     let cfg = engine.config();
-    let access = cfg
-        .access_numbers
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let target = engine.route_target(i);
+    // Open or closed as the engine routes calls now (one rule for the terminal, the
+    // wallboard and `ctl`); "no schedule" is a fact of the configuration.
+    let access = engine
+        .access_now()
+        .into_iter()
+        .zip(&cfg.access_numbers)
+        .map(|(now, a)| {
             let open = if a.routes.is_empty() && a.holiday_target.is_none() {
                 Openness::Always
-            } else if a.routes.iter().any(|(_, t)| *t == target) {
+            } else if now.open {
                 Openness::Open
             } else {
                 Openness::Closed
             };
-            (a.dnis.clone(), target_name(cfg, &target), open)
+            (now.dnis, now.target, open)
         })
         .collect();
     let agent_stations = engine
@@ -251,18 +252,6 @@ fn snapshot(center: &Center) -> Snapshot {
         access,
         supervisors: cfg.supervisors.iter().map(|s| s.id.clone()).collect(),
         agent_stations,
-    }
-}
-
-fn target_name(cfg: &crate::Config, t: &crate::config::Target) -> String {
-    use crate::config::Target;
-    match t {
-        Target::Queue(q) => format!("queue:{}", cfg.queues[*q].name),
-        Target::Ivr(f) => format!("ivr:{f}"),
-        Target::Voicemail(b) => format!("voicemail:{b}"),
-        Target::External(n) => format!("external:{n}"),
-        Target::HangUp(c) => format!("hang up (cause {})", c.0),
-        Target::Agent(a) => format!("agent:{a}"),
     }
 }
 
