@@ -6,8 +6,9 @@
 # HOME is a scratch directory too (cargo's and rustup's own homes are kept, so the
 # registry cache and the toolchain are found).
 #
-#   bash .ci/fresh-clone.sh            # both commands
+#   bash .ci/fresh-clone.sh            # both commands, on a clone of the committed tree
 #   DEMO_ONLY=1 bash .ci/fresh-clone.sh
+#   IN_PLACE=1 bash .ci/fresh-clone.sh # in this checkout (CI's checkout is a clean clone)
 #
 # CARGO_TARGET_DIR is honoured (a warm target directory saves compiling the
 # dependencies again); by default the clone builds into its own target/.
@@ -16,7 +17,12 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
-git clone -q --no-hardlinks "$repo" "$scratch/hotline"
+if [ "${IN_PLACE:-}" = 1 ]; then
+  work="$repo"
+else
+  work="$scratch/hotline"
+  git clone -q --no-hardlinks "$repo" "$work"
+fi
 # The base system's tools (make, awk, ... which C build scripts use) and Rust's, but none
 # of the extras a test might lean on: a test that needs one of those fails here.
 bin="$scratch/bin"
@@ -47,18 +53,19 @@ done
 
 mkdir -p "$scratch/home"
 run() {
-  (cd "$scratch/hotline" && env -i HOME="$scratch/home" PATH="$bin" \
+  (cd "$work" && env -i HOME="$scratch/home" PATH="$bin" \
      CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
-     ${CARGO_TARGET_DIR:+CARGO_TARGET_DIR="$CARGO_TARGET_DIR"} "$@")
+     ${CARGO_TARGET_DIR:+CARGO_TARGET_DIR="$CARGO_TARGET_DIR"} \
+     ${CARGO_INCREMENTAL:+CARGO_INCREMENTAL="$CARGO_INCREMENTAL"} ${CI:+CI="$CI"} "$@")
 }
 
-echo "== fresh clone in $scratch/hotline; PATH: the base system's $(ls "$bin" | wc -l) tools, without espeak-ng, sox, chromium, python, node or pkg-config"
-echo "== cargo run --release -p hotline -- demo --duration 20 --plain"
-run cargo run -q --release -p hotline -- demo --duration 20 --plain | tee "$scratch/demo.out"
-grep -q "agent 1001" "$scratch/demo.out"
-grep -q "calls" "$scratch/demo.out"
+echo "== fresh clone in $work; PATH: the base system's $(ls "$bin" | wc -l) tools, without espeak-ng, sox, chromium, python, node or pkg-config"
 if [ "${DEMO_ONLY:-}" != 1 ]; then
   echo "== cargo test --workspace"
   run cargo test --workspace
 fi
+echo "== cargo run --release -p hotline -- demo --duration 20 --plain"
+run cargo run -q --release -p hotline -- demo --duration 20 --plain | tee "$scratch/demo.out"
+grep -q "agent 1001" "$scratch/demo.out" || { echo "fresh-clone: the demo did not print agent 1001's seat" >&2; exit 1; }
+grep -q "calls" "$scratch/demo.out" || { echo "fresh-clone: the demo printed no calls" >&2; exit 1; }
 echo "== fresh clone: the README's commands passed with only Rust and a C compiler"
