@@ -69,11 +69,7 @@ fn a_person_who_goes_ready_at_a_headset_is_offered_a_call_within_a_minute() {
 }
 
 /// The demo's hour without people (nobody at the headsets), its records in a store.
-fn an_hour_of_the_demo(
-    name: &str,
-    start_ms: i64,
-    drain_limit: Duration,
-) -> (PathBuf, hotline_cti::demo_day::DayRun) {
+fn an_hour_of_the_demo(name: &str, start_ms: i64) -> (PathBuf, hotline_cti::demo_day::DayRun) {
     let dir = std::env::temp_dir().join(format!("hotline-demo-day-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let opts = DayOptions {
@@ -81,7 +77,7 @@ fn an_hour_of_the_demo(
         origin: "examples/demo.toml".into(),
         start_ms,
         length: Duration::from_secs(3600),
-        drain_limit,
+        drain_limit: Duration::from_secs(300),
         people: ["1001", "1002", "1003"].map(String::from).to_vec(),
         store: dir.join("day.db"),
     };
@@ -90,12 +86,11 @@ fn an_hour_of_the_demo(
 }
 
 #[test]
-fn in_the_demos_hour_some_queued_callers_give_up_and_calls_cut_at_its_end_are_missed() {
+fn in_the_demos_hour_some_queued_callers_give_up_and_the_closed_lines_calls_are_marked_after_hours() {
     use hotline_cti::report::{self, Params};
     // Wednesday 2026-11-18 02:00 UTC: 10:00 in the demo's time zone.
     let start_ms = 1_794_967_200_000;
-    // It ends as `hotline demo --duration` does: calls in progress are cut at once.
-    let (dir, run) = an_hour_of_the_demo("abandons", start_ms, Duration::ZERO);
+    let (dir, run) = an_hour_of_the_demo("abandons", start_ms);
     let store = hotline_cti::store::Store::open(dir.join("day.db")).expect("the day's store");
     let p = Params::new(start_ms, run.end_ms + 1);
     let queues = report::queue_report(&store, &p).expect("the queue report");
@@ -110,16 +105,20 @@ fn in_the_demos_hour_some_queued_callers_give_up_and_calls_cut_at_its_end_are_mi
     let missed = report::missed_counts(&store, &p).expect("the missed-calls report");
     println!("missed: {missed:?}");
     assert!(missed.iter().map(|m| m.abandoned).sum::<u64>() > 0, "{missed:#?}");
-    // About seven calls are in progress at any time: those cut at the end are missed
-    // calls of kind `shutdown`.
-    assert!(missed.iter().map(|m| m.shutdown).sum::<u64>() > 0, "{missed:#?}");
-    // The after-hours line is never open: its callers who leave no message are missed
-    // out of hours, whatever the hour.
-    let after_hours = report::missed_calls(&store, &p)
-        .expect("the missed calls")
-        .into_iter()
-        .filter(|m| m.called == "4008009000")
-        .collect::<Vec<_>>();
-    assert!(after_hours.iter().all(|m| m.kind == "after_hours"), "{after_hours:#?}");
+    // The after-hours line is never open: every call to it is marked so; its callers
+    // leave a message (not missed) or are missed out of hours.
+    let calls = store.calls(&hotline_cti::store::CallFilter::default()).expect("the calls");
+    let closed: Vec<_> = calls.iter().filter(|c| c.called.as_deref() == Some("4008009000")).collect();
+    assert!(closed.len() > 5, "about 20 calls an hour to the after-hours line: {}", closed.len());
+    for c in &closed {
+        assert!(c.data.contains(r#""after_hours":"yes""#), "{c:?}");
+        assert!(matches!(c.missed.as_deref(), None | Some("after_hours")), "{c:?}");
+    }
+    let after_hours = report::missed_calls(&store, &p).expect("the missed calls");
+    assert!(after_hours.iter().filter(|m| m.kind == "after_hours").all(|m| m.called == "4008009000"));
+    assert!(calls
+        .iter()
+        .filter(|c| c.called.as_deref() != Some("4008009000"))
+        .all(|c| !c.data.contains("after_hours")));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1767,7 +1767,8 @@ impl Server {
                         let v = login_result(&self.cfg, &self.model, &account, &station);
                         let supervisor = account.supervisor;
                         if let Some(c) = self.conns.get_mut(&p.conn) {
-                            c.session = Some(Session { user: account.id, supervisor, station, engine_client });
+                            c.session =
+                                Some(Session { user: account.id, supervisor, station, engine_client });
                         }
                         self.reply(p.conn, p.invoke, v);
                         if supervisor {
