@@ -475,6 +475,36 @@ fn a_call_to_the_open_line_is_not_marked_after_hours() {
 }
 
 #[test]
+fn callers_cut_by_a_stop_without_a_drain_are_missed_calls_of_kind_shutdown() {
+    // A second Ctrl-C stops the server at once: one caller waits in the queue (the
+    // agent is busy with the first), one is still in the IVR's menu.
+    let callers = [
+        caller(1, "13800138000", &["wait_prompt", "press 2", "wait_agent", "talk 60", "hang_up"]),
+        caller(2, "13800138001", &["wait_prompt", "press 2", "wait_agent", "talk 5", "hang_up"]),
+        caller(20, "13800138002", &["wait 60", "hang_up"]),
+    ]
+    .concat();
+    let mut rig = Rig::new("stop", &callers);
+    rig.run_until(25);
+    rig.center.shutdown(rig.now);
+    rig.carry();
+    rig.run_until(30);
+
+    let closed = rig.closed();
+    assert_eq!(closed.len(), 3, "{closed:#?}");
+    let by = |ani: &str| closed.iter().find(|c| c.caller.as_deref() == Some(ani)).copied().unwrap();
+    assert_eq!(by("13800138000").outcome, Outcome::Answered);
+    for ani in ["13800138001", "13800138002"] {
+        let c = by(ani);
+        assert_eq!(
+            (c.outcome, c.missed),
+            (Outcome::Missed, Some(hotline_cti::cdr::Missed::Shutdown)),
+            "{c:#?}"
+        );
+    }
+}
+
+#[test]
 fn a_caller_still_waiting_when_the_drain_ends_is_a_missed_call_of_kind_shutdown() {
     // The first caller takes the only agent; the second waits in the queue until the
     // server drains with no time allowed.
