@@ -3,7 +3,7 @@
 //! recorder's events on the engine thread, the retention sweep), one alarm however many
 //! sources see it. Each change is a log line, a `SystemAlarm` event to every
 //! supervisor on the CTI link (docs/protocol.md) and a banner on the wallboard; the
-//! alarms active now are sent to a supervisor who starts a monitor.
+//! alarms active now are sent to a supervisor who logs in or starts a monitor.
 //!
 //! [`Alarms`] is shared (`Arc`) and cheap: a mutex over a small map, held for no I/O
 //! but a non-blocking send to the link.

@@ -1081,12 +1081,15 @@ impl CdrBuilder {
                 } else {
                     (Outcome::Missed, Some(Missed::NoAgent))
                 };
-                // Cut by the server: the shutdown, or out of hours in the IVR.
+                // Cut by the server: the shutdown; or out of hours: the access number was
+                // closed when it arrived (whatever its closed target did with it, a
+                // message or a hang-up), or the IVR took a time node's default branch.
+                let closed = c.data.get(crate::engine::AFTER_HOURS).is_some_and(|v| v == "yes");
                 let unanswered = matches!(c.outcome, Outcome::Missed | Outcome::EndedInIvr | Outcome::Failed);
-                if c.direction == Direction::Inbound && unanswered && !o.failed {
-                    if o.shutdown {
+                if c.direction == Direction::Inbound && unanswered {
+                    if o.shutdown && !o.failed {
                         (c.outcome, c.missed) = (Outcome::Missed, Some(Missed::Shutdown));
-                    } else if o.after_hours && c.outcome != Outcome::Failed {
+                    } else if closed || (o.after_hours && !o.failed && c.outcome != Outcome::Failed) {
                         (c.outcome, c.missed) = (Outcome::Missed, Some(Missed::AfterHours));
                     }
                 }

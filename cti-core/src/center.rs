@@ -526,6 +526,11 @@ impl Center {
         self.now = self.now.max(now);
         let calls: Vec<CallId> = self.calls.keys().copied().collect();
         for call in calls {
+            // As at the drain's limit: the server ends it, unanswered it is missed of
+            // kind `shutdown` (a stop without a drain: a second Ctrl-C, a second SIGTERM).
+            if let Some(cdr) = self.cdr.as_mut() {
+                cdr.shutdown(call.0);
+            }
             self.engine.handle(
                 self.now,
                 Input::Request {

@@ -106,6 +106,8 @@ fn run(text: &str, secs: u64, script: impl FnOnce(&mut SimCard)) -> Run {
     let (tx, rx) = unbounded();
     let mut sim = SimCard::from_config(&cards, 1, tx).unwrap();
     let mut engine = Engine::new(cfg.clone());
+    // As the live center does: engine time zero is BASE, for schedules.
+    engine.set_wall_clock(Instant::ZERO, BASE / 1000);
     let mut cdr = CdrBuilder::new(BASE).with_config(&cfg);
     let settings = PolicySettings {
         dir: "/rec".into(),
@@ -272,4 +274,48 @@ fn a_caller_who_hangs_up_while_the_phone_rings_is_a_missed_call_not_answered() {
     let station = c.legs.iter().find(|l| l.device.starts_with("station:")).unwrap();
     assert_eq!(station.outcome, "caller_gone");
     assert!(r.actions.is_empty(), "nothing answered, nothing recorded");
+}
+
+/// The installation with its access number closed by a schedule that is never open,
+/// its calls going to `closed` meanwhile, and the caller's script.
+fn closed_line(closed: &str, script: &str) -> String {
+    INSTALLATION
+        .replace(
+            "[[access_number]]\ndnis = \"4008001000\"\ntarget = \"queue:sales\"\n",
+            &format!(
+                "[[schedule]]\nname = \"never\"\ndays = []\nhours = []\n\n[[access_number]]\ndnis = \"4008001000\"\n\
+                 target = \"{closed}\"\nroute = [{{ schedule = \"never\", target = \"queue:sales\" }}]\n"
+            ),
+        )
+        .replace("script = [\"talk 90\", \"hang_up\"]", &format!("script = [{script}]"))
+}
+
+#[test]
+fn a_call_refused_by_a_closed_access_numbers_hangup_target_is_missed_after_hours() {
+    let text = closed_line("hangup:31", "");
+    assert!(text.contains("hangup:31") && text.contains("script = []"), "{text}");
+    let r = run(&text, 20, |_| {});
+    let c = r.closed()[0].clone();
+    assert_eq!((c.outcome, c.missed, c.cause), (Outcome::Missed, Some(Missed::AfterHours), 31), "{c:#?}");
+    assert_eq!(c.data.get("after_hours").map(String::as_str), Some("yes"));
+}
+
+#[test]
+fn a_caller_who_gives_up_in_the_queue_a_closed_number_sends_to_is_missed_after_hours() {
+    // Closed, the number's calls go to the same queue: a caller who hangs up there is
+    // out of hours, not an abandon.
+    // The agents' phones ring on (nobody answers within the caller's 3 s).
+    let text = closed_line("queue:sales", "\"wait_agent 3\", \"hang_up\"")
+        .replace("answer_after_s = 2", "answer_after_s = 30");
+    let r = run(&text, 30, |_| {});
+    let c = r.closed()[0].clone();
+    assert_eq!((c.outcome, c.missed), (Outcome::Missed, Some(Missed::AfterHours)), "{c:#?}");
+    // Open (no schedule), the same caller is missed while the phone rang.
+    let text = INSTALLATION
+        .replace("script = [\"talk 90\", \"hang_up\"]", "script = [\"wait_agent 3\", \"hang_up\"]")
+        .replace("answer_after_s = 2", "answer_after_s = 30");
+    let r = run(&text, 30, |_| {});
+    let c = r.closed()[0].clone();
+    assert_eq!((c.outcome, c.missed), (Outcome::Missed, Some(Missed::NotAnswered)), "{c:#?}");
+    assert!(!c.data.contains_key("after_hours"), "{c:#?}");
 }

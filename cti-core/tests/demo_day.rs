@@ -67,3 +67,58 @@ fn a_person_who_goes_ready_at_a_headset_is_offered_a_call_within_a_minute() {
     assert_eq!(run.agents, 9);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The demo's hour without people (nobody at the headsets), its records in a store.
+fn an_hour_of_the_demo(name: &str, start_ms: i64) -> (PathBuf, hotline_cti::demo_day::DayRun) {
+    let dir = std::env::temp_dir().join(format!("hotline-demo-day-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = DayOptions {
+        text: demo_in(&dir),
+        origin: "examples/demo.toml".into(),
+        start_ms,
+        length: Duration::from_secs(3600),
+        drain_limit: Duration::from_secs(300),
+        people: ["1001", "1002", "1003"].map(String::from).to_vec(),
+        store: dir.join("day.db"),
+    };
+    let run = hotline_cti::demo_day::run(&opts).expect("the demo's hour runs");
+    (dir, run)
+}
+
+#[test]
+fn in_the_demos_hour_some_queued_callers_give_up_and_the_closed_lines_calls_are_marked_after_hours() {
+    use hotline_cti::report::{self, Params};
+    // Wednesday 2026-11-18 02:00 UTC: 10:00 in the demo's time zone.
+    let start_ms = 1_794_967_200_000;
+    let (dir, run) = an_hour_of_the_demo("abandons", start_ms);
+    let store = hotline_cti::store::Store::open(dir.join("day.db")).expect("the day's store");
+    let p = Params::new(start_ms, run.end_ms + 1);
+    let queues = report::queue_report(&store, &p).expect("the queue report");
+    let offered: u64 = queues.iter().map(|q| q.offered).sum();
+    let abandoned: u64 = queues.iter().map(|q| q.abandoned).sum();
+    let longest = queues.iter().map(|q| q.longest_wait_s).fold(0.0, f64::max);
+    // The demo's callers hold on in a queue for 20 s to 3 minutes (their `wait_agent`);
+    // with about 7 Erlangs on nine agents some waits run longer than that.
+    println!("{} calls; queued {offered}, abandoned {abandoned}, longest wait {longest:.0} s", run.calls);
+    assert!(abandoned > 0, "nobody gave up in an hour: {queues:#?}");
+    assert!(abandoned * 4 < offered, "most callers wait for an agent: {queues:#?}");
+    let missed = report::missed_counts(&store, &p).expect("the missed-calls report");
+    println!("missed: {missed:?}");
+    assert!(missed.iter().map(|m| m.abandoned).sum::<u64>() > 0, "{missed:#?}");
+    // The after-hours line is never open: every call to it is marked so; its callers
+    // leave a message (not missed) or are missed out of hours.
+    let calls = store.calls(&hotline_cti::store::CallFilter::default()).expect("the calls");
+    let closed: Vec<_> = calls.iter().filter(|c| c.called.as_deref() == Some("4008009000")).collect();
+    assert!(closed.len() > 5, "about 20 calls an hour to the after-hours line: {}", closed.len());
+    for c in &closed {
+        assert!(c.data.contains(r#""after_hours":"yes""#), "{c:?}");
+        assert!(matches!(c.missed.as_deref(), None | Some("after_hours")), "{c:?}");
+    }
+    let after_hours = report::missed_calls(&store, &p).expect("the missed calls");
+    assert!(after_hours.iter().filter(|m| m.kind == "after_hours").all(|m| m.called == "4008009000"));
+    assert!(calls
+        .iter()
+        .filter(|c| c.called.as_deref() != Some("4008009000"))
+        .all(|c| !c.data.contains("after_hours")));
+    let _ = std::fs::remove_dir_all(&dir);
+}

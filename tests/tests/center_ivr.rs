@@ -13,7 +13,8 @@ use crossbeam_channel::{unbounded, Receiver, TryRecvError};
 use hotline_cti::cdr::Outcome;
 use hotline_cti::center::{Center, CenterInput, CenterOutput, RecordingStart};
 use hotline_cti::csta::{AgentRequest, Service};
-use hotline_cti::store::StoreOp;
+use hotline_cti::report::{self, Params};
+use hotline_cti::store::{Store, StoreOp};
 use hotline_cti::{Config, Engine, Input};
 use hotline_drivers::command::TapFrame;
 use hotline_drivers::sim::SimCard;
@@ -81,6 +82,18 @@ name = "priority"
 dnis = "4008001000"
 target = "ivr:main"
 
+# The demo's after-hours line: its schedule is never open, so its callers always get
+# the closed target, the after-hours flow.
+[[schedule]]
+name = "never"
+days = []
+hours = []
+
+[[access_number]]
+dnis = "{after_hours}"
+target = "ivr:after_hours"
+route = [{{ schedule = "never", target = "ivr:main" }}]
+
 [[vip]]
 number = "13900000001"
 
@@ -92,13 +105,21 @@ queues = {{ support = 5, priority = 5 }}
         flows = root().join("examples/flows/demo.toml").display(),
         prompts = dir.join("prompts").display(),
         vm = dir.join("voicemail").display(),
+        after_hours = AFTER_HOURS_LINE,
     )
 }
 
+/// The access number closed by its schedule.
+const AFTER_HOURS_LINE: &str = "4008009000";
+
 fn caller(at_s: u32, ani: &str, steps: &[&str]) -> String {
+    caller_to(at_s, ani, "4008001000", steps)
+}
+
+fn caller_to(at_s: u32, ani: &str, dnis: &str, steps: &[&str]) -> String {
     let script: Vec<String> = steps.iter().map(|s| format!("{s:?}")).collect();
     format!(
-        "[[simulator.inbound]]\nat_s = {at_s}\ntrunk = \"1/1\"\nani = \"{ani}\"\ndnis = \"4008001000\"\n\
+        "[[simulator.inbound]]\nat_s = {at_s}\ntrunk = \"1/1\"\nani = \"{ani}\"\ndnis = \"{dnis}\"\n\
          caller = {{ patience_s = 120, script = [{}] }}\n",
         script.join(", ")
     )
@@ -362,8 +383,9 @@ fn a_caller_who_presses_2_reaches_the_agent_and_the_call_is_recorded_and_closed(
     assert_eq!(support.agents.ready, 1, "{support:#?}");
     assert_eq!(last.agent_totals.ready, 1);
     assert_eq!(last.ivr_calls, 0);
-    assert_eq!(last.access.len(), 1);
+    assert_eq!(last.access.len(), 2);
     assert!(last.access[0].open, "no schedule: always open");
+    assert!(!last.access[1].open, "the after-hours line's schedule is never open");
 }
 
 #[test]
@@ -410,19 +432,76 @@ fn a_caller_who_checks_a_repair_ticket_goes_through_the_http_lookup() {
 }
 
 #[test]
-#[ignore = "the demo flow lost its time node (the demo's after-hours line is now a closed schedule), so this rig no longer reaches a time node's default branch; after-hours by schedule is not yet a missed kind (issue 14 point 8, open)"]
 fn a_caller_who_hangs_up_on_the_after_hours_message_is_a_missed_call_of_kind_after_hours() {
-    // 23:30 in Beijing: the flow's time node takes its default branch.
-    let callers = caller(1, "13500135000", &["wait_prompt", "wait 1", "hang_up"]);
-    let mut rig = Rig::at("after-hours", &callers, WALL_MS + 13 * 3_600_000 + 1_800_000);
+    // The after-hours line is closed by its schedule: the call goes to its closed
+    // target, the after-hours flow, whose message the caller hangs up on.
+    let callers = caller_to(1, "13500135000", AFTER_HOURS_LINE, &["wait 1", "hang_up"]);
+    let mut rig = Rig::new("after-hours", &callers);
     rig.run_until(40);
 
-    assert!(rig.nodes.iter().any(|n| n == "after_hours"), "{:?}", rig.nodes);
-    assert!(!rig.nodes.iter().any(|n| n == "menu"), "{:?}", rig.nodes);
+    assert!(rig.nodes.iter().any(|n| n == "message"), "{:?}", rig.nodes);
+    assert!(!rig.nodes.iter().any(|n| n == "menu" || n == "voicemail"), "{:?}", rig.nodes);
     let closed = rig.closed();
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].outcome, Outcome::Missed, "{:#?}", closed[0]);
-    assert_eq!(closed[0].missed, Some(hotline_cti::cdr::Missed::AfterHours));
+    assert_eq!(closed[0].missed, Some(hotline_cti::cdr::Missed::AfterHours), "{:#?}", closed[0]);
+    assert_eq!(closed[0].data.get("after_hours").map(String::as_str), Some("yes"), "{:#?}", closed[0]);
+
+    // The missed-calls report (`hotline report missed`, with and without `--by`) shows
+    // it with its kind.
+    let path = rig.dir.join("report.db");
+    let mut store = Store::open(&path).expect("a store");
+    store.apply(&rig.store).expect("the call's records are written");
+    let p = Params::new(WALL_MS, WALL_MS + 3_600_000);
+    let missed = report::missed_calls(&store, &p).expect("the report");
+    assert_eq!(missed.len(), 1, "{missed:#?}");
+    assert_eq!((missed[0].kind.as_str(), missed[0].called.as_str()), ("after_hours", AFTER_HOURS_LINE));
+    let counts = report::missed_counts(&store, &p).expect("the counts");
+    let (after_hours, total) = counts.iter().fold((0, 0), |(a, t), c| (a + c.after_hours, t + c.total));
+    assert_eq!((after_hours, total), (1, 1), "{counts:#?}");
+}
+
+#[test]
+fn a_call_to_the_open_line_is_not_marked_after_hours() {
+    // The same caller on the line without a schedule: in the IVR, not out of hours.
+    let callers = caller(1, "13500135000", &["wait 1", "hang_up"]);
+    let mut rig = Rig::new("open-line", &callers);
+    rig.run_until(40);
+
+    let closed = rig.closed();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].missed, Some(hotline_cti::cdr::Missed::InIvr), "{:#?}", closed[0]);
+    assert!(!closed[0].data.contains_key("after_hours"), "{:#?}", closed[0]);
+}
+
+#[test]
+fn callers_cut_by_a_stop_without_a_drain_are_missed_calls_of_kind_shutdown() {
+    // A second Ctrl-C stops the server at once: one caller waits in the queue (the
+    // agent is busy with the first), one is still in the IVR's menu.
+    let callers = [
+        caller(1, "13800138000", &["wait_prompt", "press 2", "wait_agent", "talk 60", "hang_up"]),
+        caller(2, "13800138001", &["wait_prompt", "press 2", "wait_agent", "talk 5", "hang_up"]),
+        caller(20, "13800138002", &["wait 60", "hang_up"]),
+    ]
+    .concat();
+    let mut rig = Rig::new("stop", &callers);
+    rig.run_until(25);
+    rig.center.shutdown(rig.now);
+    rig.carry();
+    rig.run_until(30);
+
+    let closed = rig.closed();
+    assert_eq!(closed.len(), 3, "{closed:#?}");
+    let by = |ani: &str| closed.iter().find(|c| c.caller.as_deref() == Some(ani)).copied().unwrap();
+    assert_eq!(by("13800138000").outcome, Outcome::Answered);
+    for ani in ["13800138001", "13800138002"] {
+        let c = by(ani);
+        assert_eq!(
+            (c.outcome, c.missed),
+            (Outcome::Missed, Some(hotline_cti::cdr::Missed::Shutdown)),
+            "{c:#?}"
+        );
+    }
 }
 
 #[test]

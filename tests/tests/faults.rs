@@ -219,7 +219,6 @@ fn p13_6_a_stop_closes_the_store_finishes_every_recording_and_a_second_center_is
 }
 
 #[test]
-#[ignore = "after merging the link's scope and login changes the supervisor no longer sees the live SystemAlarm within 10 s; the store side (nothing lost) is covered by cti-core/tests/store_faults.rs (issue 13 point 4, open)"]
 fn p13_4_calls_made_while_the_store_disk_is_full_are_all_stored_once_it_has_room() {
     let dir = temp("full");
     let db = dir.join("hotline.db");
@@ -249,7 +248,8 @@ fn p13_4_calls_made_while_the_store_disk_is_full_are_all_stored_once_it_has_room
     assert!(active.iter().any(|a| a.alarm == "disk_full" && a.raised), "{active:?}");
     let reader = Store::open(&db).expect("store");
     assert!(reader.calls(&CallFilter::default()).expect("calls").is_empty(), "nothing could be written");
-    // The supervisor hears of it (live, and again as the snapshot of a new monitor).
+    // The supervisor hears of it (live, or after the login reply when the alarm came
+    // first; and again as the snapshot of a new monitor).
     let raised = |v: &serde_json::Value| {
         v["event"] == "SystemAlarm"
             && v["alarm"] == "disk_full"
@@ -278,6 +278,36 @@ fn p13_4_calls_made_while_the_store_disk_is_full_are_all_stored_once_it_has_room
     let recs = reader.recordings(&RecordingFilter::default()).expect("recordings");
     assert_eq!(recs.len(), 2, "{recs:?}");
     assert!(recs.iter().all(|r| r.present() && r.duration_ms.unwrap_or(0) > 1000), "{recs:?}");
+}
+
+#[test]
+fn p13_4_a_supervisor_who_logs_in_while_the_disk_is_full_is_told_without_a_monitor() {
+    let dir = temp("full-login");
+    let fault = Arc::new(AtomicBool::new(true));
+    let text = installation(&dir, 2, &dir.join("recordings"))
+        + "\n[[supervisor]]\nid = \"9001\"\nname = \"Ma Hong\"\npassword = \"pw\"\n";
+    let mut opts = options(text);
+    opts.store_fault = Some(fault.clone());
+    opts.link_override = Some(|l| {
+        l.tcp = Some("127.0.0.1:0".parse().expect("addr"));
+        l.http = None;
+    });
+    let running = serve::start(opts).expect("the center starts");
+    // The alarm is raised (the simulated agents' logins cannot be stored) before the
+    // supervisor logs in: the live event went to nobody.
+    wait_until(&running, Duration::from_secs(20), "disk_full raised", || {
+        running.alarms.active().iter().any(|a| a.alarm == "disk_full" && a.raised)
+    });
+    let mut desk = Desk::connect(running.link.addrs().tcp.expect("a TCP listener"));
+    desk.send(r#"{"invoke":1,"service":"Login","user":"9001","password":"pw"}"#);
+    desk.wait_for("the login reply", |v| v["invoke"] == 1 && v.get("error").is_none());
+    desk.wait_for("the active alarm after the login reply", |v| {
+        v["event"] == "SystemAlarm" && v["alarm"] == "disk_full" && v["state"] == "raised"
+    });
+    fault.store(false, Ordering::SeqCst);
+    wait_until(&running, Duration::from_secs(10), "the alarm clears", || running.alarms.active().is_empty());
+    desk.wait_for("the cleared SystemAlarm", |v| v["event"] == "SystemAlarm" && v["state"] == "cleared");
+    end_like_the_demo(running);
 }
 
 #[test]

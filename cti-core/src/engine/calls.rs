@@ -125,7 +125,10 @@ impl Engine {
         if c.vip {
             c.data.insert("vip".into(), "yes".into());
         }
-        let target = self.route_target(access);
+        let (target, open) = self.route_now(access);
+        if !open {
+            self.data(call, super::AFTER_HOURS, "yes");
+        }
         if let crate::config::Target::HangUp(cause) = target {
             self.emit(CstaEvent::Failed { call, failing: trunk, cause });
             return self.clear_call(call, cause);

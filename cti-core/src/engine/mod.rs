@@ -33,6 +33,10 @@ pub use acd::ReadyKey;
 pub const IVR_PREFIX: &str = "ivr.";
 /// Call data key: the agent who transferred the call into an IVR flow, for `agent:back`.
 pub const IVR_FROM_AGENT: &str = "ivr.from_agent";
+/// Call data key, `yes`: the call arrived while its access number was closed (no
+/// schedule of its routes open, or a holiday) and went to the number's closed target.
+/// The call records make such a call, unanswered, a missed call of kind `after_hours`.
+pub const AFTER_HOURS: &str = "after_hours";
 
 /// A client connection, as the runtime numbers them; responses go back to it.
 pub type ClientId = u32;

@@ -271,7 +271,8 @@ pub(super) struct Server {
     crm_tx: Option<Sender<crm::Lookup>>,
     crm_rx: Receiver<crm::Answer>,
     lost_seen: u64,
-    /// System alarms raised now, by name (sent to a supervisor who starts a monitor).
+    /// System alarms raised now, by name (sent to a supervisor who logs in or starts a
+    /// monitor).
     alarms: std::collections::BTreeMap<String, crate::alarm::SystemAlarm>,
     /// Logins whose password checked out while the same person's Login was still at
     /// the engine: decided once that one is answered.
@@ -1099,11 +1100,7 @@ impl Server {
                 }
                 self.reply(id, invoke, json!({"monitor": m, "snapshot": snapshot}));
                 if supervisor {
-                    // The alarms raised now, as if they had just been raised.
-                    let active: Vec<String> = self.alarms.values().map(alarm_event).collect();
-                    for text in active {
-                        self.send_to(id, &text);
-                    }
+                    self.send_active_alarms(id);
                 }
             }
             Request::MonitorStop(m) => {
@@ -1488,13 +1485,12 @@ impl Server {
                 let Some(c) = self.conns.get_mut(&d.conn) else { return };
                 c.login_busy = false;
                 let v = login_result(&self.cfg, &self.model, &account, &station);
-                c.session = Some(Session {
-                    user: account.id,
-                    supervisor: account.supervisor,
-                    station,
-                    engine_client,
-                });
+                let supervisor = account.supervisor;
+                c.session = Some(Session { user: account.id, supervisor, station, engine_client });
                 self.reply(d.conn, d.invoke, v);
+                if supervisor {
+                    self.send_active_alarms(d.conn);
+                }
                 return;
             }
         }
@@ -1602,6 +1598,15 @@ impl Server {
                     self.send_to(id, &text);
                 }
             }
+        }
+    }
+
+    /// The alarms raised now, to a supervisor's connection that has just logged in or
+    /// started a monitor, each as if it had just been raised.
+    fn send_active_alarms(&mut self, id: u32) {
+        let active: Vec<String> = self.alarms.values().map(alarm_event).collect();
+        for text in active {
+            self.send_to(id, &text);
         }
     }
 
@@ -1760,15 +1765,16 @@ impl Server {
                 match result {
                     Ok(_) => {
                         let v = login_result(&self.cfg, &self.model, &account, &station);
+                        let supervisor = account.supervisor;
                         if let Some(c) = self.conns.get_mut(&p.conn) {
-                            c.session = Some(Session {
-                                user: account.id,
-                                supervisor: account.supervisor,
-                                station,
-                                engine_client,
-                            });
+                            c.session =
+                                Some(Session { user: account.id, supervisor, station, engine_client });
                         }
                         self.reply(p.conn, p.invoke, v);
+                        if supervisor {
+                            // Raised before this login, the alarms went to nobody here.
+                            self.send_active_alarms(p.conn);
+                        }
                         for pop in self.held_pops.remove(&p.conn).unwrap_or_default() {
                             self.send_to(p.conn, &pop);
                         }
