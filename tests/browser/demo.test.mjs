@@ -197,7 +197,7 @@ test(`a person logs in at the desk as ${AGENT} during the demo, goes ready, take
     await waitText(wall, `tr[data-agent="${AGENT}"] .agent-state`, "busy", "the wallboard sees the person busy");
     // The live call on the wallboard is with the person's station.
     await waitText(wall, "#live-body", `station ${STATION}`, "the wallboard's live calls show the person's call");
-    await desk.waitForTimeout(3000); // talk a little; durations tick, a Stats push counts the answer
+    await desk.waitForTimeout(6000); // talk a little: durations tick, Stats pushes count the answer, more callers come
     await desk.screenshot({ path: path.join(shots, "desk.png") });
     await wall.screenshot({ path: path.join(shots, "wallboard.png") });
 
