@@ -25,3 +25,6 @@ echo "== browser tests: build the web fixture"
 cargo build -q -p hotline-cti --example web_fixture
 echo "== browser tests: chromium"
 (cd tests/browser && npm test)
+echo "== browser tests: a person at the desk during hotline demo (release build)"
+cargo build -q --release -p hotline
+(cd tests/browser && npm run demo)

@@ -420,7 +420,9 @@ function kv(obj, labels = {}) {
 function ivrSection(data, labels) {
   const all = Object.entries(data || {});
   if (!all.length) return []; // the call did not go through an IVR
-  const shown = all.filter(([k]) => labels[k]);
+  // A labelled variable the caller never filled (asked for an agent at the menu, say)
+  // is not shown as a label without a value.
+  const shown = all.filter(([k, v]) => labels[k] && v !== "" && v !== null && v !== undefined);
   const rest = all.filter(([k]) => !labels[k]);
   const parts = [
     el("h3", {}, "From the IVR"),

@@ -174,16 +174,25 @@ function groups() {
   return out;
 }
 
+// An agent's state as the row shows it: the tiles' short words ("wrap-up", not
+// "working after call", which would widen the table past a 1366 px screen).
+const ROW_STATE_WORD = { working_after_call: "wrap-up" };
+
 function agentRow(a) {
-  const state = (a.state || "logged_out").replaceAll("_", " ");
+  const state = ROW_STATE_WORD[a.state] || (a.state || "logged_out").replaceAll("_", " ");
   const loggedIn = a.state && a.state !== "logged_out";
   return el(
     "tr",
     { class: `agent state-${(a.state || "logged_out").replaceAll("_", "-")}`, dataset: { agent: a.agent } },
     el("td", {}, a.agent),
-    el("td", {}, a.name || ""),
+    el("td", { class: "agent-name" }, a.name || ""),
     el("td", {}, a.station || ""),
-    el("td", { class: "agent-state" }, el("span", { class: `state ${state.replaceAll(" ", "-")}` }, state), a.reason ? ` ${a.reason}` : ""),
+    el(
+      "td",
+      { class: "agent-state" },
+      el("span", { class: `state ${state.replaceAll(" ", "-")}` }, state),
+      a.reason ? el("span", { class: "reason" }, ` ${a.reason}`) : "",
+    ),
     a.since === undefined || !loggedIn
       ? el("td", { class: "num muted" }, "—")
       : el("td", { class: "duration num", dataset: { since: a.since } }, formatDuration(clockSkew.now() - a.since)),
