@@ -52,3 +52,13 @@ fn p13_1_wav_regressions() {
 fn p13_1_link_json_regressions() {
     replay("link_json", harness::link_json);
 }
+
+#[test]
+fn p13_1_caller_id_regressions() {
+    replay("caller_id", harness::caller_id);
+}
+
+#[test]
+fn p13_1_recording_repair_regressions() {
+    replay("recording_repair", harness::recording_repair);
+}
