@@ -92,7 +92,7 @@ pub fn flow(data: &[u8]) {
 pub fn prompt_set(data: &[u8]) {
     let Some(t) = text(data) else { return };
     if let Err(e) = hotline_ivr::PromptSet::parse(&t, ORIGIN, "prompts") {
-        assert!(e.starts_with("fuzz.toml:"), "{e}");
+        located(&e);
     }
 }
 
@@ -102,12 +102,28 @@ pub fn wav(data: &[u8]) {
     match wav::read_wav(data) {
         Ok((spec, samples)) => {
             assert!(samples.len() <= data.len(), "more samples than bytes");
+            // From a rate that shares few factors with 8000 Hz (383 993 Hz) the resampler's FFT
+            // blocks are ~770 000 frames: a tenth of a second for a real file, but the
+            // fuzzer would run a few inputs a second. It leaves those rates to the
+            // regression corpus (rate_383993hz_coprime_with_8000.wav), which `cargo test` replays.
+            let unit = spec.sample_rate / gcd(spec.sample_rate, hotline_drivers::SAMPLE_RATE);
+            if cfg!(fuzzing) && unit > 4096 {
+                return;
+            }
             let card = resample::to_card_audio(&samples, spec.channels, spec.sample_rate)
                 .expect("a WAV the reader accepts can be converted");
             let frames = samples.len() / usize::from(spec.channels);
             assert!(card.len() <= frames * 8 + 1, "resampling grew {frames} frames to {}", card.len());
         }
         Err(e) => assert!(e.offset().is_some(), "unlocated WAV error: {e}"),
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
