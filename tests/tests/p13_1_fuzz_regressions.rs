@@ -122,3 +122,22 @@ fn p13_1_a_cut_id3_tag_is_left_as_it_is_with_a_problem() {
     assert_eq!(std::fs::read(&part).unwrap(), data);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A channel range costs a few bytes of the file and up to 65535 channels: the file may
+/// name at most `MAX_CHANNELS` in all, and a range that repeats channels is one problem,
+/// not one per channel (6.8 kB of config once took more than 2 GB).
+#[test]
+fn p13_1_channel_ranges_are_bounded() {
+    for name in ["trunk_group_repeats_a_65535_port_range_400_times.toml", "trunk_group_of_400_cards_of_65535_ports.toml"]
+    {
+        let text = input("config", name);
+        let problems = hotline_cti::install::check_installation(&text, "fuzz.toml");
+        assert!(!problems.is_empty() && problems.len() <= 400, "{name}: {} problems", problems.len());
+        assert!(problems.iter().all(|p| p.line >= 1 && p.column >= 1), "{name}: {:?}", problems.iter().take(3).collect::<Vec<_>>());
+        assert!(
+            problems.iter().any(|p| p.message.contains("more than 65536 channels in trunk groups and stations")),
+            "{name}: {:?}",
+            problems.iter().take(3).collect::<Vec<_>>()
+        );
+    }
+}
