@@ -149,8 +149,13 @@ pub fn caller_id(data: &[u8]) {
 pub fn recording_repair(data: &[u8]) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
-    let dir = base.join(format!("hotline-fuzz-repair-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let base =
+        if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm".into() } else { std::env::temp_dir() };
+    let dir = base.join(format!(
+        "hotline-fuzz-repair-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let part = dir.join("call.wav.part");
     std::fs::write(&part, data).expect("write .part");
@@ -163,7 +168,11 @@ pub fn recording_repair(data: &[u8]) {
         }
         Some(p) => {
             assert!(p.starts_with(&part.display().to_string()), "{p}");
-            assert_eq!(std::fs::read(&part).expect("the .part is left"), data, "a failed repair changed the file");
+            assert_eq!(
+                std::fs::read(&part).expect("the .part is left"),
+                data,
+                "a failed repair changed the file"
+            );
         }
     }
     std::fs::remove_dir_all(&dir).expect("remove temp dir");

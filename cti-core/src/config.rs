@@ -773,10 +773,20 @@ impl<'a> Parser<'a> {
                     continue;
                 }
             };
-            let Ok(first) = s.extension.get_ref().parse::<u64>() else {
+            let ext = s.extension.get_ref();
+            let Some(first) = ext.parse::<u64>().ok().filter(|_| is_digits(ext)) else {
                 self.at(s.extension.span(), "extension must be digits");
                 continue;
             };
+            // Each port's number is written out at the width given: bounded, so that a
+            // long run of leading zeros is not copied for every port of a range.
+            if ext.len() > MAX_EXTENSION_DIGITS {
+                self.at(
+                    s.extension.span(),
+                    format!("extension of {} digits: expected at most {MAX_EXTENSION_DIGITS}", ext.len()),
+                );
+                continue;
+            }
             let width = s.extension.get_ref().len();
             named += ports.len();
             let (mut port_reported, mut number_reported) = (false, false);
@@ -1196,8 +1206,14 @@ fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
 /// (`"1/fxo/1-65535"`, repeated) can make the engine allocate.
 pub const MAX_CHANNELS: usize = 65_536;
 
+/// The longest station extension, in digits (as many as a u64 has).
+pub const MAX_EXTENSION_DIGITS: usize = 20;
+
 fn too_many_channels() -> String {
-    format!("more than {MAX_CHANNELS} channels in trunk groups and stations together: expected at most {MAX_CHANNELS}")
+    format!(
+        "more than {MAX_CHANNELS} channels in trunk groups and stations together: expected at most \
+         {MAX_CHANNELS}"
+    )
 }
 
 /// A channel or a range of channels: `1/1/5`, `1/1/1-1/1/31` (timeslot 16 skipped),

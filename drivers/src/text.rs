@@ -126,7 +126,8 @@ pub fn toml_error(text: &str, e: &toml::de::Error) -> (std::ops::Range<usize>, S
 
 /// Byte offset of the start of the dotted key with the most dots (0 when none).
 fn deepest_dotted_key(text: &str) -> usize {
-    let key_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'"' | b'\'' | b' ' | b'\t' | b'.');
+    let key_byte =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'"' | b'\'' | b' ' | b'\t' | b'.');
     let (mut best, mut best_dots) = (0, 0);
     let (mut start, mut dots) = (0, 0);
     for (i, &b) in text.as_bytes().iter().enumerate() {

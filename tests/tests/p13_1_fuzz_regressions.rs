@@ -64,7 +64,8 @@ fn p13_1_recording_repair_regressions() {
 }
 
 fn input(target: &str, name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/fuzz-regressions").join(target).join(name);
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/fuzz-regressions").join(target).join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -76,10 +77,15 @@ fn p13_1_a_too_deeply_dotted_key_is_located_in_every_toml_file() {
     let problems = hotline_cti::install::check_installation(&config, "fuzz.toml");
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!((problems[0].line, problems[0].column), (2, 1), "{}", problems[0]);
-    assert!(problems[0].message.contains("recursion limit: a dotted key has 80 or more parts"), "{}", problems[0]);
+    assert!(
+        problems[0].message.contains("recursion limit: a dotted key has 80 or more parts"),
+        "{}",
+        problems[0]
+    );
     let e = hotline_drivers::config::parse(&config, "fuzz.toml").unwrap_err();
     assert!(e.message().starts_with("fuzz.toml:2:1: recursion limit"), "{}", e.message());
-    let e = hotline_cti::store::StoreConfig::from_toml(&config, std::path::Path::new("fuzz.toml")).unwrap_err();
+    let e =
+        hotline_cti::store::StoreConfig::from_toml(&config, std::path::Path::new("fuzz.toml")).unwrap_err();
     assert!(e.starts_with("fuzz.toml:2:1: TOML syntax: recursion limit"), "{e}");
 
     let header = input("config", "table_header_of_100_parts.toml");
@@ -128,16 +134,39 @@ fn p13_1_a_cut_id3_tag_is_left_as_it_is_with_a_problem() {
 /// not one per channel (6.8 kB of config once took more than 2 GB).
 #[test]
 fn p13_1_channel_ranges_are_bounded() {
-    for name in ["trunk_group_repeats_a_65535_port_range_400_times.toml", "trunk_group_of_400_cards_of_65535_ports.toml"]
-    {
+    for name in [
+        "trunk_group_repeats_a_65535_port_range_400_times.toml",
+        "trunk_group_of_400_cards_of_65535_ports.toml",
+    ] {
         let text = input("config", name);
         let problems = hotline_cti::install::check_installation(&text, "fuzz.toml");
         assert!(!problems.is_empty() && problems.len() <= 400, "{name}: {} problems", problems.len());
-        assert!(problems.iter().all(|p| p.line >= 1 && p.column >= 1), "{name}: {:?}", problems.iter().take(3).collect::<Vec<_>>());
         assert!(
-            problems.iter().any(|p| p.message.contains("more than 65536 channels in trunk groups and stations")),
+            problems.iter().all(|p| p.line >= 1 && p.column >= 1),
+            "{name}: {:?}",
+            problems.iter().take(3).collect::<Vec<_>>()
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("more than 65536 channels in trunk groups and stations")),
             "{name}: {:?}",
             problems.iter().take(3).collect::<Vec<_>>()
         );
     }
+}
+
+/// Every port of a station range gets its number written at the extension's width: an
+/// extension of 8000 leading zeros once took 65535 copies of 8 kB.
+#[test]
+fn p13_1_a_long_extension_is_refused_where_it_is() {
+    let text = input("config", "station_extension_of_8000_leading_zeros.toml");
+    let problems = hotline_cti::install::check_installation(&text, "fuzz.toml");
+    assert!(
+        problems
+            .iter()
+            .any(|p| (p.line, p.column) == (3, 13)
+                && p.message == "extension of 8001 digits: expected at most 20"),
+        "{problems:?}"
+    );
 }
