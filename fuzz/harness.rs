@@ -5,6 +5,8 @@
 //! Each function must never panic or abort on any input; where the parser says what is
 //! wrong, the harness also checks that it says where (file, line and column or offset).
 #![allow(dead_code)]
+// `cfg(fuzzing)` is set by cargo-fuzz; the stable replay test does not know it.
+#![allow(unexpected_cfgs)]
 
 use hotline_cti::install::check_installation;
 use hotline_drivers::dsp::{callerid, resample, wav};

@@ -249,7 +249,7 @@ pub fn check_installation(text: &str, origin: &str) -> Vec<Problem> {
         let mut out: Vec<Problem> = errors
             .iter()
             .map(|e| {
-                let (span, message) = hotline_drivers::text::toml_error(text, &e);
+                let (span, message) = hotline_drivers::text::toml_error(text, e);
                 problem(text, origin, span, format!("TOML syntax: {message}"))
             })
             .collect();

@@ -248,8 +248,8 @@ fn speech(voice: &str, pitch: u32, text: &str) -> Vec<i16> {
 /// 8 kHz A-law; `drivers/tests/data/make-talkoff-speech.sh` regenerates it).
 fn shipped_speech() -> Vec<i16> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/talkoff-speech.wav");
-    let (spec, pcm) = hotline_drivers::dsp::wav::read_wav_file(path)
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (spec, pcm) =
+        hotline_drivers::dsp::wav::read_wav_file(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     assert_eq!(spec.sample_rate as usize, RATE, "{path}");
     pcm
 }
