@@ -627,8 +627,8 @@ impl<'a> Parser<'a> {
     fn run(&mut self) -> Config {
         let (root, errors) = DeTable::parse_recoverable(self.text);
         for e in errors {
-            let span = e.span().unwrap_or(0..0);
-            self.at(span, format!("TOML syntax: {}", e.message().trim()));
+            let (span, message) = hotline_drivers::text::toml_error(self.text, &e);
+            self.at(span, format!("TOML syntax: {message}"));
         }
         let root = root.into_inner();
         for (k, _) in root.iter() {
@@ -715,11 +715,17 @@ impl<'a> Parser<'a> {
 
         // Trunk groups: every channel once.
         let mut used_channels: HashSet<ChannelId> = HashSet::new();
+        // Channels named so far (ranges expanded), trunk groups and stations together.
+        let mut named = 0usize;
         for (t, _) in self.entries::<RawTrunkGroup>(&root, "trunk_group") {
             let mut channels = Vec::new();
             for r in &t.channels {
                 match parse_channel_range(r.get_ref()) {
+                    Ok(list) if named + list.len() > MAX_CHANNELS => self.at(r.span(), too_many_channels()),
                     Ok(list) => {
+                        named += list.len();
+                        // One problem per range, not one per channel of it.
+                        let mut reported = false;
                         for ch in list {
                             if !ch.is_trunk() {
                                 self.at(
@@ -730,7 +736,7 @@ impl<'a> Parser<'a> {
                                 );
                                 break;
                             }
-                            if !used_channels.insert(ch) {
+                            if !used_channels.insert(ch) && !std::mem::replace(&mut reported, true) {
                                 self.at(r.span(), format!("channel {ch} is already in another trunk group"));
                             }
                             channels.push(ch);
@@ -757,23 +763,39 @@ impl<'a> Parser<'a> {
         let mut numbers: BTreeMap<String, &'static str> = BTreeMap::new();
         for (s, _) in self.entries::<RawStation>(&root, "station") {
             let ports = match parse_channel_range(s.port.get_ref()) {
+                Ok(p) if named + p.len() > MAX_CHANNELS => {
+                    self.at(s.port.span(), too_many_channels());
+                    continue;
+                }
                 Ok(p) => p,
                 Err(msg) => {
                     self.at(s.port.span(), msg);
                     continue;
                 }
             };
-            let Ok(first) = s.extension.get_ref().parse::<u64>() else {
+            let ext = s.extension.get_ref();
+            let Some(first) = ext.parse::<u64>().ok().filter(|_| is_digits(ext)) else {
                 self.at(s.extension.span(), "extension must be digits");
                 continue;
             };
+            // Each port's number is written out at the width given: bounded, so that a
+            // long run of leading zeros is not copied for every port of a range.
+            if ext.len() > MAX_EXTENSION_DIGITS {
+                self.at(
+                    s.extension.span(),
+                    format!("extension of {} digits: expected at most {MAX_EXTENSION_DIGITS}", ext.len()),
+                );
+                continue;
+            }
             let width = s.extension.get_ref().len();
+            named += ports.len();
+            let (mut port_reported, mut number_reported) = (false, false);
             for (i, port) in ports.into_iter().enumerate() {
                 if port.kind() != hotline_drivers::ChannelKind::Fxs {
                     self.at(s.port.span(), format!("{port} is not an FXS port: stations are card/fxs/port"));
                     break;
                 }
-                if !used_channels.insert(port) {
+                if !used_channels.insert(port) && !std::mem::replace(&mut port_reported, true) {
                     self.at(s.port.span(), format!("port {port} is used twice"));
                 }
                 let Some(n) = first.checked_add(i as u64) else {
@@ -781,7 +803,9 @@ impl<'a> Parser<'a> {
                     break;
                 };
                 let extension = format!("{n:0width$}");
-                if numbers.insert(extension.clone(), "station").is_some() {
+                if numbers.insert(extension.clone(), "station").is_some()
+                    && !std::mem::replace(&mut number_reported, true)
+                {
                     self.at(s.extension.span(), format!("number {extension} is used twice"));
                 }
                 cfg.stations.push(StationConf { port, extension });
@@ -1175,6 +1199,21 @@ fn parse_date(s: &str) -> Option<(i32, u32, u32)> {
     let m: u32 = it.next()?.parse().ok()?;
     let d: u32 = it.next()?.parse().ok()?;
     (it.next().is_none() && (1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+}
+
+/// The most channels an installation file may name in its trunk groups and stations
+/// together, ranges expanded: far above any center, and a bound on what a few bytes
+/// (`"1/fxo/1-65535"`, repeated) can make the engine allocate.
+pub const MAX_CHANNELS: usize = 65_536;
+
+/// The longest station extension, in digits (as many as a u64 has).
+pub const MAX_EXTENSION_DIGITS: usize = 20;
+
+fn too_many_channels() -> String {
+    format!(
+        "more than {MAX_CHANNELS} channels in trunk groups and stations together: expected at most \
+         {MAX_CHANNELS}"
+    )
 }
 
 /// A channel or a range of channels: `1/1/5`, `1/1/1-1/1/31` (timeslot 16 skipped),

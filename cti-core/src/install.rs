@@ -97,12 +97,8 @@ fn setup(text: &str, origin: &str, make_prompts: bool) -> Result<Option<IvrSetup
     let root: Root = match toml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
-            return Err(vec![problem(
-                text,
-                origin,
-                e.span().unwrap_or(0..0),
-                format!("in [ivr]: {}", hotline_drivers::text::hint_unknown_field(e.message())),
-            )])
+            let (span, message) = hotline_drivers::text::toml_error(text, &e);
+            return Err(vec![problem(text, origin, span, format!("in [ivr]: {message}"))]);
         }
     };
     let Some(raw) = root.ivr else { return Ok(None) };
@@ -253,8 +249,8 @@ pub fn check_installation(text: &str, origin: &str) -> Vec<Problem> {
         let mut out: Vec<Problem> = errors
             .iter()
             .map(|e| {
-                let span = e.span().unwrap_or(0..0);
-                problem(text, origin, span, format!("TOML syntax: {}", e.message().trim()))
+                let (span, message) = hotline_drivers::text::toml_error(text, e);
+                problem(text, origin, span, format!("TOML syntax: {message}"))
             })
             .collect();
         out.dedup_by_key(|p| (p.line, p.column));

@@ -346,11 +346,8 @@ pub fn load(path: &Path) -> Result<Config> {
 /// Parse and check the text of an installation file; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Config> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let msg = crate::text::hint_unknown_field(e.message());
-        match e.span() {
-            Some(span) => at(text, origin, span, msg),
-            None => Error::new(ErrorKind::Config, format!("{origin}: {msg}")),
-        }
+        let (span, msg) = crate::text::toml_error(text, &e);
+        at(text, origin, span, msg)
     })?;
     let cx = Cx { text, origin };
     let mut cards = Vec::new();

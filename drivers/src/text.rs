@@ -103,6 +103,47 @@ pub fn hint_unknown_field(message: &str) -> String {
     }
 }
 
+/// Where a TOML error is and what it says (with the "did you mean" hint). The parser
+/// gives no place for its recursion limit, met by a dotted key of 80 or more parts
+/// (`a.b.c...`, in a key or a `[table]` header); the place of the most deeply dotted key
+/// is found here, so that error too names a line and column.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> (std::ops::Range<usize>, String) {
+    let message = hint_unknown_field(e.message());
+    if let Some(span) = e.span() {
+        return (span, message);
+    }
+    if message == "recursion limit" {
+        let at = deepest_dotted_key(text);
+        return (
+            at..at,
+            "recursion limit: a dotted key has 80 or more parts (tables nested too deeply); \
+             expected fewer"
+                .into(),
+        );
+    }
+    (0..0, message)
+}
+
+/// Byte offset of the start of the dotted key with the most dots (0 when none).
+fn deepest_dotted_key(text: &str) -> usize {
+    let key_byte =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'"' | b'\'' | b' ' | b'\t' | b'.');
+    let (mut best, mut best_dots) = (0, 0);
+    let (mut start, mut dots) = (0, 0);
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if !key_byte(b) {
+            (start, dots) = (i + 1, 0);
+        } else if b == b'.' {
+            dots += 1;
+            if dots > best_dots {
+                (best, best_dots) = (start, dots);
+            }
+        }
+    }
+    // Skip the blanks before the key.
+    best + text[best..].len() - text[best..].trim_start().len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +164,14 @@ mod tests {
             "unknown field `nmae`, expected one of `name`, `id`; did you mean `name`?"
         );
         assert_eq!(hint_unknown_field("missing field `id`"), "missing field `id`");
+    }
+
+    #[test]
+    fn a_too_deeply_dotted_key_is_located() {
+        let text = format!("[engine]\nx = 1\n  {} = 2\n", vec!["a"; 100].join("."));
+        let e = toml::from_str::<toml::Table>(&text).unwrap_err();
+        let (span, message) = toml_error(&text, &e);
+        assert_eq!(line_col(&text, span.start), (3, 3), "{message}");
+        assert!(message.starts_with("recursion limit: a dotted key has 80 or more parts"), "{message}");
     }
 }

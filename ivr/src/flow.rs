@@ -730,8 +730,8 @@ impl<'a> Parser<'a> {
     fn run(&mut self) -> Flows {
         let (root, errors) = DeTable::parse_recoverable(self.text);
         for e in errors {
-            let span = e.span().unwrap_or(0..0);
-            self.at(span, format!("TOML syntax: {}", e.message().trim()));
+            let (span, message) = hotline_drivers::text::toml_error(self.text, &e);
+            self.at(span, format!("TOML syntax: {message}"));
         }
         let root = root.into_inner();
         let mut flows = Flows { origin: self.origin.to_string(), ..Flows::default() };

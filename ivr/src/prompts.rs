@@ -44,8 +44,8 @@ impl PromptSet {
             format!("{origin}:{line}:{col}: ")
         };
         let raw: RawSet = toml::from_str(text).map_err(|e| {
-            let place = e.span().map_or_else(|| format!("{origin}: "), |s| at(s.start));
-            format!("{place}{}", hotline_drivers::text::hint_unknown_field(e.message()))
+            let (span, message) = hotline_drivers::text::toml_error(text, &e);
+            format!("{}{message}", at(span.start))
         })?;
         let lang = Lang::parse(raw.lang.get_ref()).ok_or_else(|| {
             format!(

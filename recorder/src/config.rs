@@ -138,7 +138,8 @@ impl RecordingConfig {
         let root = match DeTable::parse(text) {
             Ok(r) => r.into_inner(),
             Err(e) => {
-                loc.at(e.span().unwrap_or(0..0), format!("TOML syntax: {}", e.message().trim()));
+                let (span, message) = hotline_drivers::text::toml_error(text, &e);
+                loc.at(span, format!("TOML syntax: {message}"));
                 return Err(loc.problems);
             }
         };

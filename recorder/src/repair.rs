@@ -209,6 +209,12 @@ fn mp3_fix(file: &fs::File, head: &[u8], len: u64) -> Result<Fix, String> {
     if head.len() >= 10 && head.starts_with(b"ID3") {
         let size = head[6..10].iter().fold(0u64, |a, &b| (a << 7) | u64::from(b & 0x7F));
         pos = 10 + size;
+        if pos > len {
+            // Cutting "after the tag" would make the file longer: nothing to keep.
+            return Err(format!(
+                "offset 6: the ID3 tag claims {size} bytes, past the end of the file ({len} bytes)"
+            ));
+        }
     }
     let mut samples: u64 = 0;
     let mut rate = SAMPLE_RATE;

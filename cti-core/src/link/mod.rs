@@ -311,10 +311,8 @@ impl LinkConfig {
         let root: RawRoot = match toml::from_str(text) {
             Ok(r) => r,
             Err(e) => {
-                problems.push(at(
-                    e.span().unwrap_or(0..0),
-                    format!("in [link]: {}", hotline_drivers::text::hint_unknown_field(e.message())),
-                ));
+                let (span, message) = hotline_drivers::text::toml_error(text, &e);
+                problems.push(at(span, format!("in [link]: {message}")));
                 return Err(problems);
             }
         };

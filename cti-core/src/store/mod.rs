@@ -853,7 +853,8 @@ impl StoreConfig {
             format!("{}:{l}:{c}: {msg}", origin.display())
         };
         let root = DeTable::parse(text).map_err(|e| {
-            at(e.span().map_or(0, |s| s.start), &format!("TOML syntax: {}", e.message().trim()))
+            let (span, message) = hotline_drivers::text::toml_error(text, &e);
+            at(span.start, &format!("TOML syntax: {message}"))
         })?;
         let root = root.into_inner();
         let Some((key, value)) = root.iter().find(|(k, _)| k.get_ref().as_ref() == "store") else {
