@@ -910,11 +910,6 @@ impl Engine {
         }
     }
 
-    /// Resolve an access number's target for this moment (schedules, holidays).
-    pub(crate) fn route_target(&self, access: usize) -> Target {
-        self.route_now(access).0
-    }
-
     /// Each access number now: whether it is open and where its calls go (the terminal
     /// summary and the wallboard show it).
     pub fn access_now(&self) -> Vec<AccessNow> {
