@@ -78,6 +78,11 @@ impl Sweep {
     }
 
     fn run(self, stop: Receiver<()>) {
+        // The recordings folder of a fresh installation may not exist yet: make it (as
+        // a sweep would) so the first disk check does not warn about it.
+        if let Err(e) = std::fs::create_dir_all(&self.dir) {
+            tracing::warn!("retention: cannot make {}: {e}", self.dir.display());
+        }
         let mut last_plan: Option<Instant> = None;
         let mut last_check: Option<Instant> = None;
         loop {
