@@ -17,64 +17,10 @@ use hotline_cti::serve::{self, ServeOptions};
 use hotline_cti::store::{CallFilter, CallRow, RecordingFilter, RecordingRow, Store};
 use hotline_drivers::dsp::wav::read_wav_file;
 use hotline_drivers::SAMPLE_RATE;
+use hotline_tests::{no_link, two_phone_center, with_store};
 
 /// The environment variable that makes the child test run the center.
 const CHILD_DIR: &str = "HOTLINE_CRASH_CHILD_DIR";
-
-/// The installation without its callers (the restart uses it as it is).
-const CENTER: &str = r#"
-[[card]]
-id = 1
-backend = "simulator"
-
-[[card.span]]
-span = 1
-signalling = "isdn_pri"
-
-[card.fxs]
-ports = "1-2"
-
-[simulator]
-media = "audio"
-seed = 11
-
-[[simulator.station]]
-ports = "1-2"
-answer_after_s = 1
-hang_up_after_release_s = 1
-
-[[trunk_group]]
-name = "pri"
-channels = ["1/1/1-1/1/31"]
-
-[[station]]
-port = "1/fxs/1"
-extension = "2001"
-
-[[station]]
-port = "1/fxs/2"
-extension = "2002"
-
-[[queue]]
-name = "service"
-wrap_up = 1
-
-[[access_number]]
-dnis = "4008001000"
-target = "queue:service"
-
-[[agent]]
-id = "1001"
-name = "Li Wei"
-password = "pw"
-queues = { service = 5 }
-
-[[agent]]
-id = "1002"
-name = "Wang Fang"
-password = "pw"
-queues = { service = 5 }
-"#;
 
 /// Two short calls that end before the kill, two long ones in progress at the kill.
 /// The simulated agents are ready by 2 s.
@@ -112,17 +58,8 @@ const ENDED: [&str; 2] = ["13800000001", "13800000002"];
 const LONG: [&str; 2] = ["13900000003", "13900000004"];
 
 fn installation(dir: &Path, callers: bool) -> String {
-    format!(
-        "{CENTER}{}\n[store]\npath = \"{}\"\n\n[recording]\ndir = \"{}\"\nformat = \"wav\"\nlayout = \"stereo\"\n",
-        if callers { CALLERS } else { "" },
-        dir.join("hotline.db").display(),
-        dir.join("recordings").display()
-    )
-}
-
-fn no_link(l: &mut hotline_cti::link::LinkConfig) {
-    l.tcp = None;
-    l.http = None;
+    let center = two_phone_center(11) + if callers { CALLERS } else { "" };
+    with_store(&center, &dir.join("hotline.db"), &dir.join("recordings"))
 }
 
 fn wall_ms() -> i64 {

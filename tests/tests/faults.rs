@@ -13,60 +13,7 @@ use hotline_cti::serve::{self, Running, ServeOptions};
 use hotline_cti::store::{CallFilter, RecordingFilter, Store, StoreWriter};
 use hotline_drivers::dsp::wav::read_wav_file;
 use hotline_drivers::SAMPLE_RATE;
-
-const CENTER: &str = r#"
-[[card]]
-id = 1
-backend = "simulator"
-
-[[card.span]]
-span = 1
-signalling = "isdn_pri"
-
-[card.fxs]
-ports = "1-2"
-
-[simulator]
-media = "audio"
-seed = 17
-
-[[simulator.station]]
-ports = "1-2"
-answer_after_s = 1
-hang_up_after_release_s = 1
-
-[[trunk_group]]
-name = "pri"
-channels = ["1/1/1-1/1/31"]
-
-[[station]]
-port = "1/fxs/1"
-extension = "2001"
-
-[[station]]
-port = "1/fxs/2"
-extension = "2002"
-
-[[queue]]
-name = "service"
-wrap_up = 1
-
-[[access_number]]
-dnis = "4008001000"
-target = "queue:service"
-
-[[agent]]
-id = "1001"
-name = "Li Wei"
-password = "pw"
-queues = { service = 5 }
-
-[[agent]]
-id = "1002"
-name = "Wang Fang"
-password = "pw"
-queues = { service = 5 }
-"#;
+use hotline_tests::{no_link, two_phone_center, with_store};
 
 fn callers(talk_s: u32) -> String {
     let mut s = String::new();
@@ -87,17 +34,7 @@ fn temp(name: &str) -> PathBuf {
 }
 
 fn installation(dir: &Path, talk_s: u32, recordings: &Path) -> String {
-    format!(
-        "{CENTER}{}\n[store]\npath = \"{}\"\n\n[recording]\ndir = \"{}\"\nformat = \"wav\"\nlayout = \"stereo\"\n",
-        callers(talk_s),
-        dir.join("hotline.db").display(),
-        recordings.display()
-    )
-}
-
-fn no_link(l: &mut hotline_cti::link::LinkConfig) {
-    l.tcp = None;
-    l.http = None;
+    with_store(&(two_phone_center(17) + &callers(talk_s)), &dir.join("hotline.db"), recordings)
 }
 
 fn options(text: String) -> ServeOptions {
